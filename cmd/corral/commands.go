@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// command is one subcommand; each lives in its own file.
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
+
+func commands() []command {
+	return []command{
+		{"serve", "run the daemon: GPUs, Ollama instances, admin API", runServe},
+		{"status", "show the instances of the running daemon", runStatus},
+		{"gpus", "list the NVIDIA GPUs on this host", runGPUs},
+		{"version", "print the version", runVersion},
+		{"help", "show this help", nil},
+	}
+}
+
+// errUsage marks errors of the command line itself (exit status 2).
+var errUsage = errors.New("usage")
+
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+func (e usageError) Is(t error) bool {
+	return t == errUsage
+}
+
+// helpOK turns the help request into success: help was printed.
+func helpOK(err error) error {
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	return err
+}
+
+func exitCode(err error) int {
+	if errors.Is(err, errUsage) {
+		return 2
+	}
+	return 1
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		usage(stdout)
+		return nil
+	}
+	name := args[0]
+	switch name {
+	case "help", "-h", "--help", "-help":
+		usage(stdout)
+		return nil
+	case "-v", "--version":
+		name = "version"
+	}
+	for _, c := range commands() {
+		if c.name == name && c.run != nil {
+			return c.run(ctx, args[1:], stdout, stderr)
+		}
+	}
+	return usageError{fmt.Sprintf("unknown command %q: run corral help", name)}
+}
+
+func usage(w io.Writer) {
+	cs := commands()
+	var b strings.Builder
+	b.WriteString("corral: a private, GPU-balanced chat service in one binary\n\nUsage: corral <command> [flags]\n\nCommands:\n")
+	for _, c := range cs {
+		fmt.Fprintf(&b, "  %-8s %s\n", c.name, c.summary)
+	}
+	b.WriteString("\nEvery flag has an environment variable: --data-dir is CORRAL_DATA_DIR.\nRun corral <command> --help for its flags.\n")
+	io.WriteString(w, b.String())
+}

@@ -1,0 +1,47 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"text/tabwriter"
+
+	"corral/gpu"
+)
+
+// runGPUs discovers GPUs in-process: it needs no running daemon, which is
+// what a user checking a fresh server wants.
+func runGPUs(_ context.Context, args []string, stdout, _ io.Writer) error {
+	fs := newFlagSet("gpus", stdout)
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := fs.parse(args); err != nil {
+		return helpOK(err)
+	}
+	inv := gpu.Discover()
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(inv)
+	}
+	printGPUs(stdout, inv)
+	return nil
+}
+
+func printGPUs(w io.Writer, inv gpu.Inventory) {
+	if len(inv.Devices) == 0 {
+		fmt.Fprintf(w, "no GPUs: %s\ncorral serve will run Ollama on CPU (--cpu-instances).\n", inv.Reason)
+		return
+	}
+	fmt.Fprintf(w, "driver %s, CUDA %s\n", dash(inv.DriverVersion), dash(inv.CUDAVersion))
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "INDEX\tNAME\tUUID\tMEMORY USED\tMEMORY TOTAL\tPCI BUS")
+	for _, d := range inv.Devices {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", d.Index, d.Name, d.UUID, gib(d.MemoryUsed), gib(d.MemoryTotal), dash(d.PCIBusID))
+	}
+	tw.Flush()
+}
+
+func gib(b uint64) string {
+	return fmt.Sprintf("%.1f GiB", float64(b)/(1<<30))
+}

@@ -1,0 +1,24 @@
+// Command corral turns a GPU server into a private chat service: one
+// Ollama container per GPU, balanced and served by one binary.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "corral: "+err.Error())
+		os.Exit(exitCode(err))
+	}
+}

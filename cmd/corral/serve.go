@@ -1,0 +1,327 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"corral/engine"
+	"corral/engine/store"
+	"corral/gpu"
+	"corral/ui"
+)
+
+// serveConfig is everything serve needs, parsed and validated up front.
+type serveConfig struct {
+	DataDir        string
+	Namespace      string
+	DockerHost     string
+	Reach          string
+	AdminAddr      string
+	AdminToken     string
+	LogLevel       string
+	LogFormat      string
+	HealthInterval time.Duration
+
+	settings engine.Settings
+	explicit map[string]bool // settings given as flags or env, which override the store
+}
+
+var namespaceRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,39}$`)
+
+// Validate returns every problem at once, one line each.
+func (c serveConfig) Validate() error {
+	var errs []error
+	if !namespaceRE.MatchString(c.Namespace) {
+		errs = append(errs, fmt.Errorf("--namespace %q: use 1-40 lowercase letters, digits, '_', '.' or '-', starting with a letter or digit", c.Namespace))
+	}
+	if _, err := engine.ParseReach(c.Reach); err != nil {
+		errs = append(errs, err)
+	}
+	if c.AdminAddr != "" {
+		if _, _, err := net.SplitHostPort(c.AdminAddr); err != nil {
+			errs = append(errs, fmt.Errorf("--admin-addr %q: want host:port, such as 127.0.0.1:8090 (empty turns it off)", c.AdminAddr))
+		}
+	}
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		errs = append(errs, err)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		errs = append(errs, fmt.Errorf("--log-format %q: use text or json", c.LogFormat))
+	}
+	if c.HealthInterval < 100*time.Millisecond {
+		errs = append(errs, fmt.Errorf("--health-interval %s: use 100ms or more", c.HealthInterval))
+	}
+	if err := c.settings.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("--log-level %q: use debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
+func parseServe(args []string, stdout io.Writer) (serveConfig, error) {
+	c := serveConfig{settings: engine.DefaultSettings()}
+	fs := newFlagSet("serve", stdout)
+	fs.StringVar(&c.DataDir, "data-dir", defaultDataDir(), "where corral keeps its state (corral.db, control socket)")
+	fs.StringVar(&c.Namespace, "namespace", "corral", "prefix of every container, network and volume corral creates; separate installs on one Docker engine use different ones")
+	fs.StringVar(&c.DockerHost, "docker-host", "", "Docker Engine address (default: DOCKER_HOST or the local socket)")
+	fs.StringVar(&c.Reach, "reach", string(engine.ReachAuto), "how corral reaches Ollama: auto, ip (container IP), name (corral runs in a container), loopback (publish on 127.0.0.1 only)")
+	fs.StringVar(&c.AdminAddr, "admin-addr", "127.0.0.1:8090", "admin API listener (token required); empty turns it off")
+	fs.StringVar(&c.AdminToken, "admin-token", "", "admin API token (default: generated once and kept in DATA_DIR/admin-token)")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
+	fs.DurationVar(&c.HealthInterval, "health-interval", 3*time.Second, "how often each instance's /api/version is probed")
+	s := &c.settings
+	fs.StringVar(&s.GPUs, "gpus", s.GPUs, "GPUs to run Ollama on: all, none, or a list of indexes or UUIDs such as 0,2")
+	fs.IntVar(&s.CPUInstances, "cpu-instances", s.CPUInstances, "Ollama instances to run when no GPU is used")
+	fs.StringVar(&s.OllamaImage, "ollama-image", s.OllamaImage, "Ollama container image")
+	fs.StringVar(&s.KeepAlive, "keep-alive", s.KeepAlive, "OLLAMA_KEEP_ALIVE for the instances, such as 5m or -1 (default: Ollama's)")
+	fs.IntVar(&s.NumParallel, "num-parallel", s.NumParallel, "OLLAMA_NUM_PARALLEL for the instances (default: Ollama's)")
+	if err := fs.parse(args); err != nil {
+		return c, err
+	}
+	c.explicit = fs.set
+	return c, c.Validate()
+}
+
+// settingFlags are the flags that are stored settings.
+var settingFlags = []string{"gpus", "cpu-instances", "ollama-image", "keep-alive", "num-parallel"}
+
+// mergeSettings lays the flags the user gave over what is stored, so a
+// plain restart keeps earlier choices (or those made in the admin pages).
+func mergeSettings(stored engine.Settings, c serveConfig) engine.Settings {
+	out := stored
+	for _, name := range settingFlags {
+		if !c.explicit[name] {
+			continue
+		}
+		switch name {
+		case "gpus":
+			out.GPUs = c.settings.GPUs
+		case "cpu-instances":
+			out.CPUInstances = c.settings.CPUInstances
+		case "ollama-image":
+			out.OllamaImage = c.settings.OllamaImage
+		case "keep-alive":
+			out.KeepAlive = c.settings.KeepAlive
+		case "num-parallel":
+			out.NumParallel = c.settings.NumParallel
+		}
+	}
+	return out
+}
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	c, err := parseServe(args, stdout)
+	if err != nil {
+		return helpOK(err)
+	}
+	level, _ := parseLevel(c.LogLevel)
+	opts := &slog.HandlerOptions{Level: level}
+	var logger *slog.Logger
+	if c.LogFormat == "json" {
+		logger = slog.New(slog.NewJSONHandler(stderr, opts))
+	} else {
+		logger = slog.New(slog.NewTextHandler(stderr, opts))
+	}
+	return serve(ctx, c, logger)
+}
+
+// gpuView pairs the discovery result with the live sampler for the API.
+type gpuView struct {
+	inv gpu.Inventory
+	*gpu.Sampler
+}
+
+func (g gpuView) Inventory() gpu.Inventory { return g.inv }
+
+func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
+	if err := store.CheckWritable(c.DataDir); err != nil {
+		return fmt.Errorf("%w: choose another with --data-dir, or run as a user who can write there", err)
+	}
+	st, err := store.Open(c.DataDir)
+	if errors.Is(err, store.ErrLocked) {
+		return fmt.Errorf("another corral is using DATA_DIR %s: stop it first, or give this one another --data-dir", c.DataDir)
+	}
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	inv := gpu.Discover()
+	if len(inv.Devices) == 0 {
+		log.Info("no GPUs: running Ollama on CPU", "reason", inv.Reason)
+	} else {
+		log.Info("GPUs found", "count", len(inv.Devices), "driver", inv.DriverVersion, "cuda", inv.CUDAVersion)
+	}
+
+	stored, err := engine.LoadSettings(st)
+	if err != nil {
+		return err
+	}
+	settings := mergeSettings(stored, c)
+	if err := settings.Validate(); err != nil {
+		return err
+	}
+	specs, err := engine.Plan(c.Namespace, settings, inv)
+	if err != nil {
+		return err
+	}
+
+	// Listen before anything is written, so a port in use changes nothing.
+	sock, err := listenSocket(socketPath(c.DataDir))
+	if err != nil {
+		return err
+	}
+	var admin net.Listener
+	if c.AdminAddr != "" {
+		admin, err = net.Listen("tcp", c.AdminAddr)
+		if err != nil {
+			sock.Close()
+			return fmt.Errorf("--admin-addr %s: %w: pick another with --admin-addr, or stop what uses it", c.AdminAddr, errors.Unwrap(err))
+		}
+	}
+	closeAll := func() {
+		sock.Close()
+		if admin != nil {
+			admin.Close()
+		}
+	}
+	token := c.AdminToken
+	if admin != nil && token == "" {
+		if token, err = loadOrCreateToken(filepath.Join(c.DataDir, "admin-token")); err != nil {
+			closeAll()
+			return err
+		}
+	}
+	if err := engine.SaveSettings(st, settings); err != nil {
+		closeAll()
+		return err
+	}
+	if err := st.ReplaceInstances(specs); err != nil {
+		closeAll()
+		return err
+	}
+
+	eng, err := engine.New(engine.Config{
+		Namespace:      c.Namespace,
+		DockerHost:     c.DockerHost,
+		Reach:          engine.Reach(c.Reach),
+		HealthInterval: c.HealthInterval,
+		Logger:         log,
+	}, specs)
+	if err != nil {
+		closeAll()
+		return err
+	}
+	defer eng.Close()
+
+	sampler := gpu.NewSampler(5 * time.Second)
+	gin.SetMode(gin.ReleaseMode)
+	api := ui.NewAPI(ui.Deps{Engine: eng, GPUs: gpuView{inv, sampler}})
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	servers := []*http.Server{{Handler: api, ReadHeaderTimeout: 10 * time.Second}}
+	listeners := []net.Listener{sock}
+	if admin != nil {
+		servers = append(servers, &http.Server{Handler: ui.RequireToken(token, api), ReadHeaderTimeout: 10 * time.Second})
+		listeners = append(listeners, admin)
+		log.Info("admin API listening", "addr", admin.Addr().String())
+	}
+	serveErr := make(chan error, len(servers))
+	for i, srv := range servers {
+		wg.Go(func() {
+			if err := srv.Serve(listeners[i]); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				serveErr <- err
+			}
+		})
+	}
+	wg.Go(func() {
+		if err := sampler.Run(ctx); err != nil {
+			log.Warn("gpu sampler stopped", "err", err)
+		}
+	})
+	wg.Go(func() {
+		if err := eng.Run(ctx); err != nil {
+			serveErr <- err
+		}
+	})
+	log.Info("corral serving", "version", version, "data_dir", c.DataDir, "namespace", c.Namespace, "instances", len(specs), "socket", sock.Addr().String())
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down; Ollama containers keep running")
+	case runErr = <-serveErr:
+	}
+	cancel()
+	shutCtx, done := context.WithTimeout(context.Background(), 10*time.Second)
+	defer done()
+	for _, srv := range servers {
+		srv.Shutdown(shutCtx)
+	}
+	wg.Wait()
+	return runErr
+}
+
+// listenSocket opens the control socket, mode 0600. We hold the store's
+// lock, so a socket file left behind is stale and can go.
+func listenSocket(path string) (net.Listener, error) {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("remove stale control socket: %w", err)
+	}
+	old := syscall.Umask(0o177)
+	l, err := net.Listen("unix", path)
+	syscall.Umask(old)
+	if err != nil {
+		return nil, fmt.Errorf("control socket %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("control socket %s: %w", path, err)
+	}
+	return l, nil
+}
+
+// loadOrCreateToken keeps the generated admin token in a 0600 file, so it
+// survives restarts and an admin can read it as the owner.
+func loadOrCreateToken(path string) (string, error) {
+	raw, err := os.ReadFile(path)
+	if err == nil && len(strings.TrimSpace(string(raw))) > 0 {
+		return strings.TrimSpace(string(raw)), nil
+	}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("read admin token: %w", err)
+	}
+	b := make([]byte, 24)
+	rand.Read(b)
+	token := hex.EncodeToString(b)
+	if err := os.WriteFile(path, []byte(token+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write admin token: %w", err)
+	}
+	return token, nil
+}

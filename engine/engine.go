@@ -1,0 +1,318 @@
+// Package engine owns corral's desired state and makes Docker match it: one
+// Ollama container per GPU (or CPU instances), a private network, a shared
+// models volume, health checks, restarts with back-off, rolling
+// replacement, and the phase of every instance.
+package engine
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sort"
+	"sync"
+	"time"
+)
+
+// Config is how the engine runs; desired instances come separately.
+type Config struct {
+	Namespace      string
+	DockerHost     string // empty: DOCKER_HOST or the default socket
+	Reach          Reach
+	HealthInterval time.Duration // how often each instance is probed
+	RelistInterval time.Duration // full re-list, so a missed event heals
+	StartTimeout   time.Duration // starting longer than this is unhealthy
+	StopTimeout    time.Duration // grace for a replaced container to stop
+	Logger         *slog.Logger
+}
+
+func (c *Config) defaults() {
+	if c.Namespace == "" {
+		c.Namespace = "corral"
+	}
+	if c.Reach == "" {
+		c.Reach = ReachAuto
+	}
+	if c.HealthInterval <= 0 {
+		c.HealthInterval = 3 * time.Second
+	}
+	if c.RelistInterval <= 0 {
+		c.RelistInterval = 15 * time.Second
+	}
+	if c.StartTimeout <= 0 {
+		c.StartTimeout = 3 * time.Minute
+	}
+	if c.StopTimeout <= 0 {
+		c.StopTimeout = 10 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// NetworkName and VolumeName derive from the namespace, so two corrals (or
+// two test runs) on one Docker engine never touch each other's objects.
+func (c Config) NetworkName() string { return c.Namespace }
+func (c Config) VolumeName() string  { return c.Namespace + "-models" }
+
+// Engine reconciles desired instances with Docker.
+type Engine struct {
+	cfg    Config
+	docker docker
+	log    *slog.Logger
+	probe  *http.Client
+	now    func() time.Time
+
+	kick chan struct{} // asks the reconcile loop for a pass
+
+	mu        sync.Mutex
+	desired   []Spec
+	inst      map[string]*instance
+	dockerErr string // empty when Docker answers
+	reach     Reach  // resolved once Docker answers
+	// pullFailed holds when a pull of an image last failed, for retry back-off.
+	pullFailed map[string]time.Time
+}
+
+// instance is the engine's runtime knowledge of one desired instance.
+type instance struct {
+	spec        Spec
+	containerID string
+	image       string
+	endpoint    string
+	phase       Phase
+	reason      string
+	since       time.Time
+	healthFails int
+	deaths      []time.Time // recent exits we did not cause, for back-off
+	removing    string      // container ID we are removing on purpose
+}
+
+// New makes an engine for the desired instances; it talks to Docker only
+// once Run is called.
+func New(cfg Config, desired []Spec) (*Engine, error) {
+	cfg.defaults()
+	d, err := newDocker(cfg.DockerHost, cfg.NetworkName())
+	if err != nil {
+		return nil, err
+	}
+	return newEngine(cfg, d, desired), nil
+}
+
+func newEngine(cfg Config, d docker, desired []Spec) *Engine {
+	cfg.defaults()
+	e := &Engine{
+		cfg:    cfg,
+		docker: d,
+		log:    cfg.Logger,
+		probe:  &http.Client{Timeout: 2 * time.Second},
+		now:    time.Now,
+		kick:   make(chan struct{}, 1),
+		inst:   map[string]*instance{},
+
+		pullFailed: map[string]time.Time{},
+	}
+	e.setDesired(desired)
+	return e
+}
+
+// Close releases the Docker client. Containers keep running.
+func (e *Engine) Close() error {
+	e.probe.CloseIdleConnections()
+	return e.docker.Close()
+}
+
+func (e *Engine) setDesired(desired []Spec) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.desired = append([]Spec(nil), desired...)
+	sort.Slice(e.desired, func(i, j int) bool { return e.desired[i].Index < e.desired[j].Index })
+	keep := map[string]bool{}
+	for _, s := range e.desired {
+		keep[s.Name] = true
+		if in, ok := e.inst[s.Name]; ok {
+			in.spec = s
+			continue
+		}
+		e.inst[s.Name] = &instance{spec: s, phase: PhasePending, reason: "waiting for Docker", since: e.now()}
+	}
+	for name := range e.inst {
+		if !keep[name] {
+			delete(e.inst, name)
+		}
+	}
+}
+
+// Status is a copy of the current state, safe to hand out.
+func (e *Engine) Status() Status {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	st := Status{Namespace: e.cfg.Namespace, Docker: "ok"}
+	if e.dockerErr != "" {
+		st.Docker = e.dockerErr
+	}
+	for _, s := range e.desired {
+		in := e.inst[s.Name]
+		image := in.image
+		if image == "" {
+			image = s.Image
+		}
+		st.Instances = append(st.Instances, InstanceStatus{
+			Name: s.Name, GPU: s.GPU, GPUIndex: s.GPUIndex,
+			Phase: in.phase, Reason: in.reason, ContainerID: in.containerID,
+			Image: image, Endpoint: in.endpoint, Since: in.since,
+		})
+	}
+	return st
+}
+
+// setPhase records a transition; the caller holds e.mu.
+func (e *Engine) setPhase(in *instance, p Phase, reason string) {
+	if in.phase == p && in.reason == reason {
+		return
+	}
+	if in.phase != p {
+		in.since = e.now()
+		e.log.Info("instance phase", "instance", in.spec.Name, "from", in.phase, "to", p, "reason", reason)
+	}
+	in.phase, in.reason = p, reason
+}
+
+func (e *Engine) poke() {
+	select {
+	case e.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Run reconciles until ctx is done. Docker being unreachable, at start or
+// later, is not fatal: it is logged once, shown in Status, and retried.
+// Containers are left running when Run returns.
+func (e *Engine) Run(ctx context.Context) error {
+	backoff := time.Second
+	for {
+		connected, err := e.session(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if connected {
+			backoff = time.Second
+		}
+		e.dockerDown(err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 30*time.Second)
+	}
+}
+
+func (e *Engine) dockerDown(err error) {
+	msg := fmt.Sprintf("docker unreachable: %v", err)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.dockerErr == "" {
+		e.log.Error("docker unreachable; serving what is known and retrying", "err", err)
+	}
+	e.dockerErr = msg
+}
+
+func (e *Engine) dockerUp(reach Reach) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.dockerErr != "" {
+		e.log.Info("docker reachable again")
+	}
+	e.dockerErr = ""
+	e.reach = reach
+}
+
+// session is one connected stretch: it returns when Docker stops
+// answering (connected tells whether it ever answered) or ctx ends.
+func (e *Engine) session(ctx context.Context) (connected bool, err error) {
+	if err := e.docker.Ping(ctx); err != nil {
+		return false, err
+	}
+	labels := map[string]string{LabelManaged: "true", LabelNamespace: e.cfg.Namespace}
+	if err := e.docker.EnsureNetwork(ctx, e.cfg.NetworkName(), labels); err != nil {
+		return true, err
+	}
+	if err := e.docker.EnsureVolume(ctx, e.cfg.VolumeName(), labels); err != nil {
+		return true, err
+	}
+	reach := e.cfg.Reach.resolve(ctx, e.docker, e.cfg.NetworkName(), e.log)
+	e.dockerUp(reach)
+	e.log.Info("docker connected", "namespace", e.cfg.Namespace, "reach", reach)
+
+	sctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+
+	evs, evErr := e.docker.Events(sctx, e.cfg.Namespace)
+	wg.Go(func() { e.watchEvents(sctx, evs) })
+	wg.Go(func() { e.healthLoop(sctx) })
+
+	relist := time.NewTicker(e.cfg.RelistInterval)
+	defer relist.Stop()
+	wake := time.NewTimer(time.Hour)
+	defer wake.Stop()
+	for {
+		next, err := e.reconcile(sctx)
+		if err != nil && sctx.Err() == nil {
+			if perr := e.docker.Ping(sctx); perr != nil {
+				return true, perr
+			}
+			e.log.Warn("reconcile", "err", err)
+		}
+		wake.Reset(time.Hour)
+		if !next.IsZero() {
+			wake.Reset(max(time.Until(next), 10*time.Millisecond))
+		}
+		select {
+		case <-ctx.Done():
+			return true, nil
+		case err := <-evErr:
+			return true, fmt.Errorf("docker event stream: %w", err)
+		case <-e.kick:
+		case <-relist.C:
+		case <-wake.C:
+		}
+	}
+}
+
+// watchEvents turns Docker events into reconcile passes and records deaths
+// we did not cause, for crash-loop back-off.
+func (e *Engine) watchEvents(ctx context.Context, evs <-chan event) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-evs:
+			if !ok {
+				return
+			}
+			if ev.Action == "die" {
+				e.recordDeath(ev)
+			}
+			switch ev.Action {
+			case "die", "start", "destroy", "create", "stop", "kill", "oom", "pause", "unpause", "rename":
+				e.poke()
+			}
+		}
+	}
+}
+
+func (e *Engine) recordDeath(ev event) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	in, ok := e.inst[ev.Name]
+	if !ok || in.removing == ev.ID {
+		return
+	}
+	in.deaths = append(in.deaths, e.now())
+	if in.phase == PhaseHealthy || in.phase == PhaseStarting {
+		e.setPhase(in, PhaseUnhealthy, "container exited")
+	}
+}

@@ -1,0 +1,39 @@
+package engine
+
+import "time"
+
+// Phase is where an instance is in its life. Transitions:
+// pending → pulling → starting → healthy ⇄ unhealthy, any → failed (with
+// a reason), and draining on the way out.
+type Phase string
+
+const (
+	PhasePending   Phase = "pending"
+	PhasePulling   Phase = "pulling"
+	PhaseStarting  Phase = "starting"
+	PhaseHealthy   Phase = "healthy"
+	PhaseUnhealthy Phase = "unhealthy"
+	PhaseFailed    Phase = "failed"
+	PhaseDraining  Phase = "draining"
+)
+
+// InstanceStatus is what status, the CLI and the pages show of an instance.
+type InstanceStatus struct {
+	Name        string    `json:"name"`
+	GPU         string    `json:"gpu"`
+	GPUIndex    int       `json:"gpu_index"`
+	Phase       Phase     `json:"phase"`
+	Reason      string    `json:"reason"`
+	ContainerID string    `json:"container_id"`
+	Image       string    `json:"image"`
+	Endpoint    string    `json:"endpoint"`
+	Since       time.Time `json:"since"`
+}
+
+// Status is the engine's view of the world at one moment.
+type Status struct {
+	Namespace string `json:"namespace"`
+	// Docker is "ok", or says why the engine cannot reach Docker.
+	Docker    string           `json:"docker"`
+	Instances []InstanceStatus `json:"instances"`
+}

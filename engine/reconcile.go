@@ -1,0 +1,391 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+)
+
+const (
+	deathWindow     = 10 * time.Minute // deaths older than this are forgiven
+	crashLoopAfter  = 3                // deaths in the window that make a crash loop
+	maxRestartDelay = 2 * time.Minute
+	pullRetry       = 30 * time.Second // a failed image pull is retried this often
+)
+
+// errPullBackoff stops a pass from retrying a pull that just failed.
+var errPullBackoff = errors.New("image pull failed recently; retrying later")
+
+// restartDelay is the back-off before starting a container that has died
+// n times in the window: the first restart is immediate.
+func restartDelay(n int) time.Duration {
+	if n <= 1 {
+		return 0
+	}
+	return min(time.Second<<(n-1), maxRestartDelay)
+}
+
+// reconcile makes one pass from actual toward desired. It returns when the
+// next pass is due because of a back-off (zero: none pending).
+func (e *Engine) reconcile(ctx context.Context) (time.Time, error) {
+	e.mu.Lock()
+	desired := append([]Spec(nil), e.desired...)
+	reach := e.reach
+	phases := map[string]Phase{}
+	for name, in := range e.inst {
+		phases[name] = in.phase
+	}
+	e.mu.Unlock()
+	publish := reach == ReachLoopback
+
+	actual, err := e.docker.List(ctx, e.cfg.Namespace)
+	if err != nil {
+		return time.Time{}, err
+	}
+	wanted := map[string]bool{}
+	for _, s := range desired {
+		wanted[s.Name] = true
+	}
+	var errs []error
+	byName := map[string]ctr{}
+	for _, c := range actual {
+		if c.Labels[LabelRole] != roleOllama {
+			continue
+		}
+		if !wanted[c.Name] {
+			e.log.Info("removing container no longer desired", "container", c.Name)
+			if err := e.docker.Remove(ctx, c.ID, e.cfg.StopTimeout); err != nil {
+				errs = append(errs, err)
+			}
+			continue
+		}
+		byName[c.Name] = c
+	}
+
+	// Rolling replacement keeps at most one instance unavailable because of
+	// it: a healthy outdated instance waits while any other is not healthy.
+	unavailable := 0
+	for _, s := range desired {
+		if c, ok := byName[s.Name]; !ok || !c.Running || phases[s.Name] != PhaseHealthy {
+			unavailable++
+		}
+	}
+	var next time.Time
+	replaced := false
+	for _, s := range desired {
+		if ctx.Err() != nil {
+			break
+		}
+		c, ok := byName[s.Name]
+		hash := specHash(s, publish)
+		var at time.Time
+		var err error
+		switch {
+		case !ok:
+			err = e.create(ctx, s, hash, publish, reach)
+		case c.Labels[LabelSpecHash] != hash:
+			// A running container whose health is not known yet (just adopted)
+			// is given its verdict first; one that is not serving goes at once.
+			phase := phases[s.Name]
+			verdictPending := c.Running && (phase == PhasePending || phase == PhaseStarting || phase == PhaseDraining)
+			healthy := c.Running && phase == PhaseHealthy
+			if verdictPending || replaced || (healthy && unavailable > 0) {
+				e.adopt(s, c, reach)
+				e.note(s.Name, "update pending: waiting for the other instances to be healthy")
+				continue
+			}
+			replaced = true
+			if healthy {
+				unavailable++
+			}
+			err = e.replace(ctx, s, c, hash, publish, reach)
+		case !c.Running:
+			at, err = e.restart(ctx, s, c)
+		default:
+			e.adopt(s, c, reach)
+		}
+		if err != nil && !errors.Is(err, errPullBackoff) {
+			errs = append(errs, err)
+		}
+		if !at.IsZero() && (next.IsZero() || at.Before(next)) {
+			next = at
+		}
+	}
+	return next, errors.Join(errs...)
+}
+
+// note sets the reason without changing the phase.
+func (e *Engine) note(name, reason string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if in, ok := e.inst[name]; ok {
+		in.reason = reason
+	}
+}
+
+func (e *Engine) transition(name string, p Phase, reason string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if in, ok := e.inst[name]; ok {
+		e.setPhase(in, p, reason)
+	}
+}
+
+// adopt takes a running container as the instance's. A new start (after a
+// restart by Docker or by us) sends it back to starting until the health
+// check answers.
+func (e *Engine) adopt(s Spec, c ctr, reach Reach) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	in, ok := e.inst[s.Name]
+	if !ok {
+		return
+	}
+	fresh := in.containerID != c.ID
+	in.containerID = c.ID
+	in.image = c.Image
+	in.endpoint = reach.endpoint(c)
+	switch in.phase {
+	case PhaseHealthy:
+		if fresh {
+			e.setPhase(in, PhaseStarting, "adopted a new container; waiting for /api/version")
+		}
+	case PhaseUnhealthy:
+		if in.reason == "container exited" || fresh {
+			e.setPhase(in, PhaseStarting, "container running again; waiting for /api/version")
+		}
+	case PhaseStarting:
+	default:
+		e.setPhase(in, PhaseStarting, "container running; waiting for /api/version")
+	}
+}
+
+func (e *Engine) create(ctx context.Context, s Spec, hash string, publish bool, reach Reach) error {
+	if err := e.ensureImage(ctx, s.Name, s.Image, true); err != nil {
+		return err
+	}
+	e.transition(s.Name, PhaseStarting, "creating container")
+	labels := map[string]string{
+		LabelManaged:   "true",
+		LabelNamespace: e.cfg.Namespace,
+		LabelRole:      roleOllama,
+		LabelGPU:       s.GPU,
+		LabelInstance:  s.Name,
+		LabelSpecHash:  hash,
+	}
+	gpuID := ""
+	if s.GPU != cpuGPU {
+		gpuID = s.GPU
+	}
+	id, err := e.docker.Create(ctx, createSpec{
+		Name: s.Name, Image: s.Image, Env: s.Env, Labels: labels, GPU: gpuID,
+		Network: e.cfg.NetworkName(), Volume: e.cfg.VolumeName(), Publish: publish,
+	})
+	if cerrdefs.IsConflict(err) {
+		err = fmt.Errorf("a container named %s exists that corral did not create in namespace %q: remove it (docker rm -f %s) or use another --namespace", s.Name, e.cfg.Namespace, s.Name)
+	}
+	if err != nil {
+		e.transition(s.Name, PhaseFailed, err.Error())
+		return err
+	}
+	e.log.Info("created container", "instance", s.Name, "id", shortID(id), "image", s.Image, "gpu", s.GPU)
+	return e.startAndAdopt(ctx, s, id, reach, "container started; waiting for /api/version")
+}
+
+func (e *Engine) startAndAdopt(ctx context.Context, s Spec, id string, reach Reach, reason string) error {
+	e.mu.Lock()
+	if in, ok := e.inst[s.Name]; ok {
+		in.containerID = id
+	}
+	e.mu.Unlock()
+	if err := e.docker.Start(ctx, id); err != nil {
+		e.transition(s.Name, PhaseFailed, err.Error())
+		return err
+	}
+	c, err := e.docker.Inspect(ctx, id)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	if in, ok := e.inst[s.Name]; ok {
+		in.containerID = c.ID
+		in.image = c.Image
+		in.endpoint = reach.endpoint(c)
+		e.setPhase(in, PhaseStarting, reason)
+	}
+	e.mu.Unlock()
+	return nil
+}
+
+// replace swaps an outdated container for a new one: the image is pulled
+// while the old one still serves, then the old one drains and goes.
+func (e *Engine) replace(ctx context.Context, s Spec, old ctr, hash string, publish bool, reach Reach) error {
+	e.adopt(s, old, reach)
+	if err := e.ensureImage(ctx, s.Name, s.Image, !old.Running); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	if in, ok := e.inst[s.Name]; ok {
+		in.removing = old.ID
+		e.setPhase(in, PhaseDraining, "replacing: spec changed (image "+old.Image+" → "+s.Image+")")
+	}
+	e.mu.Unlock()
+	e.log.Info("replacing container", "instance", s.Name, "old", shortID(old.ID), "image", s.Image)
+	if err := e.docker.Remove(ctx, old.ID, e.cfg.StopTimeout); err != nil {
+		e.transition(s.Name, PhaseFailed, err.Error())
+		return err
+	}
+	return e.create(ctx, s, hash, publish, reach)
+}
+
+// restart handles a container that is not running.
+func (e *Engine) restart(ctx context.Context, s Spec, c ctr) (time.Time, error) {
+	now := e.now()
+	e.mu.Lock()
+	in, ok := e.inst[s.Name]
+	if !ok {
+		e.mu.Unlock()
+		return time.Time{}, nil
+	}
+	in.containerID = c.ID
+	in.image = c.Image
+	in.endpoint = ""
+	kept := in.deaths[:0]
+	for _, d := range in.deaths {
+		if now.Sub(d) < deathWindow {
+			kept = append(kept, d)
+		}
+	}
+	in.deaths = kept
+	if len(in.deaths) == 0 && c.Status == "exited" {
+		// It died while corral was not watching.
+		in.deaths = append(in.deaths, c.FinishedAt)
+	}
+	n := len(in.deaths)
+	last := c.FinishedAt
+	if n > 0 && in.deaths[n-1].After(last) {
+		last = in.deaths[n-1]
+	}
+	why := exitReason(c)
+	loop := ""
+	if n >= crashLoopAfter {
+		loop = fmt.Sprintf("crash loop: exited %d times in %s (last: %s)", n, deathWindow, why)
+	}
+	switch c.Status {
+	case "restarting":
+		// Docker's restart policy is already on it, with its own back-off.
+		if loop != "" {
+			e.setPhase(in, PhaseFailed, loop+"; Docker is restarting it with back-off")
+		} else {
+			e.setPhase(in, PhaseUnhealthy, "restarting after "+why)
+		}
+		e.mu.Unlock()
+		return time.Time{}, nil
+	case "removing":
+		e.mu.Unlock()
+		return time.Time{}, nil
+	case "paused":
+		e.setPhase(in, PhaseUnhealthy, "container is paused: docker unpause "+c.Name)
+		e.mu.Unlock()
+		return time.Time{}, nil
+	}
+	if due := last.Add(restartDelay(n)); due.After(now) {
+		wait := due.Sub(now).Round(time.Second)
+		if loop != "" {
+			e.setPhase(in, PhaseFailed, fmt.Sprintf("%s; next start in %s", loop, wait))
+		} else {
+			e.setPhase(in, PhaseUnhealthy, fmt.Sprintf("%s; restarting in %s", why, wait))
+		}
+		e.mu.Unlock()
+		return due, nil
+	}
+	e.mu.Unlock()
+	e.log.Info("starting stopped container", "instance", s.Name, "id", shortID(c.ID), "was", why)
+	return time.Time{}, e.startAndAdopt(ctx, s, c.ID, e.reachNow(), "restarted after "+why+"; waiting for /api/version")
+}
+
+func (e *Engine) reachNow() Reach {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.reach
+}
+
+func exitReason(c ctr) string {
+	switch {
+	case c.OOMKilled:
+		return "killed for lack of memory (OOM)"
+	case c.Error != "":
+		return c.Error
+	case c.Status == "created":
+		return "never started"
+	default:
+		return fmt.Sprintf("exit code %d", c.ExitCode)
+	}
+}
+
+// ensureImage pulls image when Docker lacks it. When showPhase is set the
+// instance shows pulling with progress; otherwise (an old container still
+// serves) only the reason changes. A failed pull is retried after pullRetry.
+func (e *Engine) ensureImage(ctx context.Context, name, image string, showPhase bool) error {
+	ok, err := e.docker.HasImage(ctx, image)
+	if err != nil {
+		return err
+	}
+	if ok {
+		return nil
+	}
+	e.mu.Lock()
+	failedAt, failed := e.pullFailed[image]
+	e.mu.Unlock()
+	if failed && e.now().Sub(failedAt) < pullRetry {
+		return errPullBackoff // the failure is shown; a later pass retries
+	}
+	e.log.Info("pulling image", "image", image, "for", name)
+	report := func(p pullProgress) {
+		msg := "pulling " + image
+		if p.Size > 0 {
+			msg = fmt.Sprintf("pulling %s: %d%% of %s", image, p.Done*100/p.Size, humanBytes(p.Size))
+		}
+		if showPhase {
+			e.transition(name, PhasePulling, msg)
+		} else {
+			e.note(name, msg)
+		}
+	}
+	report(pullProgress{})
+	if err := e.docker.Pull(ctx, image, report); err != nil {
+		e.log.Error("image pull failed", "image", image, "err", err)
+		e.mu.Lock()
+		e.pullFailed[image] = e.now()
+		e.mu.Unlock()
+		e.transition(name, PhaseFailed, err.Error())
+		return err
+	}
+	e.mu.Lock()
+	delete(e.pullFailed, image)
+	e.mu.Unlock()
+	return nil
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+func shortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}

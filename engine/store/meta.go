@@ -1,0 +1,68 @@
+package store
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+var (
+	bucketMeta      = []byte("meta")
+	keySchema       = []byte("schema_version")
+	bucketSettings  = []byte("settings")
+	bucketInstances = []byte("instances")
+)
+
+// migrations bring the schema from version i to i+1; append, never edit.
+// A database newer than this binary is refused rather than guessed at.
+var migrations = []func(tx *bolt.Tx) error{
+	// 0 → 1: the first layout.
+	func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketSettings, bucketInstances} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	},
+}
+
+// SchemaVersion is the schema this binary writes.
+func SchemaVersion() int { return len(migrations) }
+
+func (s *Store) migrate() error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
+		if err != nil {
+			return fmt.Errorf("store: create meta: %w", err)
+		}
+		v := 0
+		if raw := meta.Get(keySchema); len(raw) == 8 {
+			v = int(binary.BigEndian.Uint64(raw))
+		}
+		if v > len(migrations) {
+			return fmt.Errorf("store: schema version %d is newer than this corral understands (%d): upgrade corral", v, len(migrations))
+		}
+		for ; v < len(migrations); v++ {
+			if err := migrations[v](tx); err != nil {
+				return fmt.Errorf("store: migrate schema %d to %d: %w", v, v+1, err)
+			}
+		}
+		var buf [8]byte
+		binary.BigEndian.PutUint64(buf[:], uint64(v))
+		return meta.Put(keySchema, buf[:])
+	})
+}
+
+// Schema reads the stored schema version.
+func (s *Store) Schema() (int, error) {
+	v := 0
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if raw := tx.Bucket(bucketMeta).Get(keySchema); len(raw) == 8 {
+			v = int(binary.BigEndian.Uint64(raw))
+		}
+		return nil
+	})
+	return v, err
+}

@@ -1,0 +1,21 @@
+//go:build !cgo
+
+package gpu
+
+import "time"
+
+// noNVMLReason is the Inventory.Reason of a binary built without cgo:
+// go-nvml needs cgo to load libnvidia-ml.so.1.
+const noNVMLReason = "built without NVML (CGO_ENABLED=0)"
+
+// Discover reports that this binary cannot use GPUs: it was built without
+// cgo, so without NVML.
+func Discover() Inventory {
+	return Inventory{Reason: noNVMLReason}
+}
+
+// NewSampler returns a sampler that samples nothing: this binary was built
+// without NVML. Its Run returns at once.
+func NewSampler(interval time.Duration) *Sampler {
+	return newSampler(nil, interval)
+}

@@ -1,0 +1,79 @@
+// Package ui serves corral's admin JSON API (and, later, its pages). The
+// same handlers answer on the control socket, trusted by file permissions,
+// and on the admin listener, behind a token.
+package ui
+
+import (
+	"crypto/subtle"
+	"net/http"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"corral/engine"
+	"corral/gpu"
+)
+
+// Engine is what the API needs of the engine.
+type Engine interface {
+	Status() engine.Status
+}
+
+// GPUs is what the API needs to show devices and their metrics.
+type GPUs interface {
+	Inventory() gpu.Inventory
+	Latest() []gpu.Metrics
+}
+
+// Deps are the parts the API shows and drives.
+type Deps struct {
+	Engine Engine
+	GPUs   GPUs
+}
+
+// NewAPI builds the admin JSON API under /api/v1. gin's mode is the
+// caller's choice (cmd sets release mode).
+func NewAPI(d Deps) http.Handler {
+	r := gin.New()
+	r.Use(gin.Recovery())
+	h := handler{d}
+	v1 := r.Group("/api/v1")
+	v1.GET("/status", h.status)
+	v1.GET("/gpus", h.gpus)
+	r.NoRoute(func(c *gin.Context) {
+		c.JSON(http.StatusNotFound, gin.H{"error": "no such endpoint: " + c.Request.Method + " " + c.Request.URL.Path})
+	})
+	return r
+}
+
+type handler struct{ Deps }
+
+func (h handler) status(c *gin.Context) {
+	c.JSON(http.StatusOK, h.Engine.Status())
+}
+
+// GPUReport is the body of GET /api/v1/gpus.
+type GPUReport struct {
+	gpu.Inventory
+	Metrics []gpu.Metrics `json:"metrics"`
+}
+
+func (h handler) gpus(c *gin.Context) {
+	c.JSON(http.StatusOK, GPUReport{Inventory: h.GPUs.Inventory(), Metrics: h.GPUs.Latest()})
+}
+
+// RequireToken guards next with a bearer token, compared in constant time.
+func RequireToken(token string, next http.Handler) http.Handler {
+	want := []byte(token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || subtle.ConstantTimeCompare([]byte(got), want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="corral admin"`)
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusUnauthorized)
+			w.Write([]byte(`{"error":"admin token required: send Authorization: Bearer <token> (the token is in the data dir's admin-token file)"}` + "\n"))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
