@@ -7,21 +7,33 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"corral/gpu"
 )
 
 // command is one subcommand; each lives in its own file.
 type command struct {
 	name    string
 	summary string
-	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+	run     func(a *app, ctx context.Context, args []string) error
+}
+
+// app carries what commands share; tests swap its parts.
+type app struct {
+	stdout, stderr io.Writer
+	discover       func() gpu.Inventory
+}
+
+func newApp(stdout, stderr io.Writer) *app {
+	return &app{stdout: stdout, stderr: stderr, discover: gpu.Discover}
 }
 
 func commands() []command {
 	return []command{
-		{"serve", "run the daemon: GPUs, Ollama instances, admin API", runServe},
-		{"status", "show the instances of the running daemon", runStatus},
-		{"gpus", "list the NVIDIA GPUs on this host", runGPUs},
-		{"version", "print the version", runVersion},
+		{"serve", "run the daemon: GPUs, Ollama instances, admin API", (*app).serveCmd},
+		{"status", "show the instances of the running daemon", (*app).statusCmd},
+		{"gpus", "list the NVIDIA GPUs on this host", (*app).gpusCmd},
+		{"version", "print the version", (*app).versionCmd},
 		{"help", "show this help", nil},
 	}
 }
@@ -51,22 +63,22 @@ func exitCode(err error) int {
 	return 1
 }
 
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func (a *app) run(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		usage(stdout)
+		usage(a.stdout)
 		return nil
 	}
 	name := args[0]
 	switch name {
 	case "help", "-h", "--help", "-help":
-		usage(stdout)
+		usage(a.stdout)
 		return nil
 	case "-v", "--version":
 		name = "version"
 	}
 	for _, c := range commands() {
 		if c.name == name && c.run != nil {
-			return c.run(ctx, args[1:], stdout, stderr)
+			return c.run(a, ctx, args[1:])
 		}
 	}
 	return usageError{fmt.Sprintf("unknown command %q: run corral help", name)}

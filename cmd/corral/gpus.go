@@ -12,19 +12,19 @@ import (
 
 // runGPUs discovers GPUs in-process: it needs no running daemon, which is
 // what a user checking a fresh server wants.
-func runGPUs(_ context.Context, args []string, stdout, _ io.Writer) error {
-	fs := newFlagSet("gpus", stdout)
+func (a *app) gpusCmd(_ context.Context, args []string) error {
+	fs := newFlagSet("gpus", a.stdout)
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := fs.parse(args); err != nil {
 		return helpOK(err)
 	}
-	inv := gpu.Discover()
+	inv := a.discover()
 	if *asJSON {
-		enc := json.NewEncoder(stdout)
+		enc := json.NewEncoder(a.stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(inv)
 	}
-	printGPUs(stdout, inv)
+	printGPUs(a.stdout, inv)
 	return nil
 }
 

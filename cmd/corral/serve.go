@@ -133,8 +133,8 @@ func mergeSettings(stored engine.Settings, c serveConfig) engine.Settings {
 	return out
 }
 
-func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	c, err := parseServe(args, stdout)
+func (a *app) serveCmd(ctx context.Context, args []string) error {
+	c, err := parseServe(args, a.stdout)
 	if err != nil {
 		return helpOK(err)
 	}
@@ -142,11 +142,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	opts := &slog.HandlerOptions{Level: level}
 	var logger *slog.Logger
 	if c.LogFormat == "json" {
-		logger = slog.New(slog.NewJSONHandler(stderr, opts))
+		logger = slog.New(slog.NewJSONHandler(a.stderr, opts))
 	} else {
-		logger = slog.New(slog.NewTextHandler(stderr, opts))
+		logger = slog.New(slog.NewTextHandler(a.stderr, opts))
 	}
-	return serve(ctx, c, logger)
+	return a.serve(ctx, c, logger)
 }
 
 // gpuView pairs the discovery result with the live sampler for the API.
@@ -157,7 +157,7 @@ type gpuView struct {
 
 func (g gpuView) Inventory() gpu.Inventory { return g.inv }
 
-func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
+func (a *app) serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 	if err := store.CheckWritable(c.DataDir); err != nil {
 		return fmt.Errorf("%w: choose another with --data-dir, or run as a user who can write there", err)
 	}
@@ -170,7 +170,7 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 	}
 	defer st.Close()
 
-	inv := gpu.Discover()
+	inv := a.discover()
 	if len(inv.Devices) == 0 {
 		log.Info("no GPUs: running Ollama on CPU", "reason", inv.Reason)
 	} else {

@@ -10,8 +10,8 @@ import (
 	"corral/engine"
 )
 
-func runStatus(ctx context.Context, args []string, stdout, _ io.Writer) error {
-	fs := newFlagSet("status", stdout)
+func (a *app) statusCmd(ctx context.Context, args []string) error {
+	fs := newFlagSet("status", a.stdout)
 	dataDir := fs.String("data-dir", defaultDataDir(), "data dir of the running corral")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := fs.parse(args); err != nil {
@@ -22,11 +22,11 @@ func runStatus(ctx context.Context, args []string, stdout, _ io.Writer) error {
 		return err
 	}
 	if *asJSON {
-		enc := json.NewEncoder(stdout)
+		enc := json.NewEncoder(a.stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(st)
 	}
-	printStatus(stdout, st)
+	printStatus(a.stdout, st)
 	return nil
 }
 

@@ -3,15 +3,14 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"runtime"
 )
 
-func runVersion(_ context.Context, args []string, stdout, _ io.Writer) error {
-	fs := newFlagSet("version", stdout)
+func (a *app) versionCmd(_ context.Context, args []string) error {
+	fs := newFlagSet("version", a.stdout)
 	if err := fs.parse(args); err != nil {
 		return helpOK(err)
 	}
-	fmt.Fprintf(stdout, "corral %s (%s %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	fmt.Fprintf(a.stdout, "corral %s (%s %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	return nil
 }

@@ -1,0 +1,316 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+)
+
+// fakeDocker is an in-memory Docker for the reconciler's decisions; the
+// real engine is exercised by the Docker integration tests.
+type fakeDocker struct {
+	mu       sync.Mutex
+	ctrs     map[string]*ctr // by ID
+	images   map[string]bool
+	pullErr  error
+	nextID   int
+	calls    []string
+	conflict map[string]bool // names taken by containers we do not manage
+}
+
+var _ docker = (*fakeDocker)(nil)
+
+func newFake() *fakeDocker {
+	return &fakeDocker{ctrs: map[string]*ctr{}, images: map[string]bool{}, conflict: map[string]bool{}}
+}
+
+func (f *fakeDocker) record(s string) { f.calls = append(f.calls, s) }
+
+func (f *fakeDocker) Ping(context.Context) error                { return nil }
+func (f *fakeDocker) DesktopLike(context.Context) bool          { return false }
+func (f *fakeDocker) ConnectSelf(context.Context, string) error { return nil }
+func (f *fakeDocker) Close() error                              { return nil }
+func (f *fakeDocker) EnsureNetwork(context.Context, string, map[string]string) error {
+	return nil
+}
+func (f *fakeDocker) EnsureVolume(context.Context, string, map[string]string) error { return nil }
+func (f *fakeDocker) Events(ctx context.Context, _ string) (<-chan event, <-chan error) {
+	return make(chan event), make(chan error)
+}
+
+func (f *fakeDocker) List(context.Context, string) ([]ctr, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []ctr
+	for _, c := range f.ctrs {
+		out = append(out, *c)
+	}
+	return out, nil
+}
+
+func (f *fakeDocker) Inspect(_ context.Context, id string) (ctr, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, ok := f.ctrs[id]
+	if !ok {
+		return ctr{}, cerrdefs.ErrNotFound
+	}
+	return *c, nil
+}
+
+func (f *fakeDocker) HasImage(_ context.Context, image string) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.images[image], nil
+}
+
+func (f *fakeDocker) Pull(_ context.Context, image string, progress func(pullProgress)) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("pull " + image)
+	if f.pullErr != nil {
+		return f.pullErr
+	}
+	progress(pullProgress{Status: "Downloading", Done: 50, Size: 100})
+	f.images[image] = true
+	return nil
+}
+
+func (f *fakeDocker) Create(_ context.Context, s createSpec) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.conflict[s.Name] {
+		return "", cerrdefs.ErrConflict.WithMessage("name in use")
+	}
+	f.nextID++
+	id := fmt.Sprintf("id%02d", f.nextID)
+	f.ctrs[id] = &ctr{ID: id, Name: s.Name, Labels: s.Labels, Image: s.Image, Status: "created"}
+	f.record("create " + s.Name)
+	return id, nil
+}
+
+func (f *fakeDocker) Start(_ context.Context, id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := f.ctrs[id]
+	c.Status, c.Running, c.IP = "running", true, "10.0.0."+id[2:]
+	f.record("start " + c.Name)
+	return nil
+}
+
+func (f *fakeDocker) Remove(_ context.Context, id string, _ time.Duration) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("remove " + f.ctrs[id].Name)
+	delete(f.ctrs, id)
+	return nil
+}
+
+func (f *fakeDocker) exit(name string, code int, at time.Time) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, c := range f.ctrs {
+		if c.Name == name {
+			c.Status, c.Running, c.ExitCode, c.FinishedAt = "exited", false, code, at
+			return c.ID
+		}
+	}
+	return ""
+}
+
+func (f *fakeDocker) takeCalls() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := f.calls
+	f.calls = nil
+	return c
+}
+
+type testClock struct{ t time.Time }
+
+func (c *testClock) now() time.Time      { return c.t }
+func (c *testClock) add(d time.Duration) { c.t = c.t.Add(d) }
+func quiet() *slog.Logger                { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+func cpuSpecs(ns string, n int, image string) []Spec {
+	var out []Spec
+	for i := range n {
+		out = append(out, Spec{Name: instanceName(ns, i), Index: i, GPU: cpuGPU, GPUIndex: -1, Image: image})
+	}
+	return out
+}
+
+func newTestEngine(f *fakeDocker, specs []Spec) (*Engine, *testClock) {
+	clock := &testClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	e := newEngine(Config{Namespace: "t", Logger: quiet()}, f, specs)
+	e.now = clock.now
+	e.reach = ReachIP
+	return e, clock
+}
+
+func phaseOf(e *Engine, i int) (Phase, string) {
+	st := e.Status()
+	return st.Instances[i].Phase, st.Instances[i].Reason
+}
+
+func TestReconcileCreatesAndPulls(t *testing.T) {
+	f := newFake()
+	e, _ := newTestEngine(f, cpuSpecs("t", 2, "ollama:1"))
+	if _, err := e.reconcile(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	want := "pull ollama:1,create t-ollama-0,start t-ollama-0,create t-ollama-1,start t-ollama-1"
+	if got := strings.Join(f.takeCalls(), ","); got != want {
+		t.Fatalf("calls = %s, want %s", got, want)
+	}
+	for i := range 2 {
+		st := e.Status().Instances[i]
+		if st.Phase != PhaseStarting || st.Endpoint == "" || st.ContainerID == "" {
+			t.Fatalf("instance %d = %+v", i, st)
+		}
+	}
+	// A second pass changes nothing.
+	e.reconcile(context.Background())
+	if calls := f.takeCalls(); len(calls) != 0 {
+		t.Fatalf("idle pass made calls %v", calls)
+	}
+}
+
+func TestReconcileFailedPull(t *testing.T) {
+	f := newFake()
+	f.pullErr = errors.New("pull nope:1: repository does not exist")
+	e, clock := newTestEngine(f, cpuSpecs("t", 1, "nope:1"))
+	e.reconcile(context.Background())
+	if p, r := phaseOf(e, 0); p != PhaseFailed || !strings.Contains(r, "repository does not exist") {
+		t.Fatalf("phase %s (%s)", p, r)
+	}
+	f.takeCalls()
+	e.reconcile(context.Background())
+	if calls := f.takeCalls(); len(calls) != 0 {
+		t.Fatalf("pull retried at once: %v", calls)
+	}
+	clock.add(pullRetry + time.Second)
+	f.pullErr = nil
+	e.reconcile(context.Background())
+	if p, _ := phaseOf(e, 0); p != PhaseStarting {
+		t.Fatalf("after retry phase = %s", p)
+	}
+}
+
+func TestReconcileCrashLoopBackoff(t *testing.T) {
+	f := newFake()
+	f.images["o:1"] = true
+	e, clock := newTestEngine(f, cpuSpecs("t", 1, "o:1"))
+	ctx := context.Background()
+	e.reconcile(ctx)
+	f.takeCalls()
+
+	die := func() {
+		id := f.exit("t-ollama-0", 1, clock.now())
+		e.recordDeath(event{Action: "die", ID: id, Name: "t-ollama-0"})
+	}
+	// First death: started again at once.
+	die()
+	if next, _ := e.reconcile(ctx); !next.IsZero() {
+		t.Fatalf("first restart delayed until %s", next)
+	}
+	if calls := f.takeCalls(); strings.Join(calls, ",") != "start t-ollama-0" {
+		t.Fatalf("calls = %v", calls)
+	}
+	// Second death soon after: back-off.
+	clock.add(time.Second)
+	die()
+	next, _ := e.reconcile(ctx)
+	if want := clock.now().Add(2 * time.Second); !next.Equal(want) {
+		t.Fatalf("next = %s, want %s", next, want)
+	}
+	if p, r := phaseOf(e, 0); p != PhaseUnhealthy || !strings.Contains(r, "restarting in 2s") {
+		t.Fatalf("phase %s (%s)", p, r)
+	}
+	clock.add(2 * time.Second)
+	e.reconcile(ctx)
+	// Third death: a crash loop, reported as such.
+	clock.add(time.Second)
+	die()
+	e.reconcile(ctx)
+	if p, r := phaseOf(e, 0); p != PhaseFailed || !strings.Contains(r, "crash loop: exited 3 times") || !strings.Contains(r, "exit code 1") {
+		t.Fatalf("phase %s (%s)", p, r)
+	}
+	// Deaths age out of the window.
+	clock.add(deathWindow + time.Minute)
+	die()
+	if next, _ := e.reconcile(ctx); !next.IsZero() {
+		t.Fatalf("old deaths still count: next %s", next)
+	}
+}
+
+func TestReconcileRollingWaitsForHealth(t *testing.T) {
+	f := newFake()
+	f.images["o:1"], f.images["o:2"] = true, true
+	e, _ := newTestEngine(f, cpuSpecs("t", 2, "o:1"))
+	ctx := context.Background()
+	e.reconcile(ctx)
+	f.takeCalls()
+	// Before anything is healthy, the new spec waits for a verdict.
+	e.setDesired(cpuSpecs("t", 2, "o:2"))
+	e.reconcile(ctx)
+	if calls := f.takeCalls(); len(calls) != 0 {
+		t.Fatalf("replaced before health was known: %v", calls)
+	}
+	markHealthy := func(names ...string) {
+		e.mu.Lock()
+		for _, n := range names {
+			e.setPhase(e.inst[n], PhaseHealthy, "ok")
+		}
+		e.mu.Unlock()
+	}
+	markHealthy("t-ollama-0", "t-ollama-1")
+	e.reconcile(ctx)
+	if got := strings.Join(f.takeCalls(), ","); got != "remove t-ollama-0,create t-ollama-0,start t-ollama-0" {
+		t.Fatalf("first step = %s", got)
+	}
+	e.reconcile(ctx)
+	if calls := f.takeCalls(); len(calls) != 0 {
+		t.Fatalf("second replaced while the first is starting: %v", calls)
+	}
+	if _, r := phaseOf(e, 1); !strings.Contains(r, "update pending") {
+		t.Fatalf("reason = %q", r)
+	}
+	markHealthy("t-ollama-0")
+	e.reconcile(ctx)
+	if got := strings.Join(f.takeCalls(), ","); got != "remove t-ollama-1,create t-ollama-1,start t-ollama-1" {
+		t.Fatalf("second step = %s", got)
+	}
+}
+
+func TestReconcileRemovesUndesiredAndReportsConflicts(t *testing.T) {
+	f := newFake()
+	f.images["o:1"] = true
+	e, _ := newTestEngine(f, cpuSpecs("t", 2, "o:1"))
+	ctx := context.Background()
+	e.reconcile(ctx)
+	e.setDesired(cpuSpecs("t", 1, "o:1"))
+	e.reconcile(ctx)
+	calls := f.takeCalls()
+	if last := calls[len(calls)-1]; last != "remove t-ollama-1" {
+		t.Fatalf("calls = %v", calls)
+	}
+
+	g := newFake()
+	g.images["o:1"] = true
+	g.conflict["t-ollama-0"] = true
+	e2, _ := newTestEngine(g, cpuSpecs("t", 1, "o:1"))
+	if _, err := e2.reconcile(ctx); err == nil {
+		t.Fatal("no error for a name taken by a foreign container")
+	}
+	if p, r := phaseOf(e2, 0); p != PhaseFailed || !strings.Contains(r, "docker rm -f t-ollama-0") {
+		t.Fatalf("phase %s (%s)", p, r)
+	}
+}

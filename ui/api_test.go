@@ -1,0 +1,80 @@
+package ui
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/gin-gonic/gin"
+
+	"corral/engine"
+	"corral/gpu"
+)
+
+type fakeEngine struct{ st engine.Status }
+
+func (f fakeEngine) Status() engine.Status { return f.st }
+
+type fakeGPUs struct{}
+
+func (fakeGPUs) Inventory() gpu.Inventory {
+	return gpu.Inventory{Devices: []gpu.Device{{Index: 0, UUID: "GPU-1", Name: "T4"}}}
+}
+func (fakeGPUs) Latest() []gpu.Metrics { return []gpu.Metrics{{Index: 0, UUID: "GPU-1", TemperatureC: 40}} }
+
+func TestAPI(t *testing.T) {
+	gin.SetMode(gin.TestMode)
+	st := engine.Status{Namespace: "corral", Docker: "ok", Instances: []engine.InstanceStatus{{Name: "corral-ollama-0", GPU: "GPU-1", Phase: engine.PhaseHealthy}}}
+	api := NewAPI(Deps{Engine: fakeEngine{st}, GPUs: fakeGPUs{}})
+	guarded := RequireToken("s3cret", api)
+
+	cases := []struct {
+		name, path, auth string
+		h                http.Handler
+		code             int
+	}{
+		{"socket status", "/api/v1/status", "", api, 200},
+		{"socket gpus", "/api/v1/gpus", "", api, 200},
+		{"unknown path", "/api/v1/nope", "", api, 404},
+		{"admin without token", "/api/v1/status", "", guarded, 401},
+		{"admin wrong token", "/api/v1/status", "Bearer nope", guarded, 401},
+		{"admin basic auth", "/api/v1/status", "Basic czNjcmV0", guarded, 401},
+		{"admin token", "/api/v1/status", "Bearer s3cret", guarded, 200},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			req := httptest.NewRequest("GET", tc.path, nil)
+			if tc.auth != "" {
+				req.Header.Set("Authorization", tc.auth)
+			}
+			rec := httptest.NewRecorder()
+			tc.h.ServeHTTP(rec, req)
+			if rec.Code != tc.code {
+				t.Fatalf("code = %d, want %d: %s", rec.Code, tc.code, rec.Body)
+			}
+			var body map[string]any
+			if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+				t.Fatalf("body is not JSON: %s", rec.Body)
+			}
+			if tc.code != 200 && body["error"] == nil {
+				t.Fatalf("error body lacks error: %s", rec.Body)
+			}
+		})
+	}
+
+	rec := httptest.NewRecorder()
+	api.ServeHTTP(rec, httptest.NewRequest("GET", "/api/v1/status", nil))
+	var got engine.Status
+	json.Unmarshal(rec.Body.Bytes(), &got)
+	if len(got.Instances) != 1 || got.Instances[0].Phase != engine.PhaseHealthy || got.Instances[0].Name != "corral-ollama-0" {
+		t.Fatalf("status = %+v", got)
+	}
+	rec = httptest.NewRecorder()
+	api.ServeHTTP(rec, httptest.NewRequest("GET", "/api/v1/gpus", nil))
+	var g GPUReport
+	json.Unmarshal(rec.Body.Bytes(), &g)
+	if len(g.Devices) != 1 || len(g.Metrics) != 1 || g.Metrics[0].TemperatureC != 40 {
+		t.Fatalf("gpus = %s", rec.Body)
+	}
+}
