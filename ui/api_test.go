@@ -21,7 +21,9 @@ type fakeGPUs struct{}
 func (fakeGPUs) Inventory() gpu.Inventory {
 	return gpu.Inventory{Devices: []gpu.Device{{Index: 0, UUID: "GPU-1", Name: "T4"}}}
 }
-func (fakeGPUs) Latest() []gpu.Metrics { return []gpu.Metrics{{Index: 0, UUID: "GPU-1", TemperatureC: 40}} }
+func (fakeGPUs) Latest() []gpu.Metrics {
+	return []gpu.Metrics{{Index: 0, UUID: "GPU-1", TemperatureC: 40}}
+}
 
 func TestAPI(t *testing.T) {
 	gin.SetMode(gin.TestMode)
