@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -23,7 +24,11 @@ type Config struct {
 	RelistInterval time.Duration // full re-list, so a missed event heals
 	StartTimeout   time.Duration // starting longer than this is unhealthy
 	StopTimeout    time.Duration // grace for a replaced container to stop
-	Logger         *slog.Logger
+	// DrainWait, when set, returns once no request is in flight on the
+	// instance (or ctx ends); a draining instance's streams finish first.
+	DrainWait  func(ctx context.Context, instance string)
+	DrainGrace time.Duration // longest wait for DrainWait
+	Logger     *slog.Logger
 }
 
 func (c *Config) defaults() {
@@ -45,6 +50,9 @@ func (c *Config) defaults() {
 	if c.StopTimeout <= 0 {
 		c.StopTimeout = 10 * time.Second
 	}
+	if c.DrainGrace <= 0 {
+		c.DrainGrace = 30 * time.Second
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -57,11 +65,11 @@ func (c Config) VolumeName() string  { return c.Namespace + "-models" }
 
 // Engine reconciles desired instances with Docker.
 type Engine struct {
-	cfg    Config
-	docker docker
-	log    *slog.Logger
-	probe  *http.Client
-	now    func() time.Time
+	cfg         Config
+	docker      docker
+	log         *slog.Logger
+	probeClient *http.Client
+	now         func() time.Time
 
 	kick chan struct{} // asks the reconcile loop for a pass
 
@@ -70,6 +78,8 @@ type Engine struct {
 	inst      map[string]*instance
 	dockerErr string // empty when Docker answers
 	reach     Reach  // resolved once Docker answers
+	routes    atomic.Pointer[RouteTable]
+
 	// pullFailed holds when a pull of an image last failed, for retry back-off.
 	pullFailed map[string]time.Time
 }
@@ -86,6 +96,10 @@ type instance struct {
 	healthFails int
 	deaths      []time.Time // recent exits we did not cause, for back-off
 	removing    string      // container ID we are removing on purpose
+
+	models   []string // from /api/tags
+	loaded   []LoadedModel
+	polledAt time.Time
 }
 
 // New makes an engine for the desired instances; it talks to Docker only
@@ -102,23 +116,24 @@ func New(cfg Config, desired []Spec) (*Engine, error) {
 func newEngine(cfg Config, d docker, desired []Spec) *Engine {
 	cfg.defaults()
 	e := &Engine{
-		cfg:    cfg,
-		docker: d,
-		log:    cfg.Logger,
-		probe:  &http.Client{Timeout: 2 * time.Second},
-		now:    time.Now,
-		kick:   make(chan struct{}, 1),
-		inst:   map[string]*instance{},
+		cfg:         cfg,
+		docker:      d,
+		log:         cfg.Logger,
+		probeClient: &http.Client{Timeout: 2 * time.Second},
+		now:         time.Now,
+		kick:        make(chan struct{}, 1),
+		inst:        map[string]*instance{},
 
 		pullFailed: map[string]time.Time{},
 	}
+	e.routes.Store(&RouteTable{})
 	e.setDesired(desired)
 	return e
 }
 
 // Close releases the Docker client. Containers keep running.
 func (e *Engine) Close() error {
-	e.probe.CloseIdleConnections()
+	e.probeClient.CloseIdleConnections()
 	return e.docker.Close()
 }
 
@@ -141,6 +156,7 @@ func (e *Engine) setDesired(desired []Spec) {
 			delete(e.inst, name)
 		}
 	}
+	e.publish()
 }
 
 // Status is a copy of the current state, safe to hand out.
@@ -176,6 +192,7 @@ func (e *Engine) setPhase(in *instance, p Phase, reason string) {
 		e.log.Info("instance phase", "instance", in.spec.Name, "from", in.phase, "to", p, "reason", reason)
 	}
 	in.phase, in.reason = p, reason
+	e.publish()
 }
 
 func (e *Engine) poke() {

@@ -2,9 +2,7 @@ package engine
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"sync"
 	"time"
 )
@@ -29,6 +27,11 @@ type probeResult struct {
 	name, containerID string
 	version           string
 	err               error
+
+	models             []string
+	loaded             []LoadedModel
+	modelsOK, loadedOK bool
+	at                 time.Time
 }
 
 // checkHealth probes every instance with a running container, all at once.
@@ -50,8 +53,9 @@ func (e *Engine) checkHealth(ctx context.Context) {
 	var wg sync.WaitGroup
 	for i, t := range targets {
 		wg.Go(func() {
-			v, err := e.probeVersion(ctx, t.endpoint)
-			results[i] = probeResult{t.name, t.id, v, err}
+			r := e.probe(ctx, t.endpoint)
+			r.name, r.containerID = t.name, t.id
+			results[i] = r
 		})
 	}
 	wg.Wait()
@@ -67,6 +71,7 @@ func (e *Engine) checkHealth(ctx context.Context) {
 		}
 		becameHealthy = e.applyProbe(in, r) || becameHealthy
 	}
+	e.publish()
 	e.mu.Unlock()
 	if becameHealthy {
 		e.poke() // a rolling replacement may be waiting for this
@@ -77,6 +82,13 @@ func (e *Engine) checkHealth(ctx context.Context) {
 func (e *Engine) applyProbe(in *instance, r probeResult) (becameHealthy bool) {
 	if r.err == nil {
 		in.healthFails = 0
+		if r.modelsOK {
+			in.models = r.models
+		}
+		if r.loadedOK {
+			in.loaded = r.loaded
+		}
+		in.polledAt = r.at
 		if in.phase != PhaseHealthy {
 			e.setPhase(in, PhaseHealthy, "ollama "+r.version)
 			return true
@@ -100,26 +112,4 @@ func (e *Engine) applyProbe(in *instance, r probeResult) (becameHealthy bool) {
 		}
 	}
 	return false
-}
-
-func (e *Engine) probeVersion(ctx context.Context, endpoint string) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint+"/api/version", nil)
-	if err != nil {
-		return "", err
-	}
-	resp, err := e.probe.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("status %s", resp.Status)
-	}
-	var v struct {
-		Version string `json:"version"`
-	}
-	if err := json.NewDecoder(http.MaxBytesReader(nil, resp.Body, 1<<16)).Decode(&v); err != nil {
-		return "", fmt.Errorf("decode version: %w", err)
-	}
-	return v.Version, nil
 }

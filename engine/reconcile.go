@@ -56,6 +56,7 @@ func (e *Engine) reconcile(ctx context.Context) (time.Time, error) {
 			continue
 		}
 		if !wanted[c.Name] {
+			e.drain(ctx, c.Name)
 			e.log.Info("removing container no longer desired", "container", c.Name)
 			if err := e.docker.Remove(ctx, c.ID, e.cfg.StopTimeout); err != nil {
 				errs = append(errs, err)
@@ -114,6 +115,9 @@ func (e *Engine) reconcile(ctx context.Context) (time.Time, error) {
 			next = at
 		}
 	}
+	e.mu.Lock()
+	e.publish() // endpoints may have changed without a phase change
+	e.mu.Unlock()
 	return next, errors.Join(errs...)
 }
 
@@ -233,12 +237,24 @@ func (e *Engine) replace(ctx context.Context, s Spec, old ctr, hash string, publ
 		e.setPhase(in, PhaseDraining, "replacing: spec changed (image "+old.Image+" → "+s.Image+")")
 	}
 	e.mu.Unlock()
+	e.drain(ctx, s.Name)
 	e.log.Info("replacing container", "instance", s.Name, "old", shortID(old.ID), "image", s.Image)
 	if err := e.docker.Remove(ctx, old.ID, e.cfg.StopTimeout); err != nil {
 		e.transition(s.Name, PhaseFailed, err.Error())
 		return err
 	}
 	return e.create(ctx, s, hash, publish, reach)
+}
+
+// drain waits, up to the grace period, for the gateway's requests on an
+// instance that no longer gets new ones.
+func (e *Engine) drain(ctx context.Context, name string) {
+	if e.cfg.DrainWait == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.DrainGrace)
+	defer cancel()
+	e.cfg.DrainWait(ctx, name)
 }
 
 // restart handles a container that is not running.

@@ -1,0 +1,130 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// Route is one instance as the gateway sees it. The engine replaces the
+// whole table atomically when anything changes; readers never lock.
+type Route struct {
+	Name     string
+	URL      string // base URL of the Ollama API
+	GPU      string // device UUID or "cpu"
+	GPUIndex int
+	Healthy  bool
+	Draining bool
+	Status   string // phase and reason, for error messages
+	Weight   int
+	Parallel int           // requests one model serves at once (OLLAMA_NUM_PARALLEL)
+	Models   []string      // models present, as Ollama names them ("llama3.2:1b")
+	Loaded   []LoadedModel // models in memory, from /api/ps
+	PolledAt time.Time     // when Models and Loaded were read
+}
+
+// LoadedModel is one entry of an instance's /api/ps.
+type LoadedModel struct {
+	Name      string    `json:"name"`
+	SizeVRAM  int64     `json:"size_vram"`
+	Size      int64     `json:"size"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// RouteTable is an immutable snapshot; Version grows with every change.
+type RouteTable struct {
+	Version uint64
+	Routes  []Route
+}
+
+// Routes returns the current table. It never blocks on the engine.
+func (e *Engine) Routes() *RouteTable {
+	return e.routes.Load()
+}
+
+// publish rebuilds the route table; the caller holds e.mu.
+func (e *Engine) publish() {
+	old := e.routes.Load()
+	t := &RouteTable{Version: old.Version + 1}
+	for _, s := range e.desired {
+		in := e.inst[s.Name]
+		if in == nil || in.endpoint == "" {
+			continue
+		}
+		t.Routes = append(t.Routes, Route{
+			Name: s.Name, URL: in.endpoint, GPU: s.GPU, GPUIndex: s.GPUIndex,
+			Healthy:  in.phase == PhaseHealthy,
+			Draining: in.phase == PhaseDraining,
+			Status:   string(in.phase) + ": " + in.reason,
+			Weight:   max(s.Weight, 1),
+			Parallel: parallelOf(s),
+			Models:   in.models, Loaded: in.loaded, PolledAt: in.polledAt,
+		})
+	}
+	e.routes.Store(t)
+}
+
+// parallelOf is the instance's OLLAMA_NUM_PARALLEL, or Ollama's default of 1.
+func parallelOf(s Spec) int {
+	if n, err := strconv.Atoi(s.Env["OLLAMA_NUM_PARALLEL"]); err == nil && n > 0 {
+		return n
+	}
+	return 1
+}
+
+// probe reads what the health check needs from one instance: the version
+// (liveness), then the models present and loaded (for routing).
+func (e *Engine) probe(ctx context.Context, endpoint string) probeResult {
+	var r probeResult
+	var v struct {
+		Version string `json:"version"`
+	}
+	if r.err = e.getJSON(ctx, endpoint+"/api/version", &v); r.err != nil {
+		return r
+	}
+	r.version = v.Version
+	var tags struct {
+		Models []struct {
+			Name string `json:"name"`
+		} `json:"models"`
+	}
+	var ps struct {
+		Models []LoadedModel `json:"models"`
+	}
+	// A failure here is not a health failure: the instance answered.
+	if err := e.getJSON(ctx, endpoint+"/api/tags", &tags); err == nil {
+		r.models = make([]string, 0, len(tags.Models))
+		for _, m := range tags.Models {
+			r.models = append(r.models, m.Name)
+		}
+		r.modelsOK = true
+	}
+	if err := e.getJSON(ctx, endpoint+"/api/ps", &ps); err == nil {
+		r.loaded = ps.Models
+		r.loadedOK = true
+	}
+	r.at = e.now()
+	return r
+}
+
+func (e *Engine) getJSON(ctx context.Context, url string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := e.probeClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("status %s", resp.Status)
+	}
+	if err := json.NewDecoder(http.MaxBytesReader(nil, resp.Body, 4<<20)).Decode(v); err != nil {
+		return fmt.Errorf("decode %s: %w", url, err)
+	}
+	return nil
+}

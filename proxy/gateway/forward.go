@@ -1,0 +1,388 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+)
+
+type forwardReq struct {
+	route  route
+	body   []byte
+	model  string
+	stream bool
+	rid    string
+}
+
+// forwardRes is what the log line and, later, usage metering need.
+type forwardRes struct {
+	instance string
+	attempts int
+	status   int
+	bytes    int64
+	ttfb     time.Duration
+	outcome  string
+}
+
+// client is the state of the response to the client across attempts.
+type client struct {
+	w         http.ResponseWriter
+	flusher   http.Flusher
+	committed bool // headers sent (SSE keep-alive comments at most, unless wrote)
+	wrote     bool // a byte of an upstream's body reached the client
+	start     time.Time
+	res       *forwardRes
+}
+
+func (c *client) commitSSE() {
+	if c.committed {
+		return
+	}
+	h := c.w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	c.w.WriteHeader(http.StatusOK)
+	c.committed = true
+	c.res.status = http.StatusOK
+}
+
+func (c *client) write(p []byte) error {
+	if !c.wrote {
+		c.wrote = true
+		c.res.ttfb = time.Since(c.start)
+	}
+	n, err := c.w.Write(p)
+	c.res.bytes += int64(n)
+	if c.flusher != nil {
+		c.flusher.Flush()
+	}
+	return err
+}
+
+// pick chooses an upstream for model among those not yet tried.
+func (g *Gateway) pick(model string, tried map[string]bool) (*Upstream, *upstreamState, *apiError) {
+	s := g.upstreams.Snapshot()
+	now := g.now()
+	var cands, ejected []Candidate
+	var down []string
+	has := 0
+	for i := range s.Upstreams {
+		u := &s.Upstreams[i]
+		if !u.Models[model] {
+			continue
+		}
+		has++
+		if !u.Healthy || u.Draining {
+			down = append(down, fmt.Sprintf("%s is %s", u.Name, u.Status))
+			continue
+		}
+		if tried[u.Name] {
+			continue
+		}
+		st := g.states.get(u.Name)
+		c := Candidate{Index: i, Loaded: st.loaded(u, model), Inflight: st.inflight.Load(), Weight: u.Weight, Parallel: u.Parallel, FreeMemory: u.FreeMemory}
+		if st.ejected(now) {
+			ejected = append(ejected, c)
+			continue
+		}
+		cands = append(cands, c)
+	}
+	if len(cands) == 0 {
+		// Every instance ejected by passive health: try them anyway rather
+		// than refuse while the engine still calls them healthy.
+		cands = ejected
+	}
+	if len(cands) > 0 {
+		g.rndMu.Lock()
+		i := Pick(cands, g.rnd)
+		g.rndMu.Unlock()
+		u := &s.Upstreams[i]
+		return u, g.states.get(u.Name), nil
+	}
+	switch {
+	case len(s.Upstreams) == 0:
+		return nil, nil, &apiError{Status: http.StatusServiceUnavailable, Message: "no Ollama instance is running yet: see corral status", RetryAfter: 5 * time.Second}
+	case has == 0:
+		avail := modelsAvailable(s)
+		list := "none yet: pull one with corral pull MODEL"
+		if len(avail) > 0 {
+			list = strings.Join(avail, ", ")
+		}
+		return nil, nil, &apiError{Status: http.StatusNotFound, Message: fmt.Sprintf("model %q not found; models available: %s", model, list), Param: "model", Code: "model_not_found"}
+	case len(down) > 0 && len(down) == has:
+		return nil, nil, &apiError{Status: http.StatusServiceUnavailable, Message: fmt.Sprintf("all %d instances with %s are unavailable: %s", has, model, strings.Join(down, "; ")), RetryAfter: 5 * time.Second}
+	}
+	return nil, nil, nil // every candidate tried
+}
+
+// forward sends the request to an instance, retrying on another one what
+// failed before the client saw a byte.
+func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, fr forwardReq) forwardRes {
+	var res forwardRes
+	c := &client{w: w, start: g.now(), res: &res}
+	c.flusher, _ = w.(http.Flusher)
+	tried := map[string]bool{}
+	var last *apiError
+	for res.attempts < g.cfg.MaxAttempts {
+		u, st, aerr := g.pick(fr.model, tried)
+		if aerr != nil {
+			last = aerr
+			break
+		}
+		if u == nil {
+			break
+		}
+		tried[u.Name] = true
+		res.attempts++
+		res.instance = u.Name
+		st.inflight.Add(1)
+		retry, aerr := g.attempt(r, fr, u, st, c)
+		st.inflight.Add(-1)
+		if !retry {
+			return res
+		}
+		last = aerr
+		if r.Context().Err() != nil {
+			res.outcome = "client gone"
+			return res
+		}
+	}
+	if last == nil {
+		last = &apiError{Status: http.StatusServiceUnavailable, Message: "no instance could take the request", RetryAfter: 5 * time.Second}
+	}
+	res.outcome = "failed: " + last.Message
+	if c.committed {
+		c.write(streamError(fr.route.sse, last.Message))
+		return res
+	}
+	res.status = last.Status
+	last.write(w, fr.route.dialect)
+	return res
+}
+
+// hop-by-hop headers and what must not reach an instance.
+var dropHeaders = map[string]bool{
+	"Connection": true, "Keep-Alive": true, "Proxy-Authenticate": true, "Proxy-Authorization": true,
+	"Te": true, "Trailer": true, "Transfer-Encoding": true, "Upgrade": true,
+	"Authorization": true, "Cookie": true, "Content-Length": true,
+}
+
+func upstreamRequest(ctx context.Context, r *http.Request, u *Upstream, fr forwardReq) (*http.Request, error) {
+	target := *u.URL
+	target.Path = r.URL.Path
+	target.RawQuery = r.URL.RawQuery
+	ureq, err := http.NewRequestWithContext(ctx, r.Method, target.String(), bytes.NewReader(fr.body))
+	if err != nil {
+		return nil, err
+	}
+	for k, vs := range r.Header {
+		if !dropHeaders[k] {
+			ureq.Header[k] = vs
+		}
+	}
+	ureq.Header.Set("X-Request-ID", fr.rid)
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		ureq.Header.Set("X-Forwarded-For", host)
+	}
+	return ureq, nil
+}
+
+type rtResult struct {
+	resp *http.Response
+	err  error
+}
+
+// roundTrip waits for the upstream's headers. SSE clients get comment
+// lines meanwhile, so a cold model load does not look like a dead server.
+func (g *Gateway) roundTrip(ureq *http.Request, fr forwardReq, c *client) (*http.Response, error) {
+	if !(fr.stream && fr.route.sse) {
+		return g.transport.RoundTrip(ureq)
+	}
+	ch := make(chan rtResult, 1)
+	go func() {
+		resp, err := g.transport.RoundTrip(ureq)
+		ch <- rtResult{resp, err}
+	}()
+	t := time.NewTimer(g.cfg.KeepAliveInterval)
+	defer t.Stop()
+	for {
+		select {
+		case res := <-ch:
+			return res.resp, res.err
+		case <-t.C:
+			// Comments are invisible to SSE parsers: a retry on another
+			// instance stays possible after them.
+			c.commitSSE()
+			c.w.Write([]byte(": keep-alive\n\n"))
+			if c.flusher != nil {
+				c.flusher.Flush()
+			}
+			t.Reset(g.cfg.KeepAliveInterval)
+		}
+	}
+}
+
+// attempt tries one upstream. retry means nothing of its answer reached
+// the client and another instance may try; aerr then says what went wrong.
+func (g *Gateway) attempt(r *http.Request, fr forwardReq, u *Upstream, st *upstreamState, c *client) (retry bool, aerr *apiError) {
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	ureq, err := upstreamRequest(ctx, r, u, fr)
+	if err != nil {
+		return true, &apiError{Status: http.StatusBadGateway, Message: err.Error()}
+	}
+	resp, err := g.roundTrip(ureq, fr, c)
+	if err != nil {
+		if r.Context().Err() != nil {
+			c.res.outcome = "client gone"
+			return false, nil
+		}
+		st.failure(g.now(), g.cfg.EjectAfter, g.cfg.EjectFor, g.cfg.MaxEject)
+		g.log.Warn("instance failed", "id", fr.rid, "instance", u.Name, "err", err)
+		return true, &apiError{Status: http.StatusBadGateway, Message: fmt.Sprintf("instance %s: %v", u.Name, err)}
+	}
+	defer resp.Body.Close()
+
+	if resp.StatusCode == http.StatusBadGateway || resp.StatusCode == http.StatusServiceUnavailable {
+		msg := upstreamMessage(resp)
+		if resp.StatusCode == http.StatusBadGateway {
+			st.failure(g.now(), g.cfg.EjectAfter, g.cfg.EjectFor, g.cfg.MaxEject)
+		}
+		g.log.Warn("instance refused", "id", fr.rid, "instance", u.Name, "status", resp.StatusCode, "msg", msg)
+		return true, &apiError{Status: resp.StatusCode, Message: fmt.Sprintf("instance %s: %s", u.Name, msg), RetryAfter: time.Second}
+	}
+
+	if !fr.stream {
+		// A whole answer is small: read it before sending, so an instance
+		// dying half way is retried and the client never sees half a body.
+		body, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
+		if err != nil {
+			st.failure(g.now(), g.cfg.EjectAfter, g.cfg.EjectFor, g.cfg.MaxEject)
+			return true, &apiError{Status: http.StatusBadGateway, Message: fmt.Sprintf("instance %s: reading answer: %v", u.Name, err)}
+		}
+		copyHeader(c.w.Header(), resp.Header)
+		c.w.Header().Set("Content-Length", fmt.Sprint(len(body)))
+		c.res.status = resp.StatusCode
+		c.w.WriteHeader(resp.StatusCode)
+		c.write(body)
+		g.settle(st, fr, resp.StatusCode, c)
+		return false, nil
+	}
+	g.stream(r.Context(), ctx, cancel, resp, fr, u, st, c)
+	return false, nil
+}
+
+// stream passes a streaming answer through chunk by chunk, flushing each
+// one, and ends a stream the instance cut with an error event or line.
+func (g *Gateway) stream(clientCtx, ctx context.Context, cancel context.CancelFunc, resp *http.Response, fr forwardReq, u *Upstream, st *upstreamState, c *client) {
+	if c.committed {
+		if resp.StatusCode != http.StatusOK {
+			// Headers went out with the keep-alives; say it in the stream.
+			msg := fmt.Sprintf("instance %s: %s", u.Name, upstreamMessage(resp))
+			c.write(streamError(fr.route.sse, msg))
+			c.res.outcome = "failed: " + msg
+			return
+		}
+	} else {
+		h := c.w.Header()
+		copyHeader(h, resp.Header)
+		h.Del("Content-Length")
+		h.Set("X-Accel-Buffering", "no")
+		c.res.status = resp.StatusCode
+		c.w.WriteHeader(resp.StatusCode)
+		c.committed = true
+	}
+	idle := time.AfterFunc(g.cfg.IdleTimeout, cancel)
+	defer idle.Stop()
+	scan := newEndScan(fr.route.sse)
+	bufp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bufp)
+	buf := *bufp
+	for {
+		n, err := resp.Body.Read(buf)
+		if n > 0 {
+			idle.Reset(g.cfg.IdleTimeout)
+			scan.feed(buf[:n])
+			if werr := c.write(buf[:n]); werr != nil {
+				c.res.outcome = "client gone"
+				return
+			}
+		}
+		if err == nil {
+			continue
+		}
+		if clientCtx.Err() != nil {
+			c.res.outcome = "client gone"
+			return
+		}
+		if (err == io.EOF && scan.ended) || resp.StatusCode != http.StatusOK {
+			g.settle(st, fr, resp.StatusCode, c)
+			return
+		}
+		why := "stream ended early"
+		switch {
+		case ctx.Err() != nil:
+			why = fmt.Sprintf("no data for %s", g.cfg.IdleTimeout)
+		case err != io.EOF:
+			why = err.Error()
+		}
+		msg := fmt.Sprintf("instance %s failed mid-stream: %s", u.Name, why)
+		st.failure(g.now(), g.cfg.EjectAfter, g.cfg.EjectFor, g.cfg.MaxEject)
+		g.log.Warn("stream cut", "id", fr.rid, "instance", u.Name, "err", why)
+		c.write(streamError(fr.route.sse, msg))
+		c.res.outcome = "cut: " + why
+		return
+	}
+}
+
+// settle records a finished answer: an instance that answered below 500
+// is healthy, and the model is now loaded there.
+func (g *Gateway) settle(st *upstreamState, fr forwardReq, status int, c *client) {
+	if status < 500 {
+		st.success(fr.model, g.now())
+	}
+	c.res.outcome = "ok"
+	if status >= 400 {
+		c.res.outcome = fmt.Sprintf("upstream status %d", status)
+	}
+}
+
+func copyHeader(dst, src http.Header) {
+	for k, vs := range src {
+		if !dropHeaders[k] {
+			dst[k] = vs
+		}
+	}
+}
+
+// upstreamMessage extracts the error text of an Ollama or OpenAI-shaped
+// error body, or the status.
+func upstreamMessage(resp *http.Response) string {
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	var o struct {
+		Error json.RawMessage `json:"error"`
+	}
+	if json.Unmarshal(raw, &o) == nil && len(o.Error) > 0 {
+		var s string
+		if json.Unmarshal(o.Error, &s) == nil {
+			return s
+		}
+		var e struct {
+			Message string `json:"message"`
+		}
+		if json.Unmarshal(o.Error, &e) == nil && e.Message != "" {
+			return e.Message
+		}
+	}
+	if t := strings.TrimSpace(string(raw)); t != "" && len(t) < 200 {
+		return resp.Status + ": " + t
+	}
+	return resp.Status
+}

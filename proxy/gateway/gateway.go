@@ -1,0 +1,232 @@
+// Package gateway is corral's LLM gateway: it authenticates every request,
+// picks the best healthy Ollama instance for the model, passes streams
+// through chunk by chunk, and retries what failed before the client saw a
+// byte.
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	mrand "math/rand/v2"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Authorizer checks a bearer key for a model and names the key. An error
+// is a 401, or a 403 when it has a Forbidden() bool method returning true.
+type Authorizer interface {
+	Authorize(ctx context.Context, key, model string) (name string, err error)
+}
+
+// Config tunes the gateway; zero values take the defaults.
+type Config struct {
+	MaxBodyBytes      int64         // request body limit (32 MiB: images come base64)
+	HeaderTimeout     time.Duration // upstream response headers; covers a cold model load
+	IdleTimeout       time.Duration // no bytes from a streaming upstream this long ends it
+	KeepAliveInterval time.Duration // SSE comment lines while waiting for the first byte
+	MaxAttempts       int           // tries per request across instances
+	EjectAfter        int           // consecutive failures that eject an instance
+	EjectFor          time.Duration // first ejection; doubles, up to MaxEject
+	MaxEject          time.Duration
+	IdleConnsPerHost  int
+	Logger            *slog.Logger
+}
+
+func (c *Config) defaults() {
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = 32 << 20
+	}
+	if c.HeaderTimeout <= 0 {
+		c.HeaderTimeout = 5 * time.Minute
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = 5 * time.Minute
+	}
+	if c.KeepAliveInterval <= 0 {
+		c.KeepAliveInterval = 10 * time.Second
+	}
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = 3
+	}
+	if c.EjectAfter <= 0 {
+		c.EjectAfter = 3
+	}
+	if c.EjectFor <= 0 {
+		c.EjectFor = 5 * time.Second
+	}
+	if c.MaxEject <= 0 {
+		c.MaxEject = 2 * time.Minute
+	}
+	if c.IdleConnsPerHost <= 0 {
+		c.IdleConnsPerHost = 256
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Gateway is an http.Handler for the /v1 and /api routes.
+type Gateway struct {
+	cfg       Config
+	upstreams Upstreams
+	auth      Authorizer
+	transport *http.Transport
+	states    states
+	log       *slog.Logger
+	now       func() time.Time
+
+	rndMu sync.Mutex
+	rnd   *mrand.Rand
+}
+
+// New builds a gateway over upstreams, admitting what auth admits.
+func New(cfg Config, upstreams Upstreams, auth Authorizer) *Gateway {
+	cfg.defaults()
+	return &Gateway{
+		cfg:       cfg,
+		upstreams: upstreams,
+		auth:      auth,
+		transport: newTransport(cfg),
+		log:       cfg.Logger,
+		now:       time.Now,
+		rnd:       mrand.New(mrand.NewPCG(mrand.Uint64(), mrand.Uint64())),
+	}
+}
+
+// Close drops idle upstream connections.
+func (g *Gateway) Close() { g.transport.CloseIdleConnections() }
+
+// Inflight is the number of requests the gateway has on an instance now.
+func (g *Gateway) Inflight(instance string) int {
+	return int(g.states.get(instance).inflight.Load())
+}
+
+// WaitIdle returns once the instance has no request in flight, or ctx ends.
+// The engine calls it while an instance drains.
+func (g *Gateway) WaitIdle(ctx context.Context, instance string) {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for g.Inflight(instance) > 0 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func requestID(r *http.Request) string {
+	if id := r.Header.Get("X-Request-ID"); id != "" && len(id) <= 128 {
+		return id
+	}
+	b := make([]byte, 8)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func bearer(r *http.Request) string {
+	h := r.Header.Get("Authorization")
+	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		return strings.TrimSpace(h[7:])
+	}
+	return ""
+}
+
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rid := requestID(r)
+	w.Header().Set("X-Request-ID", rid)
+	rt, ok := routes[r.URL.Path]
+	if !ok && strings.HasPrefix(r.URL.Path, "/v1/models/") {
+		rt, ok = route{dialect: dialectOpenAI, kind: kindModelInfo}, true
+	}
+	if !ok {
+		d := dialectOllama
+		if strings.HasPrefix(r.URL.Path, "/v1/") {
+			d = dialectOpenAI
+		}
+		apiError{Status: http.StatusNotFound, Message: fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path), Code: "unknown_url"}.write(w, d)
+		return
+	}
+	key := bearer(r)
+	if key == "" {
+		apiError{Status: http.StatusUnauthorized, Message: "missing API key: send Authorization: Bearer <key> (create one with corral keys create NAME)", Code: "invalid_api_key"}.write(w, rt.dialect)
+		return
+	}
+	switch rt.kind {
+	case kindForbidden:
+		apiError{Status: http.StatusForbidden, Message: fmt.Sprintf("%s changes models on every instance, so corral does it: use corral's model management (corral pull, corral rm), not the gateway", r.URL.Path), Code: "model_management"}.write(w, rt.dialect)
+	case kindModel:
+		g.serveModel(w, r, rt, key, rid)
+	default:
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			apiError{Status: http.StatusMethodNotAllowed, Message: r.URL.Path + " answers GET"}.write(w, rt.dialect)
+			return
+		}
+		if _, err := g.auth.Authorize(r.Context(), key, ""); err != nil {
+			authError(err).write(w, rt.dialect)
+			return
+		}
+		g.serveAggregate(w, r, rt)
+	}
+}
+
+func authError(err error) apiError {
+	if f, ok := err.(interface{ Forbidden() bool }); ok && f.Forbidden() {
+		return apiError{Status: http.StatusForbidden, Message: err.Error(), Code: "model_not_allowed"}
+	}
+	return apiError{Status: http.StatusUnauthorized, Message: err.Error(), Code: "invalid_api_key"}
+}
+
+func (g *Gateway) serveModel(w http.ResponseWriter, r *http.Request, rt route, key, rid string) {
+	if r.Method != http.MethodPost {
+		apiError{Status: http.StatusMethodNotAllowed, Message: r.URL.Path + " answers POST"}.write(w, rt.dialect)
+		return
+	}
+	body, aerr := readBody(w, r, g.cfg.MaxBodyBytes)
+	if aerr != nil {
+		aerr.write(w, rt.dialect)
+		return
+	}
+	req, aerr := parseModelRequest(body)
+	if aerr != nil {
+		aerr.write(w, rt.dialect)
+		return
+	}
+	model := CanonicalModel(req.Model)
+	keyName, err := g.auth.Authorize(r.Context(), key, model)
+	if err != nil {
+		authError(err).write(w, rt.dialect)
+		return
+	}
+	stream := rt.streamDefault
+	if req.Stream != nil {
+		stream = *req.Stream
+	}
+	start := g.now()
+	res := g.forward(w, r, forwardReq{route: rt, body: body, model: model, stream: stream, rid: rid})
+	g.log.Info("request", "id", rid, "key", keyName, "path", r.URL.Path, "model", model, "stream", stream,
+		"instance", res.instance, "attempts", res.attempts, "status", res.status, "bytes", res.bytes,
+		"ttfb_ms", res.ttfb.Milliseconds(), "duration_ms", g.now().Sub(start).Milliseconds(), "outcome", res.outcome)
+}
+
+// modelsAvailable lists canonical models present on any instance, sorted.
+func modelsAvailable(s *Snapshot) []string {
+	set := map[string]bool{}
+	for _, u := range s.Upstreams {
+		for m := range u.Models {
+			set[m] = true
+		}
+	}
+	out := make([]string, 0, len(set))
+	for m := range set {
+		out = append(out, m)
+	}
+	sort.Strings(out)
+	return out
+}

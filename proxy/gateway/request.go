@@ -1,0 +1,92 @@
+package gateway
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+)
+
+// route says how the gateway treats one path.
+type route struct {
+	dialect dialect
+	kind    routeKind
+	// streamDefault is the API's default for "stream" when the body omits
+	// it: true for Ollama's chat and generate, false for OpenAI's.
+	streamDefault bool
+	sse           bool // streams as SSE (else NDJSON)
+}
+
+type routeKind int
+
+const (
+	kindModel     routeKind = iota // POST with a model: balanced
+	kindTags                       // GET /api/tags: union
+	kindPS                         // GET /api/ps: union
+	kindModels                     // GET /v1/models: union
+	kindModelInfo                  // GET /v1/models/{model}
+	kindVersion                    // GET /api/version: any healthy instance
+	kindForbidden                  // model management: not through the gateway
+)
+
+var routes = map[string]route{
+	"/v1/chat/completions": {dialect: dialectOpenAI, kind: kindModel, sse: true},
+	"/v1/completions":      {dialect: dialectOpenAI, kind: kindModel, sse: true},
+	"/v1/embeddings":       {dialect: dialectOpenAI, kind: kindModel},
+	"/v1/models":           {dialect: dialectOpenAI, kind: kindModels},
+	"/api/chat":            {dialect: dialectOllama, kind: kindModel, streamDefault: true},
+	"/api/generate":        {dialect: dialectOllama, kind: kindModel, streamDefault: true},
+	"/api/embed":           {dialect: dialectOllama, kind: kindModel},
+	"/api/embeddings":      {dialect: dialectOllama, kind: kindModel},
+	"/api/show":            {dialect: dialectOllama, kind: kindModel},
+	"/api/tags":            {dialect: dialectOllama, kind: kindTags},
+	"/api/ps":              {dialect: dialectOllama, kind: kindPS},
+	"/api/version":         {dialect: dialectOllama, kind: kindVersion},
+	"/api/pull":            {dialect: dialectOllama, kind: kindForbidden},
+	"/api/push":            {dialect: dialectOllama, kind: kindForbidden},
+	"/api/delete":          {dialect: dialectOllama, kind: kindForbidden},
+	"/api/create":          {dialect: dialectOllama, kind: kindForbidden},
+	"/api/copy":            {dialect: dialectOllama, kind: kindForbidden},
+}
+
+// modelRequest is the little the gateway reads of a body. Parsing it also
+// validates the whole body as JSON before anything is forwarded.
+type modelRequest struct {
+	Model  string `json:"model"`
+	Stream *bool  `json:"stream"`
+	// Ollama's /api/embeddings and /api/show accept "name" in older clients.
+	Name string `json:"name"`
+}
+
+// readBody reads the whole request body up to limit. Reading it all first
+// also avoids Go's HTTP/1 server closing a body still being forwarded
+// (golang/go#40747), and lets a retry resend it.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, *apiError) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return nil, &apiError{Status: http.StatusRequestEntityTooLarge, Message: fmt.Sprintf("request body is larger than %d MiB", limit>>20), Code: "request_too_large"}
+	}
+	if err != nil {
+		return nil, &apiError{Status: http.StatusBadRequest, Message: "reading request body: " + err.Error()}
+	}
+	return body, nil
+}
+
+func parseModelRequest(body []byte) (modelRequest, *apiError) {
+	var m modelRequest
+	if len(body) == 0 {
+		return m, &apiError{Status: http.StatusBadRequest, Message: "request body is empty: send a JSON object with a \"model\""}
+	}
+	if err := json.Unmarshal(body, &m); err != nil {
+		return m, &apiError{Status: http.StatusBadRequest, Message: "request body is not valid JSON: " + err.Error(), Code: "invalid_json"}
+	}
+	if m.Model == "" {
+		m.Model = m.Name
+	}
+	if m.Model == "" {
+		return m, &apiError{Status: http.StatusBadRequest, Message: "\"model\" is required", Param: "model", Code: "missing_model"}
+	}
+	return m, nil
+}

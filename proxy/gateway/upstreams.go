@@ -1,0 +1,110 @@
+package gateway
+
+import (
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Upstream is one Ollama instance as the gateway needs to know it.
+type Upstream struct {
+	Name     string
+	URL      *url.URL
+	Healthy  bool
+	Draining bool
+	Status   string // why it is (not) healthy, for error messages
+	Weight   int    // relative capacity; 0 counts as 1
+	Parallel int    // requests one loaded model serves at once
+	// Models and Loaded hold canonical model names (see CanonicalModel).
+	Models     map[string]bool
+	Loaded     map[string]bool
+	PolledAt   time.Time // when Models and Loaded were read
+	FreeMemory uint64    // bytes free on its GPU; 0 when unknown
+}
+
+// Snapshot is an immutable view of every upstream. The owner replaces it
+// whole; the gateway reads it without locks.
+type Snapshot struct {
+	Version   uint64
+	Upstreams []Upstream
+}
+
+// Upstreams supplies the current snapshot; the engine satisfies it.
+type Upstreams interface {
+	Snapshot() *Snapshot
+}
+
+// CanonicalModel names a model the way Ollama lists it: a missing tag is
+// ":latest", the default registry and namespace are dropped.
+func CanonicalModel(name string) string {
+	name = strings.TrimSpace(name)
+	name = strings.TrimPrefix(name, "registry.ollama.ai/")
+	name = strings.TrimPrefix(name, "library/")
+	slash := strings.LastIndexByte(name, '/')
+	if strings.LastIndexByte(name, ':') <= slash && !strings.Contains(name, "@") && name != "" {
+		name += ":latest"
+	}
+	return name
+}
+
+// upstreamState is what the gateway itself tracks per upstream: requests
+// in flight, passive health, and models it has just seen served.
+type upstreamState struct {
+	inflight     atomic.Int64
+	fails        atomic.Int32
+	ejectedUntil atomic.Int64 // unix nanos
+	ejections    atomic.Int32
+	served       sync.Map // canonical model → unix nanos of the last success
+}
+
+// states holds upstreamState by upstream name for the gateway's lifetime.
+type states struct {
+	m sync.Map
+}
+
+func (s *states) get(name string) *upstreamState {
+	if v, ok := s.m.Load(name); ok {
+		return v.(*upstreamState)
+	}
+	v, _ := s.m.LoadOrStore(name, &upstreamState{})
+	return v.(*upstreamState)
+}
+
+// loaded says whether model is in memory on u: the engine's last poll
+// said so, or the gateway has served it there since that poll.
+func (st *upstreamState) loaded(u *Upstream, model string) bool {
+	if u.Loaded[model] {
+		return true
+	}
+	if v, ok := st.served.Load(model); ok {
+		return v.(int64) > u.PolledAt.UnixNano()
+	}
+	return false
+}
+
+// ejected reports whether passive health has taken the upstream out.
+func (st *upstreamState) ejected(now time.Time) bool {
+	return st.ejectedUntil.Load() > now.UnixNano()
+}
+
+// failure records a failed attempt; after ejectAfter in a row the upstream
+// is ejected for a back-off that doubles with each ejection.
+func (st *upstreamState) failure(now time.Time, ejectAfter int, base, maxEject time.Duration) {
+	if int(st.fails.Add(1)) < ejectAfter {
+		return
+	}
+	st.fails.Store(0)
+	n := st.ejections.Add(1)
+	d := min(base<<min(n-1, 16), maxEject)
+	st.ejectedUntil.Store(now.Add(d).UnixNano())
+}
+
+func (st *upstreamState) success(model string, now time.Time) {
+	st.fails.Store(0)
+	st.ejections.Store(0)
+	if model != "" {
+		st.served.Store(model, now.UnixNano())
+	}
+}
