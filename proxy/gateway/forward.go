@@ -66,8 +66,13 @@ func (c *client) write(p []byte) error {
 	return err
 }
 
-// pick chooses an upstream for model among those not yet tried.
+// pick chooses an upstream for model among those not yet tried and counts
+// the request in flight there. Choosing and counting happen under one lock:
+// otherwise concurrent requests all see the same counts and pile onto the
+// same instance.
 func (g *Gateway) pick(model string, tried map[string]bool) (*Upstream, *upstreamState, *apiError) {
+	g.pickMu.Lock()
+	defer g.pickMu.Unlock()
 	s := g.upstreams.Snapshot()
 	now := g.now()
 	var cands, ejected []Candidate
@@ -79,14 +84,20 @@ func (g *Gateway) pick(model string, tried map[string]bool) (*Upstream, *upstrea
 			continue
 		}
 		has++
+		st := g.states.get(u.Name)
 		if !u.Healthy || u.Draining {
+			st.engineDown.Store(true)
 			down = append(down, fmt.Sprintf("%s is %s", u.Name, u.Status))
 			continue
+		}
+		if st.engineDown.Swap(false) {
+			// The engine saw it fail and come back: its active check is
+			// fresher than our passive record.
+			st.reset()
 		}
 		if tried[u.Name] {
 			continue
 		}
-		st := g.states.get(u.Name)
 		c := Candidate{Index: i, Loaded: st.loaded(u, model), Inflight: st.inflight.Load(), Weight: u.Weight, Parallel: u.Parallel, FreeMemory: u.FreeMemory}
 		if st.ejected(now) {
 			ejected = append(ejected, c)
@@ -100,11 +111,10 @@ func (g *Gateway) pick(model string, tried map[string]bool) (*Upstream, *upstrea
 		cands = ejected
 	}
 	if len(cands) > 0 {
-		g.rndMu.Lock()
-		i := Pick(cands, g.rnd)
-		g.rndMu.Unlock()
-		u := &s.Upstreams[i]
-		return u, g.states.get(u.Name), nil
+		u := &s.Upstreams[Pick(cands, g.rnd)]
+		st := g.states.get(u.Name)
+		st.inflight.Add(1)
+		return u, st, nil
 	}
 	switch {
 	case len(s.Upstreams) == 0:
@@ -142,7 +152,6 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, fr forwardReq)
 		tried[u.Name] = true
 		res.attempts++
 		res.instance = u.Name
-		st.inflight.Add(1)
 		retry, aerr := g.attempt(r, fr, u, st, c)
 		st.inflight.Add(-1)
 		if !retry {

@@ -81,8 +81,8 @@ type Gateway struct {
 	log       *slog.Logger
 	now       func() time.Time
 
-	rndMu sync.Mutex
-	rnd   *mrand.Rand
+	pickMu sync.Mutex // serializes choosing with counting; guards rnd
+	rnd    *mrand.Rand
 }
 
 // New builds a gateway over upstreams, admitting what auth admits.

@@ -57,6 +57,7 @@ type upstreamState struct {
 	ejectedUntil atomic.Int64 // unix nanos
 	ejections    atomic.Int32
 	served       sync.Map // canonical model → unix nanos of the last success
+	engineDown   atomic.Bool
 }
 
 // states holds upstreamState by upstream name for the gateway's lifetime.
@@ -99,6 +100,13 @@ func (st *upstreamState) failure(now time.Time, ejectAfter int, base, maxEject t
 	n := st.ejections.Add(1)
 	d := min(base<<min(n-1, 16), maxEject)
 	st.ejectedUntil.Store(now.Add(d).UnixNano())
+}
+
+// reset forgets passive failures and ejection.
+func (st *upstreamState) reset() {
+	st.fails.Store(0)
+	st.ejections.Store(0)
+	st.ejectedUntil.Store(0)
 }
 
 func (st *upstreamState) success(model string, now time.Time) {
