@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"corral/engine/store"
 )
 
 // Config is how the engine runs; desired instances come separately.
@@ -28,7 +30,9 @@ type Config struct {
 	// instance (or ctx ends); a draining instance's streams finish first.
 	DrainWait  func(ctx context.Context, instance string)
 	DrainGrace time.Duration // longest wait for DrainWait
-	Logger     *slog.Logger
+	// Store, when set, keeps operator changes such as weights.
+	Store  *store.Store
+	Logger *slog.Logger
 }
 
 func (c *Config) defaults() {
@@ -106,6 +110,15 @@ type instance struct {
 // once Run is called.
 func New(cfg Config, desired []Spec) (*Engine, error) {
 	cfg.defaults()
+	weights, err := loadWeights(cfg.Store)
+	if err != nil {
+		return nil, err
+	}
+	for i := range desired {
+		if w, ok := weights[desired[i].Name]; ok {
+			desired[i].Weight = w
+		}
+	}
 	d, err := newDocker(cfg.DockerHost, cfg.NetworkName())
 	if err != nil {
 		return nil, err

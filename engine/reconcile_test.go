@@ -314,3 +314,72 @@ func TestReconcileRemovesUndesiredAndReportsConflicts(t *testing.T) {
 		t.Fatalf("phase %s (%s)", p, r)
 	}
 }
+
+func TestSetWeight(t *testing.T) {
+	f := newFake()
+	e, _ := newTestEngine(f, cpuSpecs("t", 2, "o:1"))
+	if err := e.SetWeight("t-ollama-1", 3); err != nil {
+		t.Fatal(err)
+	}
+	e.reconcile(context.Background())
+	for _, r := range e.Routes().Routes {
+		want := 1
+		if r.Name == "t-ollama-1" {
+			want = 3
+		}
+		if r.Weight != want {
+			t.Errorf("%s weight = %d, want %d", r.Name, r.Weight, want)
+		}
+	}
+	for _, bad := range []struct {
+		name string
+		w    int
+	}{{"t-ollama-9", 2}, {"t-ollama-0", 0}, {"t-ollama-0", MaxWeight + 1}} {
+		if err := e.SetWeight(bad.name, bad.w); err == nil {
+			t.Errorf("SetWeight(%s, %d) accepted", bad.name, bad.w)
+		}
+	}
+	// The weight is not part of the container: nothing is replaced.
+	f.takeCalls()
+	e.reconcile(context.Background())
+	if calls := f.takeCalls(); len(calls) != 0 {
+		t.Fatalf("weight change touched containers: %v", calls)
+	}
+}
+
+// TestReplaceDrainsFirst: the instance leaves the routes as draining and
+// the engine waits for its requests before removing the container.
+func TestReplaceDrainsFirst(t *testing.T) {
+	f := newFake()
+	f.images["o:1"], f.images["o:2"] = true, true
+	e, _ := newTestEngine(f, cpuSpecs("t", 1, "o:1"))
+	var drained []string
+	e.cfg.DrainWait = func(ctx context.Context, name string) {
+		if _, ok := ctx.Deadline(); !ok {
+			t.Error("drain wait has no deadline")
+		}
+		for _, r := range e.Routes().Routes {
+			if r.Name == name && !r.Draining {
+				t.Errorf("%s not published as draining while it drains", name)
+			}
+		}
+		if calls := f.takeCalls(); len(calls) != 0 {
+			t.Errorf("containers touched before the drain ended: %v", calls)
+		}
+		drained = append(drained, name)
+	}
+	ctx := context.Background()
+	e.reconcile(ctx)
+	e.mu.Lock()
+	e.setPhase(e.inst["t-ollama-0"], PhaseHealthy, "ok")
+	e.mu.Unlock()
+	f.takeCalls()
+	e.setDesired(cpuSpecs("t", 1, "o:2"))
+	e.reconcile(ctx)
+	if strings.Join(drained, ",") != "t-ollama-0" {
+		t.Fatalf("drained %v", drained)
+	}
+	if got := strings.Join(f.takeCalls(), ","); got != "remove t-ollama-0,create t-ollama-0,start t-ollama-0" {
+		t.Fatalf("calls after drain = %s", got)
+	}
+}
