@@ -80,6 +80,13 @@ func (e *Engine) checkHealth(ctx context.Context) {
 
 // applyProbe updates one instance; the caller holds e.mu.
 func (e *Engine) applyProbe(in *instance, r probeResult) (becameHealthy bool) {
+	switch in.phase {
+	case PhaseStarting, PhaseHealthy, PhaseUnhealthy:
+	default:
+		// Draining (or failed) since the probe went out: the reconciler
+		// owns the phase now.
+		return false
+	}
 	if r.err == nil {
 		in.healthFails = 0
 		if r.modelsOK {

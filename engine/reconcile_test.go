@@ -383,3 +383,14 @@ func TestReplaceDrainsFirst(t *testing.T) {
 		t.Fatalf("calls after drain = %s", got)
 	}
 }
+
+func TestProbeDoesNotUndoDraining(t *testing.T) {
+	e, _ := newTestEngine(newFake(), cpuSpecs("t", 1, "o:1"))
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	in := e.inst["t-ollama-0"]
+	e.setPhase(in, PhaseDraining, "replacing")
+	if e.applyProbe(in, probeResult{version: "0.17.4"}); in.phase != PhaseDraining {
+		t.Fatalf("a late probe moved a draining instance to %s", in.phase)
+	}
+}

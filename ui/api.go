@@ -29,6 +29,7 @@ type GPUs interface {
 type Deps struct {
 	Engine Engine
 	GPUs   GPUs
+	Keys   Keys // nil: no key endpoints
 }
 
 // NewAPI builds the admin JSON API under /api/v1. gin's mode is the
@@ -40,6 +41,11 @@ func NewAPI(d Deps) http.Handler {
 	v1 := r.Group("/api/v1")
 	v1.GET("/status", h.status)
 	v1.GET("/gpus", h.gpus)
+	if d.Keys != nil {
+		v1.GET("/keys", h.listKeys)
+		v1.POST("/keys", h.createKey)
+		v1.DELETE("/keys/:name", h.revokeKey)
+	}
 	r.NoRoute(func(c *gin.Context) {
 		c.JSON(http.StatusNotFound, gin.H{"error": "no such endpoint: " + c.Request.Method + " " + c.Request.URL.Path})
 	})

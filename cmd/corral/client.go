@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -33,9 +34,37 @@ func newDaemon(dataDir string) *daemon {
 
 // getJSON fetches path from the daemon into v.
 func (d *daemon) getJSON(ctx context.Context, path string, v any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://corral"+path, nil)
+	return d.do(ctx, http.MethodGet, path, nil, v)
+}
+
+// postJSON sends in as JSON to path and reads the answer into v.
+func (d *daemon) postJSON(ctx context.Context, path string, in, v any) error {
+	return d.do(ctx, http.MethodPost, path, in, v)
+}
+
+// deleteJSON deletes path and reads the answer into v.
+func (d *daemon) deleteJSON(ctx context.Context, path string, v any) error {
+	return d.do(ctx, http.MethodDelete, path, nil, v)
+}
+
+// do sends one request to the daemon, with in as its JSON body unless in
+// is nil, and reads a 2xx answer into v. Any other answer becomes an error
+// with the daemon's own message.
+func (d *daemon) do(ctx context.Context, method, path string, in, v any) error {
+	var reqBody io.Reader
+	if in != nil {
+		raw, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("encode %s %s: %w", method, path, err)
+		}
+		reqBody = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://corral"+path, reqBody)
 	if err != nil {
 		return err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	resp, err := d.http.Do(req)
 	if err != nil {
@@ -50,7 +79,7 @@ func (d *daemon) getJSON(ctx context.Context, path string, v any) error {
 	if err != nil {
 		return fmt.Errorf("read %s: %w", path, err)
 	}
-	if resp.StatusCode != http.StatusOK {
+	if resp.StatusCode/100 != 2 {
 		var e struct {
 			Error string `json:"error"`
 		}

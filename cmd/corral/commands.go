@@ -33,6 +33,7 @@ func commands() []command {
 		{"serve", "run the daemon: GPUs, Ollama instances, admin API", (*app).serveCmd},
 		{"status", "show the instances of the running daemon", (*app).statusCmd},
 		{"gpus", "list the NVIDIA GPUs on this host", (*app).gpusCmd},
+		{"keys", "create, list and revoke the gateway's API keys", (*app).keysCmd},
 		{"version", "print the version", (*app).versionCmd},
 		{"help", "show this help", nil},
 	}

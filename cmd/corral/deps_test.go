@@ -26,11 +26,13 @@ func TestDependencyDirection(t *testing.T) {
 	}
 	// For each of our packages, the packages of ours it may import.
 	ours := map[string][]string{
-		"gpu":          {},
-		"engine/store": {},
-		"engine":       {"gpu", "engine/store"},
-		"ui":           {"engine", "engine/store", "gpu"},
-		"assets":       {},
+		"gpu":           {},
+		"engine/store":  {},
+		"engine":        {"gpu", "engine/store"},
+		"engine/keys":   {"engine/store"},
+		"ui":            {"engine", "engine/keys", "engine/store", "gpu"},
+		"assets":        {},
+		"proxy/gateway": {},
 	}
 	root := filepath.Join("..", "..")
 	imports := map[string]map[string]bool{}

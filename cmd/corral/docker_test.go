@@ -61,7 +61,7 @@ type daemonProc struct {
 
 func startServe(t *testing.T, dataDir string, args ...string) *daemonProc {
 	t.Helper()
-	all := append([]string{"serve", "--data-dir", dataDir, "--admin-addr", "", "--health-interval", "300ms", "--log-format", "json"}, args...)
+	all := append([]string{"serve", "--data-dir", dataDir, "--addr", "127.0.0.1:0", "--admin-addr", "", "--health-interval", "300ms", "--log-format", "json"}, args...)
 	cmd := exec.Command(corralBin(t), all...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -265,7 +265,7 @@ func TestServeHealsAndAdopts(t *testing.T) {
 	}
 	want := []string{ns + "-ollama-0:draining", ns + "-ollama-0:healthy", ns + "-ollama-1:draining", ns + "-ollama-1:healthy"}
 	if strings.Join(rollout, " ") != strings.Join(want, " ") {
-		t.Fatalf("rollout order = %v, want %v (one at a time, each healthy before the next)", rollout, want)
+		t.Fatalf("phases %v\nrollout order = %v, want %v (one at a time, each healthy before the next)", p.phaseLog(), rollout, want)
 	}
 	// --cpu-instances was not given this time: the stored 2 stayed.
 	if len(st.Instances) != 2 {

@@ -21,8 +21,10 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"corral/engine"
+	"corral/engine/keys"
 	"corral/engine/store"
 	"corral/gpu"
+	"corral/proxy/gateway"
 	"corral/ui"
 )
 
@@ -32,8 +34,10 @@ type serveConfig struct {
 	Namespace      string
 	DockerHost     string
 	Reach          string
+	Addr           string
 	AdminAddr      string
 	AdminToken     string
+	DrainGrace     time.Duration
 	LogLevel       string
 	LogFormat      string
 	HealthInterval time.Duration
@@ -52,6 +56,12 @@ func (c serveConfig) Validate() error {
 	}
 	if _, err := engine.ParseReach(c.Reach); err != nil {
 		errs = append(errs, err)
+	}
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		errs = append(errs, fmt.Errorf("--addr %q: want host:port, such as :8080 or 127.0.0.1:8080", c.Addr))
+	}
+	if c.DrainGrace < 0 {
+		errs = append(errs, fmt.Errorf("--drain-grace %s: must not be negative", c.DrainGrace))
 	}
 	if c.AdminAddr != "" {
 		if _, _, err := net.SplitHostPort(c.AdminAddr); err != nil {
@@ -88,6 +98,8 @@ func parseServe(args []string, stdout io.Writer) (serveConfig, error) {
 	fs.StringVar(&c.Namespace, "namespace", "corral", "prefix of every container, network and volume corral creates; separate installs on one Docker engine use different ones")
 	fs.StringVar(&c.DockerHost, "docker-host", "", "Docker Engine address (default: DOCKER_HOST or the local socket)")
 	fs.StringVar(&c.Reach, "reach", string(engine.ReachAuto), "how corral reaches Ollama: auto, ip (container IP), name (corral runs in a container), loopback (publish on 127.0.0.1 only)")
+	fs.StringVar(&c.Addr, "addr", ":8080", "gateway listener: the OpenAI (/v1) and Ollama (/api) APIs, API key required")
+	fs.DurationVar(&c.DrainGrace, "drain-grace", 30*time.Second, "how long a replaced instance's requests may run before it is stopped")
 	fs.StringVar(&c.AdminAddr, "admin-addr", "127.0.0.1:8090", "admin API listener (token required); empty turns it off")
 	fs.StringVar(&c.AdminToken, "admin-token", "", "admin API token (default: generated once and kept in DATA_DIR/admin-token)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
@@ -195,16 +207,23 @@ func (a *app) serve(ctx context.Context, c serveConfig, log *slog.Logger) error 
 	if err != nil {
 		return err
 	}
+	front, err := net.Listen("tcp", c.Addr)
+	if err != nil {
+		sock.Close()
+		return fmt.Errorf("--addr %s: %w: pick another with --addr, or stop what uses it", c.Addr, errors.Unwrap(err))
+	}
 	var admin net.Listener
 	if c.AdminAddr != "" {
 		admin, err = net.Listen("tcp", c.AdminAddr)
 		if err != nil {
 			sock.Close()
+			front.Close()
 			return fmt.Errorf("--admin-addr %s: %w: pick another with --admin-addr, or stop what uses it", c.AdminAddr, errors.Unwrap(err))
 		}
 	}
 	closeAll := func() {
 		sock.Close()
+		front.Close()
 		if admin != nil {
 			admin.Close()
 		}
@@ -225,11 +244,16 @@ func (a *app) serve(ctx context.Context, c serveConfig, log *slog.Logger) error 
 		return err
 	}
 
+	// The engine waits for the gateway's requests on a draining instance;
+	// the gateway reads the engine's routes. gw is set before eng runs.
+	var gw *gateway.Gateway
 	eng, err := engine.New(engine.Config{
 		Namespace:      c.Namespace,
 		DockerHost:     c.DockerHost,
 		Reach:          engine.Reach(c.Reach),
 		HealthInterval: c.HealthInterval,
+		DrainWait:      func(ctx context.Context, name string) { gw.WaitIdle(ctx, name) },
+		DrainGrace:     c.DrainGrace,
 		Logger:         log,
 	}, specs)
 	if err != nil {
@@ -237,16 +261,28 @@ func (a *app) serve(ctx context.Context, c serveConfig, log *slog.Logger) error 
 		return err
 	}
 	defer eng.Close()
+	apiKeys, err := keys.New(st, keys.WithLogger(log))
+	if err != nil {
+		closeAll()
+		return err
+	}
 
 	sampler := gpu.NewSampler(5 * time.Second)
+	gw = gateway.New(gateway.Config{Logger: log}, &upstreams{eng: eng, sampler: sampler}, apiKeys)
+	defer gw.Close()
 	gin.SetMode(gin.ReleaseMode)
-	api := ui.NewAPI(ui.Deps{Engine: eng, GPUs: gpuView{inv, sampler}})
+	api := ui.NewAPI(ui.Deps{Engine: eng, GPUs: gpuView{inv, sampler}, Keys: apiKeys})
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	servers := []*http.Server{{Handler: api, ReadHeaderTimeout: 10 * time.Second}}
-	listeners := []net.Listener{sock}
+	// No WriteTimeout on the gateway: generations stream for minutes.
+	servers := []*http.Server{
+		{Handler: api, ReadHeaderTimeout: 10 * time.Second},
+		{Handler: gw, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute},
+	}
+	listeners := []net.Listener{sock, front}
+	log.Info("gateway listening", "addr", front.Addr().String())
 	if admin != nil {
 		servers = append(servers, &http.Server{Handler: ui.RequireToken(token, api), ReadHeaderTimeout: 10 * time.Second})
 		listeners = append(listeners, admin)
@@ -263,6 +299,11 @@ func (a *app) serve(ctx context.Context, c serveConfig, log *slog.Logger) error 
 	wg.Go(func() {
 		if err := sampler.Run(ctx); err != nil {
 			log.Warn("gpu sampler stopped", "err", err)
+		}
+	})
+	wg.Go(func() {
+		if err := apiKeys.Run(ctx); err != nil {
+			log.Warn("API key last-use times not saved", "err", err)
 		}
 	})
 	wg.Go(func() {

@@ -47,7 +47,7 @@ func TestServeBadInput(t *testing.T) {
 	blocker := filepath.Join(t.TempDir(), "a-file")
 	os.WriteFile(blocker, nil, 0o600)
 
-	base := []string{"serve", "--data-dir", dataDir, "--docker-host", "unix:///nonexistent/docker.sock", "--admin-addr", ""}
+	base := []string{"serve", "--data-dir", dataDir, "--docker-host", "unix:///nonexistent/docker.sock", "--addr", "127.0.0.1:0", "--admin-addr", ""}
 	cases := []struct {
 		name     string
 		args     []string
@@ -64,6 +64,7 @@ func TestServeBadInput(t *testing.T) {
 		{"bad keep-alive", append(base, "--keep-alive", "soon"), false, `--keep-alive "soon"`, 1},
 		{"unwritable data dir", []string{"serve", "--data-dir", filepath.Join(blocker, "sub")}, false, "choose another with --data-dir", 1},
 		{"second serve", base, true, "another corral is using DATA_DIR " + dataDir, 1},
+		{"gateway port in use", append(base[:5:5], "--addr", busy.Addr().String(), "--admin-addr", ""), false, "--addr " + busy.Addr().String() + ": bind: address already in use: pick another", 1},
 		{"admin port in use", append(base[:len(base)-1:len(base)-1], busy.Addr().String()), false, "--admin-addr " + busy.Addr().String() + ": bind: address already in use: pick another", 1},
 	}
 	for _, tc := range cases {

@@ -12,6 +12,9 @@ var (
 	keySchema       = []byte("schema_version")
 	bucketSettings  = []byte("settings")
 	bucketInstances = []byte("instances")
+	bucketKeys      = []byte("keys")       // key ID → Key (JSON)
+	bucketKeyNames  = []byte("key_names")  // key name → key ID
+	bucketKeyHashes = []byte("key_hashes") // secret's hex SHA-256 → key ID
 )
 
 // migrations bring the schema from version i to i+1; append, never edit.
@@ -20,6 +23,15 @@ var migrations = []func(tx *bolt.Tx) error{
 	// 0 → 1: the first layout.
 	func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bucketSettings, bucketInstances} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	},
+	// 1 → 2: gateway API keys, with their name and hash indexes.
+	func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketKeys, bucketKeyNames, bucketKeyHashes} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
