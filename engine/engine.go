@@ -189,7 +189,7 @@ func (e *Engine) Status() Status {
 		st.Instances = append(st.Instances, InstanceStatus{
 			Name: s.Name, GPU: s.GPU, GPUIndex: s.GPUIndex,
 			Phase: in.phase, Reason: in.reason, ContainerID: in.containerID,
-			Image: image, Endpoint: in.endpoint, Since: in.since,
+			Image: image, Endpoint: in.endpoint, Since: in.since, Weight: max(s.Weight, 1),
 		})
 	}
 	return st

@@ -27,6 +27,7 @@ type InstanceStatus struct {
 	ContainerID string    `json:"container_id"`
 	Image       string    `json:"image"`
 	Endpoint    string    `json:"endpoint"`
+	Weight      int       `json:"weight"`
 	Since       time.Time `json:"since"`
 }
 

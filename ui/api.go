@@ -17,6 +17,7 @@ import (
 // Engine is what the API needs of the engine.
 type Engine interface {
 	Status() engine.Status
+	SetWeight(instance string, weight int) error
 }
 
 // GPUs is what the API needs to show devices and their metrics.
@@ -41,6 +42,7 @@ func NewAPI(d Deps) http.Handler {
 	v1 := r.Group("/api/v1")
 	v1.GET("/status", h.status)
 	v1.GET("/gpus", h.gpus)
+	v1.PUT("/instances/:name/weight", h.setWeight)
 	if d.Keys != nil {
 		v1.GET("/keys", h.listKeys)
 		v1.POST("/keys", h.createKey)

@@ -2,8 +2,10 @@ package ui
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/gin-gonic/gin"
@@ -15,6 +17,13 @@ import (
 type fakeEngine struct{ st engine.Status }
 
 func (f fakeEngine) Status() engine.Status { return f.st }
+
+func (f fakeEngine) SetWeight(name string, w int) error {
+	if name != "corral-ollama-0" || w < 1 {
+		return fmt.Errorf("weight %d for %s refused", w, name)
+	}
+	return nil
+}
 
 type fakeGPUs struct{}
 
@@ -78,5 +87,26 @@ func TestAPI(t *testing.T) {
 	json.Unmarshal(rec.Body.Bytes(), &g)
 	if len(g.Devices) != 1 || len(g.Metrics) != 1 || g.Metrics[0].TemperatureC != 40 {
 		t.Fatalf("gpus = %s", rec.Body)
+	}
+}
+
+func TestSetWeightAPI(t *testing.T) {
+	gin.SetMode(gin.TestMode)
+	api := NewAPI(Deps{Engine: fakeEngine{}, GPUs: fakeGPUs{}})
+	cases := []struct {
+		path, body string
+		code       int
+	}{
+		{"/api/v1/instances/corral-ollama-0/weight", `{"weight":3}`, 200},
+		{"/api/v1/instances/corral-ollama-0/weight", `{"weight":0}`, 400},
+		{"/api/v1/instances/nope/weight", `{"weight":2}`, 400},
+		{"/api/v1/instances/corral-ollama-0/weight", `{"weight":`, 400},
+	}
+	for _, tc := range cases {
+		rec := httptest.NewRecorder()
+		api.ServeHTTP(rec, httptest.NewRequest("PUT", tc.path, strings.NewReader(tc.body)))
+		if rec.Code != tc.code {
+			t.Errorf("PUT %s %s = %d %s, want %d", tc.path, tc.body, rec.Code, rec.Body, tc.code)
+		}
 	}
 }

@@ -34,6 +34,7 @@ func commands() []command {
 		{"status", "show the instances of the running daemon", (*app).statusCmd},
 		{"gpus", "list the NVIDIA GPUs on this host", (*app).gpusCmd},
 		{"keys", "create, list and revoke the gateway's API keys", (*app).keysCmd},
+		{"weight", "set an instance's share of gateway traffic", (*app).weightCmd},
 		{"version", "print the version", (*app).versionCmd},
 		{"help", "show this help", nil},
 	}

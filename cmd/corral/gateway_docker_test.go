@@ -240,6 +240,20 @@ func TestGatewayWithOfficialClients(t *testing.T) {
 	if string(out) != "401" {
 		t.Fatalf("curl without key: %s", out)
 	}
+
+	// An operator's weight reaches the status, and a bad one is refused.
+	var wout bytes.Buffer
+	name := f.st.Instances[1].Name
+	if err := newApp(&wout, &wout).run(ctx, []string{"weight", name, "3", "--data-dir", f.dataDir}); err != nil {
+		t.Fatalf("corral weight: %v", err)
+	}
+	st, err := f.status(ctx)
+	if err != nil || st.Instances[1].Weight != 3 || st.Instances[0].Weight != 1 {
+		t.Fatalf("weights after corral weight: %+v, %v", st.Instances, err)
+	}
+	if err := newApp(&wout, &wout).run(ctx, []string{"weight", name, "0", "--data-dir", f.dataDir}); err == nil || !strings.Contains(err.Error(), "use 1 to 100") {
+		t.Fatalf("weight 0: %v", err)
+	}
 }
 
 // TestGatewayBalancesByLoadedModel: the model loaded on one instance gets

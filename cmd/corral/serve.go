@@ -254,6 +254,7 @@ func (a *app) serve(ctx context.Context, c serveConfig, log *slog.Logger) error 
 		HealthInterval: c.HealthInterval,
 		DrainWait:      func(ctx context.Context, name string) { gw.WaitIdle(ctx, name) },
 		DrainGrace:     c.DrainGrace,
+		Store:          st,
 		Logger:         log,
 	}, specs)
 	if err != nil {

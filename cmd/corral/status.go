@@ -35,13 +35,13 @@ func printStatus(w io.Writer, st engine.Status) {
 		fmt.Fprintf(w, "%s\n\n", st.Docker)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tGPU\tPHASE\tCONTAINER\tIMAGE\tENDPOINT\tREASON")
+	fmt.Fprintln(tw, "NAME\tGPU\tPHASE\tWEIGHT\tCONTAINER\tIMAGE\tENDPOINT\tREASON")
 	for _, in := range st.Instances {
 		gpuCol := in.GPU
 		if in.GPUIndex >= 0 {
 			gpuCol = fmt.Sprintf("%d", in.GPUIndex)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", in.Name, gpuCol, in.Phase, short(in.ContainerID), in.Image, dash(in.Endpoint), in.Reason)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", in.Name, gpuCol, in.Phase, in.Weight, short(in.ContainerID), in.Image, dash(in.Endpoint), in.Reason)
 	}
 	tw.Flush()
 }
