@@ -75,7 +75,8 @@ type Engine struct {
 	probeClient *http.Client
 	now         func() time.Time
 
-	kick chan struct{} // asks the reconcile loop for a pass
+	kick    chan struct{} // asks the reconcile loop for a pass
+	refresh chan struct{} // asks the health loop for a probe now
 
 	mu        sync.Mutex
 	desired   []Spec
@@ -101,7 +102,7 @@ type instance struct {
 	deaths      []time.Time // recent exits we did not cause, for back-off
 	removing    string      // container ID we are removing on purpose
 
-	models   []string // from /api/tags
+	models   []ModelInfo // from /api/tags
 	loaded   []LoadedModel
 	polledAt time.Time
 }
@@ -135,6 +136,7 @@ func newEngine(cfg Config, d docker, desired []Spec) *Engine {
 		probeClient: &http.Client{Timeout: 2 * time.Second},
 		now:         time.Now,
 		kick:        make(chan struct{}, 1),
+		refresh:     make(chan struct{}, 1),
 		inst:        map[string]*instance{},
 
 		pullFailed: map[string]time.Time{},

@@ -7,6 +7,15 @@ import (
 	"time"
 )
 
+// Refresh asks for an immediate probe of every instance, so a change made
+// through Ollama (a pull, a load) shows in the routes without waiting.
+func (e *Engine) Refresh() {
+	select {
+	case e.refresh <- struct{}{}:
+	default:
+	}
+}
+
 // unhealthyAfter consecutive failed probes take a healthy instance out.
 const unhealthyAfter = 2
 
@@ -19,6 +28,7 @@ func (e *Engine) healthLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-e.refresh:
 		}
 	}
 }
@@ -28,7 +38,7 @@ type probeResult struct {
 	version           string
 	err               error
 
-	models             []string
+	models             []ModelInfo
 	loaded             []LoadedModel
 	modelsOK, loadedOK bool
 	at                 time.Time

@@ -21,9 +21,23 @@ type Route struct {
 	Status   string // phase and reason, for error messages
 	Weight   int
 	Parallel int           // requests one model serves at once (OLLAMA_NUM_PARALLEL)
-	Models   []string      // models present, as Ollama names them ("llama3.2:1b")
+	Models   []ModelInfo   // models present, from /api/tags
 	Loaded   []LoadedModel // models in memory, from /api/ps
 	PolledAt time.Time     // when Models and Loaded were read
+}
+
+// ModelInfo is one entry of an instance's /api/tags.
+type ModelInfo struct {
+	Name       string    `json:"name"` // as Ollama names it ("llama3.2:1b")
+	Size       int64     `json:"size"`
+	Digest     string    `json:"digest"`
+	ModifiedAt time.Time `json:"modified_at"`
+	Details    struct {
+		Format            string `json:"format"`
+		Family            string `json:"family"`
+		ParameterSize     string `json:"parameter_size"`
+		QuantizationLevel string `json:"quantization_level"`
+	} `json:"details"`
 }
 
 // LoadedModel is one entry of an instance's /api/ps.
@@ -87,19 +101,14 @@ func (e *Engine) probe(ctx context.Context, endpoint string) probeResult {
 	}
 	r.version = v.Version
 	var tags struct {
-		Models []struct {
-			Name string `json:"name"`
-		} `json:"models"`
+		Models []ModelInfo `json:"models"`
 	}
 	var ps struct {
 		Models []LoadedModel `json:"models"`
 	}
 	// A failure here is not a health failure: the instance answered.
 	if err := e.getJSON(ctx, endpoint+"/api/tags", &tags); err == nil {
-		r.models = make([]string, 0, len(tags.Models))
-		for _, m := range tags.Models {
-			r.models = append(r.models, m.Name)
-		}
+		r.models = tags.Models
 		r.modelsOK = true
 	}
 	if err := e.getJSON(ctx, endpoint+"/api/ps", &ps); err == nil {

@@ -30,7 +30,8 @@ type GPUs interface {
 type Deps struct {
 	Engine Engine
 	GPUs   GPUs
-	Keys   Keys // nil: no key endpoints
+	Keys   Keys   // nil: no key endpoints
+	Models Models // nil: no model endpoints
 }
 
 // NewAPI builds the admin JSON API under /api/v1. gin's mode is the
@@ -43,6 +44,14 @@ func NewAPI(d Deps) http.Handler {
 	v1.GET("/status", h.status)
 	v1.GET("/gpus", h.gpus)
 	v1.PUT("/instances/:name/weight", h.setWeight)
+	if d.Models != nil {
+		v1.GET("/models", h.listModels)
+		v1.POST("/models/pull", h.pullModel)
+		v1.POST("/models/pull/cancel", h.cancelPull)
+		v1.POST("/models/delete", h.deleteModel)
+		v1.PUT("/placements", h.placeModel)
+		v1.DELETE("/placements", h.unplaceModel)
+	}
 	if d.Keys != nil {
 		v1.GET("/keys", h.listKeys)
 		v1.POST("/keys", h.createKey)

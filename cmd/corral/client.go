@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -23,7 +24,6 @@ func newDaemon(dataDir string) *daemon {
 	return &daemon{
 		sock: sock,
 		http: &http.Client{
-			Timeout: 30 * time.Second,
 			Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 				var d net.Dialer
 				return d.DialContext(ctx, "unix", sock)
@@ -51,17 +51,54 @@ func (d *daemon) deleteJSON(ctx context.Context, path string, v any) error {
 // is nil, and reads a 2xx answer into v. Any other answer becomes an error
 // with the daemon's own message.
 func (d *daemon) do(ctx context.Context, method, path string, in, v any) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	resp, err := d.send(ctx, method, path, in)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	return json.Unmarshal(body, v)
+}
+
+// events sends one request and hands each SSE data payload to fn until the
+// stream ends, fn fails or ctx ends. Streams can last as long as a pull.
+func (d *daemon) events(ctx context.Context, method, path string, in any, fn func(data []byte) error) error {
+	resp, err := d.send(ctx, method, path, in)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	for sc.Scan() {
+		if data, ok := bytes.CutPrefix(sc.Bytes(), []byte("data: ")); ok {
+			if err := fn(data); err != nil {
+				return err
+			}
+		}
+	}
+	return sc.Err()
+}
+
+// send makes the request and turns "not running" and non-2xx answers into
+// errors that say what to do.
+func (d *daemon) send(ctx context.Context, method, path string, in any) (*http.Response, error) {
 	var reqBody io.Reader
 	if in != nil {
 		raw, err := json.Marshal(in)
 		if err != nil {
-			return fmt.Errorf("encode %s %s: %w", method, path, err)
+			return nil, fmt.Errorf("encode %s %s: %w", method, path, err)
 		}
 		reqBody = bytes.NewReader(raw)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, "http://corral"+path, reqBody)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -70,23 +107,20 @@ func (d *daemon) do(ctx context.Context, method, path string, in, v any) error {
 	if err != nil {
 		var op *net.OpError
 		if errors.As(err, &op) {
-			return fmt.Errorf("corral is not running (no answer on %s): start it with corral serve, or pass the same --data-dir", d.sock)
+			return nil, fmt.Errorf("corral is not running (no answer on %s): start it with corral serve, or pass the same --data-dir", d.sock)
 		}
-		return err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return fmt.Errorf("read %s: %w", path, err)
+		return nil, err
 	}
 	if resp.StatusCode/100 != 2 {
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 		var e struct {
 			Error string `json:"error"`
 		}
 		if json.Unmarshal(body, &e) == nil && e.Error != "" {
-			return errors.New(e.Error)
+			return nil, errors.New(e.Error)
 		}
-		return fmt.Errorf("%s: %s", path, resp.Status)
+		return nil, fmt.Errorf("%s: %s", path, resp.Status)
 	}
-	return json.Unmarshal(body, v)
+	return resp, nil
 }

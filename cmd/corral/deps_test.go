@@ -30,7 +30,8 @@ func TestDependencyDirection(t *testing.T) {
 		"engine/store":  {},
 		"engine":        {"gpu", "engine/store"},
 		"engine/keys":   {"engine/store"},
-		"ui":            {"engine", "engine/keys", "engine/store", "gpu"},
+		"ui":            {"engine", "engine/keys", "engine/models", "engine/store", "gpu"},
+		"engine/models": {"engine", "engine/store"},
 		"assets":        {},
 		"proxy/gateway": {},
 	}

@@ -22,6 +22,7 @@ import (
 
 	"corral/engine"
 	"corral/engine/keys"
+	"corral/engine/models"
 	"corral/engine/store"
 	"corral/gpu"
 	"corral/proxy/gateway"
@@ -269,10 +270,15 @@ func (a *app) serve(ctx context.Context, c serveConfig, log *slog.Logger) error 
 	}
 
 	sampler := gpu.NewSampler(5 * time.Second)
-	gw = gateway.New(gateway.Config{Logger: log}, &upstreams{eng: eng, sampler: sampler}, apiKeys)
+	mdl, err := models.New(models.Config{Store: st, GPUFree: freeByUUID(sampler), Logger: log}, eng)
+	if err != nil {
+		closeAll()
+		return err
+	}
+	gw = gateway.New(gateway.Config{Logger: log}, &upstreams{eng: eng, models: mdl, sampler: sampler}, apiKeys)
 	defer gw.Close()
 	gin.SetMode(gin.ReleaseMode)
-	api := ui.NewAPI(ui.Deps{Engine: eng, GPUs: gpuView{inv, sampler}, Keys: apiKeys})
+	api := ui.NewAPI(ui.Deps{Engine: eng, GPUs: gpuView{inv, sampler}, Keys: apiKeys, Models: mdl})
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -305,6 +311,11 @@ func (a *app) serve(ctx context.Context, c serveConfig, log *slog.Logger) error 
 	wg.Go(func() {
 		if err := apiKeys.Run(ctx); err != nil {
 			log.Warn("API key last-use times not saved", "err", err)
+		}
+	})
+	wg.Go(func() {
+		if err := mdl.Run(ctx); err != nil {
+			log.Warn("model manager stopped", "err", err)
 		}
 	})
 	wg.Go(func() {

@@ -5,32 +5,48 @@ import (
 	"sync/atomic"
 
 	"corral/engine"
+	"corral/engine/models"
 	"corral/gpu"
 	"corral/proxy/gateway"
 )
 
-// upstreams adapts the engine's route table to the gateway's snapshot,
-// converting once per table version so the hot path only loads a pointer.
+// upstreams adapts the engine's route table and the placement targets to
+// the gateway's snapshot, converting once per version of either so the hot
+// path only loads a pointer.
 type upstreams struct {
 	eng     *engine.Engine
+	models  *models.Manager
 	sampler *gpu.Sampler
-	cache   atomic.Pointer[gateway.Snapshot]
+	cache   atomic.Pointer[cachedSnapshot]
+}
+
+type cachedSnapshot struct {
+	routes, targets uint64
+	snap            *gateway.Snapshot
 }
 
 var _ gateway.Upstreams = (*upstreams)(nil)
 
 func (u *upstreams) Snapshot() *gateway.Snapshot {
 	t := u.eng.Routes()
-	if s := u.cache.Load(); s != nil && s.Version == t.Version {
-		return s
+	targets := u.models.Targets()
+	if c := u.cache.Load(); c != nil && c.routes == t.Version && c.targets == targets.Version {
+		return c.snap
 	}
 	free := map[string]uint64{}
 	for _, m := range u.sampler.Latest() {
-		if m.MemoryTotal > m.MemoryUsed {
-			free[m.UUID] = m.MemoryTotal - m.MemoryUsed
+		free[m.UUID], _ = gpuFree(m)
+	}
+	placed := map[string]map[string]bool{} // instance → models
+	for model, names := range targets.ByModel {
+		for _, n := range names {
+			if placed[n] == nil {
+				placed[n] = map[string]bool{}
+			}
+			placed[n][model] = true
 		}
 	}
-	s := &gateway.Snapshot{Version: t.Version, Upstreams: make([]gateway.Upstream, 0, len(t.Routes))}
+	s := &gateway.Snapshot{Version: t.Version<<32 | targets.Version, Upstreams: make([]gateway.Upstream, 0, len(t.Routes))}
 	for _, r := range t.Routes {
 		base, err := url.Parse(r.URL)
 		if err != nil {
@@ -40,15 +56,37 @@ func (u *upstreams) Snapshot() *gateway.Snapshot {
 			Name: r.Name, URL: base, Healthy: r.Healthy, Draining: r.Draining, Status: r.Status,
 			Weight: r.Weight, Parallel: r.Parallel, PolledAt: r.PolledAt, FreeMemory: free[r.GPU],
 			Models: make(map[string]bool, len(r.Models)), Loaded: make(map[string]bool, len(r.Loaded)),
+			Placed: placed[r.Name],
 		}
 		for _, m := range r.Models {
-			up.Models[gateway.CanonicalModel(m)] = true
+			up.Models[gateway.CanonicalModel(m.Name)] = true
 		}
 		for _, m := range r.Loaded {
 			up.Loaded[gateway.CanonicalModel(m.Name)] = true
 		}
 		s.Upstreams = append(s.Upstreams, up)
 	}
-	u.cache.Store(s)
+	u.cache.Store(&cachedSnapshot{routes: t.Version, targets: targets.Version, snap: s})
 	return s
+}
+
+// gpuFree is a device's free and total memory from its latest sample.
+func gpuFree(m gpu.Metrics) (free, total uint64) {
+	if m.MemoryTotal > m.MemoryUsed {
+		free = m.MemoryTotal - m.MemoryUsed
+	}
+	return free, m.MemoryTotal
+}
+
+// freeByUUID answers the model manager's fit check from the sampler.
+func freeByUUID(s *gpu.Sampler) func(uuid string) (free, total uint64, ok bool) {
+	return func(uuid string) (uint64, uint64, bool) {
+		for _, m := range s.Latest() {
+			if m.UUID == uuid {
+				free, total := gpuFree(m)
+				return free, total, true
+			}
+		}
+		return 0, 0, false
+	}
 }

@@ -75,7 +75,7 @@ func (g *Gateway) pick(model string, tried map[string]bool) (*Upstream, *upstrea
 	defer g.pickMu.Unlock()
 	s := g.upstreams.Snapshot()
 	now := g.now()
-	var cands, ejected []Candidate
+	var cands, ejected, placed []Candidate
 	var down []string
 	has := 0
 	for i := range s.Upstreams {
@@ -104,6 +104,12 @@ func (g *Gateway) pick(model string, tried map[string]bool) (*Upstream, *upstrea
 			continue
 		}
 		cands = append(cands, c)
+		if u.Placed[model] {
+			placed = append(placed, c)
+		}
+	}
+	if len(placed) > 0 {
+		cands = placed
 	}
 	if len(cands) == 0 {
 		// Every instance ejected by passive health: try them anyway rather

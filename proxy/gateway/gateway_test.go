@@ -551,3 +551,24 @@ func TestUniformLoadStaysLevel(t *testing.T) {
 		t.Fatalf("in flight within 1 in only %d of %d samples (worst spread %d)", level, samples, worst)
 	}
 }
+
+// TestPlacedModelGoesToPlacedInstances: a placed model is served by its
+// placed instances only, even when another instance is idle.
+func TestPlacedModelGoesToPlacedInstances(t *testing.T) {
+	var hits [3]atomic.Int32
+	var ups []Upstream
+	for i, n := range []string{"a", "b", "c"} {
+		u := upstream(t, n, func(w http.ResponseWriter, r *http.Request) { hits[i].Add(1); ollamaChat(1)(w, r) }, "m:latest")
+		u.Placed = map[string]bool{"m:latest": n != "b"}
+		ups = append(ups, u)
+	}
+	_, _, srv := newTestGateway(t, Config{}, ups...)
+	var wg sync.WaitGroup
+	for range 30 {
+		wg.Go(func() { readAll(t, post(t, srv, "/api/chat", "good", `{"model":"m"}`)) })
+	}
+	wg.Wait()
+	if hits[1].Load() != 0 || hits[0].Load() == 0 || hits[2].Load() == 0 {
+		t.Fatalf("hits a=%d b=%d c=%d, want none on the unplaced b", hits[0].Load(), hits[1].Load(), hits[2].Load())
+	}
+}

@@ -18,8 +18,11 @@ type Upstream struct {
 	Weight   int    // relative capacity; 0 counts as 1
 	Parallel int    // requests one loaded model serves at once
 	// Models and Loaded hold canonical model names (see CanonicalModel).
-	Models     map[string]bool
-	Loaded     map[string]bool
+	Models map[string]bool
+	Loaded map[string]bool
+	// Placed holds the models placement keeps on this instance: those go
+	// to their placed instances only, while any of them can serve.
+	Placed     map[string]bool
 	PolledAt   time.Time // when Models and Loaded were read
 	FreeMemory uint64    // bytes free on its GPU; 0 when unknown
 }

@@ -1,0 +1,225 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"corral/engine/models"
+)
+
+// modelArg parses "CMD MODEL [flags]": the model comes first, like docker's
+// and ollama's own CLIs.
+func modelArg(fs *flagSet, args []string, usage string) (string, error) {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		if err := fs.parse(args); err != nil {
+			return "", err
+		}
+		return "", usageError{usage}
+	}
+	return args[0], fs.parse(args[1:])
+}
+
+func (a *app) modelsCmd(ctx context.Context, args []string) error {
+	fs := newFlagSet("models", a.stdout)
+	dataDir := fs.String("data-dir", defaultDataDir(), "data dir of the running corral")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := fs.parse(args); err != nil {
+		return helpOK(err)
+	}
+	var out struct {
+		Models     []models.Model     `json:"models"`
+		Placements []models.Placement `json:"placements"`
+	}
+	if err := newDaemon(*dataDir).getJSON(ctx, "/api/v1/models", &out); err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(a.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	}
+	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tSIZE\tPARAMS\tQUANT\tON\tLOADED ON\tPLACEMENT")
+	for _, m := range out.Models {
+		var on, loaded []string
+		for _, p := range m.Instances {
+			on = append(on, p.Instance)
+			if p.Loaded {
+				loaded = append(loaded, fmt.Sprintf("%s (%s)", p.Instance, gib(uint64(p.SizeVRAM))))
+			}
+		}
+		place := "-"
+		if m.Placement != nil {
+			place = describePlacement(*m.Placement)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", m.Name, gib(uint64(m.Size)), dash(m.ParameterSize), dash(m.Quantization), len(on), dash(strings.Join(loaded, ", ")), place)
+	}
+	return tw.Flush()
+}
+
+func describePlacement(p models.Placement) string {
+	s := fmt.Sprintf("%d replicas", p.Replicas)
+	if len(p.GPUs) > 0 {
+		g := make([]string, len(p.GPUs))
+		for i, n := range p.GPUs {
+			g[i] = strconv.Itoa(n)
+		}
+		s = "GPUs " + strings.Join(g, ",")
+	}
+	if p.KeepAlive != "" {
+		s += ", keep-alive " + p.KeepAlive
+	}
+	return s
+}
+
+// pullCmd pulls a model once for every instance and shows its progress.
+func (a *app) pullCmd(ctx context.Context, args []string) error {
+	fs := newFlagSet("pull", a.stdout)
+	dataDir := fs.String("data-dir", defaultDataDir(), "data dir of the running corral")
+	quiet := fs.Bool("quiet", false, "print only the result")
+	model, err := modelArg(fs, args, "usage: corral pull MODEL (a name from ollama.com/library, such as llama3.2:1b)")
+	if err != nil {
+		return helpOK(err)
+	}
+	bar := newProgress(a.stdout, *quiet)
+	var last models.Event
+	err = newDaemon(*dataDir).events(ctx, http.MethodPost, "/api/v1/models/pull", map[string]string{"model": model}, func(data []byte) error {
+		if err := json.Unmarshal(data, &last); err != nil {
+			return fmt.Errorf("bad progress event: %w", err)
+		}
+		bar.show(last)
+		return nil
+	})
+	bar.end()
+	switch {
+	case err != nil:
+		return err
+	case last.Error != "":
+		return fmt.Errorf("pull %s: %s", model, last.Error)
+	case !last.Done:
+		return fmt.Errorf("pull %s: the daemon ended the stream early; see corral models", model)
+	}
+	fmt.Fprintf(a.stdout, "%s is on %s\n", last.Model, strings.Join(last.Instances, ", "))
+	return nil
+}
+
+// progress draws a pull: one line per status, a bar while bytes move
+// (redrawn in place on a terminal).
+type progress struct {
+	w      io.Writer
+	quiet  bool
+	tty    bool
+	status string
+	drawn  time.Time
+}
+
+func newProgress(w io.Writer, quiet bool) *progress {
+	tty := false
+	if f, ok := w.(*os.File); ok {
+		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+			tty = true
+		}
+	}
+	return &progress{w: w, quiet: quiet, tty: tty}
+}
+
+func (p *progress) show(ev models.Event) {
+	if p.quiet || ev.Done {
+		return
+	}
+	if ev.Total <= 0 {
+		if ev.Status != p.status {
+			p.end()
+			fmt.Fprintln(p.w, ev.Status)
+			p.status = ev.Status
+		}
+		return
+	}
+	if !p.tty && ev.Status == p.status && time.Since(p.drawn) < 2*time.Second && ev.Completed < ev.Total {
+		return
+	}
+	p.status, p.drawn = ev.Status, time.Now()
+	pct := ev.Completed * 100 / ev.Total
+	const width = 30
+	fill := int(pct) * width / 100
+	line := fmt.Sprintf("%-28s [%s%s] %3d%% %s/%s", ev.Status, strings.Repeat("=", fill), strings.Repeat(" ", width-fill), pct, gib(uint64(ev.Completed)), gib(uint64(ev.Total)))
+	if p.tty {
+		fmt.Fprintf(p.w, "\r%s", line)
+	} else {
+		fmt.Fprintln(p.w, line)
+	}
+}
+
+func (p *progress) end() {
+	if p.tty && p.status != "" && !p.drawn.IsZero() {
+		fmt.Fprintln(p.w)
+		p.drawn = time.Time{}
+	}
+}
+
+func (a *app) rmCmd(ctx context.Context, args []string) error {
+	fs := newFlagSet("rm", a.stdout)
+	dataDir := fs.String("data-dir", defaultDataDir(), "data dir of the running corral")
+	model, err := modelArg(fs, args, "usage: corral rm MODEL")
+	if err != nil {
+		return helpOK(err)
+	}
+	var out map[string]string
+	if err := newDaemon(*dataDir).do(ctx, http.MethodPost, "/api/v1/models/delete", map[string]string{"model": model}, &out); err != nil {
+		return err
+	}
+	fmt.Fprintf(a.stdout, "deleted %s from every instance\n", out["deleted"])
+	return nil
+}
+
+func (a *app) placeCmd(ctx context.Context, args []string) error {
+	fs := newFlagSet("place", a.stdout)
+	dataDir := fs.String("data-dir", defaultDataDir(), "data dir of the running corral")
+	replicas := fs.Int("replicas", 0, "keep the model loaded on this many instances")
+	gpus := fs.String("gpus", "", "keep it loaded on these GPUs (indexes such as 0,2; instance numbers on a CPU host)")
+	keepAlive := fs.String("keep-alive", "", "how long it stays loaded after use (default -1: always)")
+	clear := fs.Bool("clear", false, "remove the model's placement")
+	model, err := modelArg(fs, args, "usage: corral place MODEL --replicas N | --gpus 0,2 [--keep-alive 30m] | --clear")
+	if err != nil {
+		return helpOK(err)
+	}
+	d := newDaemon(*dataDir)
+	var out struct {
+		Placements []models.Placement `json:"placements"`
+	}
+	if *clear {
+		if err := d.do(ctx, http.MethodDelete, "/api/v1/placements?model="+url.QueryEscape(model), nil, &out); err != nil {
+			return err
+		}
+		fmt.Fprintf(a.stdout, "%s is no longer placed\n", models.Canonical(model))
+		return nil
+	}
+	p := models.Placement{Model: model, Replicas: *replicas, KeepAlive: *keepAlive}
+	if *gpus != "" {
+		for _, f := range strings.Split(*gpus, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil {
+				return usageError{fmt.Sprintf("--gpus %q: give GPU indexes such as 0,2", *gpus)}
+			}
+			p.GPUs = append(p.GPUs, n)
+		}
+	}
+	if err := d.do(ctx, http.MethodPut, "/api/v1/placements", p, &out); err != nil {
+		return err
+	}
+	for _, q := range out.Placements {
+		if q.Model == models.Canonical(model) {
+			fmt.Fprintf(a.stdout, "%s: %s\n", q.Model, describePlacement(q))
+		}
+	}
+	return nil
+}

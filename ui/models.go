@@ -1,0 +1,119 @@
+package ui
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"corral/engine/models"
+)
+
+// Models is what the API needs of the model manager.
+type Models interface {
+	Catalogue() []models.Model
+	Pull(model string) (*models.Pull, error)
+	CancelPull(model string) error
+	Delete(ctx context.Context, model string) error
+	Place(ctx context.Context, p models.Placement) error
+	Unplace(model string) error
+	Placements() []models.Placement
+}
+
+// ModelName is the body of the model operations.
+type ModelName struct {
+	Model string `json:"model"`
+}
+
+func modelError(c *gin.Context, err error) {
+	code := http.StatusBadRequest
+	switch {
+	case errors.Is(err, models.ErrNotFound):
+		code = http.StatusNotFound
+	case errors.Is(err, models.ErrConflict):
+		code = http.StatusConflict
+	case errors.Is(err, models.ErrUnavailable):
+		code = http.StatusServiceUnavailable
+	}
+	c.JSON(code, gin.H{"error": err.Error()})
+}
+
+func (h handler) listModels(c *gin.Context) {
+	c.JSON(http.StatusOK, gin.H{"models": h.Models.Catalogue(), "placements": h.Models.Placements()})
+}
+
+// pullModel starts (or joins) a pull and streams its events as SSE until
+// it ends. A watcher leaving does not stop the pull; cancel does.
+func (h handler) pullModel(c *gin.Context) {
+	var req ModelName
+	if err := decodeBody(c, &req); err != nil {
+		c.JSON(http.StatusBadRequest, gin.H{"error": err.Error()})
+		return
+	}
+	p, err := h.Models.Pull(req.Model)
+	if err != nil {
+		modelError(c, err)
+		return
+	}
+	w := c.Writer
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Header().Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	for ev := range p.Watch(c.Request.Context()) {
+		raw, _ := json.Marshal(ev)
+		if _, err := w.Write(append(append([]byte("data: "), raw...), '\n', '\n')); err != nil {
+			return
+		}
+		w.Flush()
+	}
+}
+
+func (h handler) cancelPull(c *gin.Context) {
+	var req ModelName
+	if err := decodeBody(c, &req); err != nil {
+		c.JSON(http.StatusBadRequest, gin.H{"error": err.Error()})
+		return
+	}
+	if err := h.Models.CancelPull(req.Model); err != nil {
+		modelError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"cancelled": models.Canonical(req.Model)})
+}
+
+func (h handler) deleteModel(c *gin.Context) {
+	var req ModelName
+	if err := decodeBody(c, &req); err != nil {
+		c.JSON(http.StatusBadRequest, gin.H{"error": err.Error()})
+		return
+	}
+	if err := h.Models.Delete(c.Request.Context(), req.Model); err != nil {
+		modelError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"deleted": models.Canonical(req.Model)})
+}
+
+func (h handler) placeModel(c *gin.Context) {
+	var req models.Placement
+	if err := decodeBody(c, &req); err != nil {
+		c.JSON(http.StatusBadRequest, gin.H{"error": err.Error()})
+		return
+	}
+	if err := h.Models.Place(c.Request.Context(), req); err != nil {
+		modelError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"placements": h.Models.Placements()})
+}
+
+func (h handler) unplaceModel(c *gin.Context) {
+	if err := h.Models.Unplace(c.Query("model")); err != nil {
+		modelError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"placements": h.Models.Placements()})
+}
