@@ -18,6 +18,10 @@ type forwardReq struct {
 	model  string
 	stream bool
 	rid    string
+	// dropUsage removes the usage chunk corral asked for on the client's
+	// behalf; filter screens the output (nil: off).
+	dropUsage bool
+	filter    Filter
 }
 
 // forwardRes is what the log line and, later, usage metering need.
@@ -28,6 +32,8 @@ type forwardRes struct {
 	bytes    int64
 	ttfb     time.Duration
 	outcome  string
+	counts   counts
+	hit      string // filter phrase that cut the output
 }
 
 // client is the state of the response to the client across attempts.
@@ -164,6 +170,9 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, fr forwardReq)
 			return res
 		}
 		last = aerr
+		if g.obs != nil {
+			g.obs.Retry(u.Name)
+		}
 		if r.Context().Err() != nil {
 			res.outcome = "client gone"
 			return res
@@ -282,6 +291,9 @@ func (g *Gateway) attempt(r *http.Request, fr forwardReq, u *Upstream, st *upstr
 			st.failure(g.now(), g.cfg.EjectAfter, g.cfg.EjectFor, g.cfg.MaxEject)
 			return true, &apiError{Status: http.StatusBadGateway, Message: fmt.Sprintf("instance %s: reading answer: %v", u.Name, err)}
 		}
+		if resp.StatusCode == http.StatusOK {
+			c.res.counts = answerCounts(fr.route.dialect == dialectOpenAI, body)
+		}
 		copyHeader(c.w.Header(), resp.Header)
 		c.w.Header().Set("Content-Length", fmt.Sprint(len(body)))
 		c.res.status = resp.StatusCode
@@ -316,7 +328,12 @@ func (g *Gateway) stream(clientCtx, ctx context.Context, cancel context.CancelFu
 	}
 	idle := time.AfterFunc(g.cfg.IdleTimeout, cancel)
 	defer idle.Stop()
-	scan := newEndScan(fr.route.sse)
+	var sf StreamFilter
+	if fr.filter != nil {
+		sf = fr.filter.NewStream()
+	}
+	fm := newFramer(fr.route.sse, fr.dropUsage, sf)
+	defer fm.release()
 	bufp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bufp)
 	buf := *bufp
@@ -324,20 +341,35 @@ func (g *Gateway) stream(clientCtx, ctx context.Context, cancel context.CancelFu
 		n, err := resp.Body.Read(buf)
 		if n > 0 {
 			idle.Reset(g.cfg.IdleTimeout)
-			scan.feed(buf[:n])
-			if werr := c.write(buf[:n]); werr != nil {
-				c.res.outcome = "client gone"
+			if out := fm.feed(buf[:n]); len(out) > 0 {
+				if werr := c.write(out); werr != nil {
+					c.res.outcome = "client gone"
+					return
+				}
+			}
+			if fm.hit != "" {
+				// The output matched the filter: end the stream with an error
+				// the client's SDK shows, and stop the generation.
+				c.res.hit = fm.hit
+				c.res.counts = fm.counts
+				c.write(streamError(fr.route.sse, "the answer was stopped by the content filter"))
+				c.res.outcome = "filtered"
+				cancel()
 				return
 			}
 		}
 		if err == nil {
 			continue
 		}
+		c.res.counts = fm.counts
 		if clientCtx.Err() != nil {
 			c.res.outcome = "client gone"
 			return
 		}
-		if (err == io.EOF && scan.ended) || resp.StatusCode != http.StatusOK {
+		if tail := fm.tail(); len(tail) > 0 {
+			c.write(tail) // a last frame without its separator
+		}
+		if (err == io.EOF && fm.ended) || resp.StatusCode != http.StatusOK {
 			g.settle(st, fr, resp.StatusCode, c)
 			return
 		}
@@ -351,6 +383,9 @@ func (g *Gateway) stream(clientCtx, ctx context.Context, cancel context.CancelFu
 		msg := fmt.Sprintf("instance %s failed mid-stream: %s", u.Name, why)
 		st.failure(g.now(), g.cfg.EjectAfter, g.cfg.EjectFor, g.cfg.MaxEject)
 		g.log.Warn("stream cut", "id", fr.rid, "instance", u.Name, "err", why)
+		if g.obs != nil {
+			g.obs.StreamCut(u.Name, why)
+		}
 		c.write(streamError(fr.route.sse, msg))
 		c.res.outcome = "cut: " + why
 		return

@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	mrand "math/rand/v2"
@@ -35,7 +36,13 @@ type Config struct {
 	EjectFor          time.Duration // first ejection; doubles, up to MaxEject
 	MaxEject          time.Duration
 	IdleConnsPerHost  int
-	Logger            *slog.Logger
+	// DefaultMaxTokens is reserved against quotas for a request that does
+	// not bound its output.
+	DefaultMaxTokens int
+	Meter            Meter    // nil: no quotas or usage
+	Filter           Filter   // nil: no content filter
+	Observer         Observer // nil: no metrics
+	Logger           *slog.Logger
 }
 
 func (c *Config) defaults() {
@@ -66,6 +73,9 @@ func (c *Config) defaults() {
 	if c.IdleConnsPerHost <= 0 {
 		c.IdleConnsPerHost = 256
 	}
+	if c.DefaultMaxTokens <= 0 {
+		c.DefaultMaxTokens = 4096
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -80,6 +90,7 @@ type Gateway struct {
 	states    states
 	log       *slog.Logger
 	now       func() time.Time
+	obs       Observer
 
 	pickMu sync.Mutex // serializes choosing with counting; guards rnd
 	rnd    *mrand.Rand
@@ -95,6 +106,7 @@ func New(cfg Config, upstreams Upstreams, auth Authorizer) *Gateway {
 		transport: newTransport(cfg),
 		log:       cfg.Logger,
 		now:       time.Now,
+		obs:       cfg.Observer,
 		rnd:       mrand.New(mrand.NewPCG(mrand.Uint64(), mrand.Uint64())),
 	}
 }
@@ -177,7 +189,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func authError(err error) apiError {
-	if f, ok := err.(interface{ Forbidden() bool }); ok && f.Forbidden() {
+	var f interface{ Forbidden() bool }
+	if errors.As(err, &f) && f.Forbidden() {
 		return apiError{Status: http.StatusForbidden, Message: err.Error(), Code: "model_not_allowed"}
 	}
 	return apiError{Status: http.StatusUnauthorized, Message: err.Error(), Code: "invalid_api_key"}
@@ -208,11 +221,63 @@ func (g *Gateway) serveModel(w http.ResponseWriter, r *http.Request, rt route, k
 	if req.Stream != nil {
 		stream = *req.Stream
 	}
+	fr := forwardReq{route: rt, body: body, model: model, stream: stream, rid: rid, filter: g.cfg.Filter}
+	if g.cfg.Filter != nil {
+		if phrase, hit := g.cfg.Filter.Prompt(r.URL.Path, body); hit {
+			if g.obs != nil {
+				g.obs.FilterHit("prompt")
+			}
+			g.log.Info("prompt filtered", "id", rid, "key", keyName, "phrase", phrase)
+			apiError{Status: http.StatusBadRequest, Message: "the request was refused by the content filter: rephrase it", Code: "content_filter"}.write(w, rt.dialect)
+			return
+		}
+	}
+	var resv Reservation
+	if g.cfg.Meter != nil {
+		maxTokens := req.maxTokens()
+		if maxTokens == 0 {
+			maxTokens = g.cfg.DefaultMaxTokens
+		}
+		resv, err = g.cfg.Meter.Reserve(r.Context(), keyName, model, maxTokens)
+		if err != nil {
+			quotaError(err).write(w, rt.dialect)
+			return
+		}
+		// Exact counts of an OpenAI stream come only in its usage chunk.
+		if stream && rt.sse && (req.StreamOptions == nil || !req.StreamOptions.IncludeUsage) {
+			fr.body, fr.dropUsage = withUsage(body), true
+		}
+	}
 	start := g.now()
-	res := g.forward(w, r, forwardReq{route: rt, body: body, model: model, stream: stream, rid: rid})
-	g.log.Info("request", "id", rid, "key", keyName, "path", r.URL.Path, "model", model, "stream", stream,
+	res := g.forward(w, r, fr)
+	u := Usage{
+		Start: start, Key: keyName, User: endUser(r, req), Model: model, Instance: res.instance, Route: r.URL.Path,
+		PromptTokens: res.counts.Prompt, CompletionTokens: res.counts.Completion, CountsKnown: res.counts.Known,
+		TTFT: res.ttfb, Duration: g.now().Sub(start), Status: res.status, Outcome: res.outcome, Attempts: res.attempts,
+	}
+	if resv != nil {
+		resv.Settle(u)
+	}
+	if res.hit != "" && g.obs != nil {
+		g.obs.FilterHit("output")
+	}
+	if g.obs != nil {
+		g.obs.Observe(u)
+	}
+	g.log.Info("request", "id", rid, "key", keyName, "user", u.User, "path", r.URL.Path, "model", model, "stream", stream,
 		"instance", res.instance, "attempts", res.attempts, "status", res.status, "bytes", res.bytes,
-		"ttfb_ms", res.ttfb.Milliseconds(), "duration_ms", g.now().Sub(start).Milliseconds(), "outcome", res.outcome)
+		"prompt_tokens", u.PromptTokens, "completion_tokens", u.CompletionTokens,
+		"ttfb_ms", res.ttfb.Milliseconds(), "duration_ms", u.Duration.Milliseconds(), "outcome", res.outcome)
+}
+
+// quotaError answers a refused reservation: 429 with Retry-After when the
+// meter says when to come back.
+func quotaError(err error) apiError {
+	var ra interface{ RetryAfter() time.Duration }
+	if errors.As(err, &ra) {
+		return apiError{Status: http.StatusTooManyRequests, Message: err.Error(), Code: "rate_limit_exceeded", RetryAfter: ra.RetryAfter()}
+	}
+	return apiError{Status: http.StatusServiceUnavailable, Message: "usage accounting failed: " + err.Error(), RetryAfter: 5 * time.Second}
 }
 
 // modelsAvailable lists canonical models present on any instance, sorted.

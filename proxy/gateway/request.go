@@ -57,6 +57,53 @@ type modelRequest struct {
 	Stream *bool  `json:"stream"`
 	// Ollama's /api/embeddings and /api/show accept "name" in older clients.
 	Name string `json:"name"`
+	// What a request may generate, for quota reservations.
+	MaxTokens           *int `json:"max_tokens"`
+	MaxCompletionTokens *int `json:"max_completion_tokens"`
+	Options             struct {
+		NumPredict *int `json:"num_predict"`
+	} `json:"options"`
+	StreamOptions *struct {
+		IncludeUsage bool `json:"include_usage"`
+	} `json:"stream_options"`
+	User string `json:"user"` // OpenAI's end-user field
+}
+
+// maxTokens is the most the request may generate, or 0 when unbounded.
+func (m modelRequest) maxTokens() int {
+	for _, p := range []*int{m.MaxCompletionTokens, m.MaxTokens, m.Options.NumPredict} {
+		if p != nil && *p > 0 {
+			return *p
+		}
+	}
+	return 0
+}
+
+// endUser names who is asking: a chat UI's forwarded user headers (Open
+// WebUI sends X-OpenWebUI-User-*), else the OpenAI "user" field.
+func endUser(r *http.Request, m modelRequest) string {
+	for _, h := range []string{"X-OpenWebUI-User-Email", "X-OpenWebUI-User-Name", "X-OpenWebUI-User-Id"} {
+		if v := r.Header.Get(h); v != "" {
+			return v
+		}
+	}
+	return m.User
+}
+
+// withUsage asks an OpenAI-dialect stream for its usage chunk, which is
+// where exact counts come from; the chunk is removed on the way back when
+// the client did not ask for it. The body was validated as an object.
+func withUsage(body []byte) []byte {
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(body, &obj) != nil {
+		return body
+	}
+	obj["stream_options"] = json.RawMessage(`{"include_usage":true}`)
+	out, err := json.Marshal(obj)
+	if err != nil {
+		return body
+	}
+	return out
 }
 
 // readBody reads the whole request body up to limit. Reading it all first

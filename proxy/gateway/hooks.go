@@ -1,0 +1,58 @@
+package gateway
+
+import (
+	"context"
+	"time"
+)
+
+// Meter admits a request against its key's quotas before it is forwarded
+// and accounts what it really used afterwards; nil turns metering off. An
+// error from Reserve with a RetryAfter() time.Duration method is a 429;
+// any other refuses the request with 503.
+type Meter interface {
+	Reserve(ctx context.Context, key, model string, maxTokens int) (Reservation, error)
+}
+
+// Reservation is settled exactly once, with what the request used.
+type Reservation interface {
+	Settle(Usage)
+}
+
+// Usage is one finished request, with the upstream's own token counts.
+type Usage struct {
+	Start            time.Time
+	Key              string // the key's name
+	User             string // the end user, when a chat UI says who
+	Model            string
+	Instance         string
+	Route            string
+	PromptTokens     int
+	CompletionTokens int
+	CountsKnown      bool // the upstream reported counts
+	TTFT             time.Duration
+	Duration         time.Duration
+	Status           int
+	Outcome          string
+	Attempts         int
+}
+
+// Filter screens prompts and generated text against the admin's list;
+// nil turns it off.
+type Filter interface {
+	Prompt(route string, body []byte) (phrase string, hit bool)
+	NewStream() StreamFilter
+}
+
+// StreamFilter follows one response; a phrase split across frames still
+// matches.
+type StreamFilter interface {
+	Feed(sse bool, frame []byte) (phrase string, hit bool)
+}
+
+// Observer sees every request, for metrics; nil turns it off.
+type Observer interface {
+	Observe(Usage)
+	Retry(instance string)
+	StreamCut(instance, reason string)
+	FilterHit(where string)
+}

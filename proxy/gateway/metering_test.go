@@ -1,0 +1,178 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+type fakeMeter struct {
+	mu       sync.Mutex
+	reserved []int
+	settled  []Usage
+	refuse   error
+}
+
+type fakeResv struct{ m *fakeMeter }
+
+func (r fakeResv) Settle(u Usage) {
+	r.m.mu.Lock()
+	defer r.m.mu.Unlock()
+	r.m.settled = append(r.m.settled, u)
+}
+
+func (m *fakeMeter) Reserve(_ context.Context, key, model string, maxTokens int) (Reservation, error) {
+	if m.refuse != nil {
+		return nil, m.refuse
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.reserved = append(m.reserved, maxTokens)
+	return fakeResv{m}, nil
+}
+
+type limitErr struct{}
+
+func (limitErr) Error() string             { return "tokens per day limit of 100 reached for key tester" }
+func (limitErr) RetryAfter() time.Duration { return 90 * time.Second }
+
+// openAIStream answers like Ollama's OpenAI layer: a usage chunk only when
+// the request asked for it.
+func openAIStream(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Stream        bool `json:"stream"`
+		StreamOptions *struct {
+			IncludeUsage bool `json:"include_usage"`
+		} `json:"stream_options"`
+	}
+	json.NewDecoder(r.Body).Decode(&req)
+	if !req.Stream {
+		io.WriteString(w, `{"choices":[{"message":{"content":"a b"}}],"usage":{"prompt_tokens":4,"completion_tokens":2,"total_tokens":6}}`)
+		return
+	}
+	w.Header().Set("Content-Type", "text/event-stream")
+	for _, c := range []string{"a ", "b "} {
+		fmt.Fprintf(w, "data: {\"choices\":[{\"delta\":{\"content\":%q}}]}\n\n", c)
+	}
+	fmt.Fprint(w, "data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n")
+	if req.StreamOptions != nil && req.StreamOptions.IncludeUsage {
+		fmt.Fprint(w, "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":4,\"completion_tokens\":2,\"total_tokens\":6}}\n\n")
+	}
+	fmt.Fprint(w, "data: [DONE]\n\n")
+}
+
+func TestMeteringCountsAndUsageChunk(t *testing.T) {
+	up := upstream(t, "i0", func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/v1/") {
+			openAIStream(w, r)
+			return
+		}
+		ollamaChat(3)(w, r)
+	}, "m:latest")
+	meter := &fakeMeter{}
+	_, _, srv := newTestGateway(t, Config{Meter: meter, DefaultMaxTokens: 1000}, up)
+	cases := []struct {
+		name, path, body string
+		wantUsageChunk   bool
+		prompt, compl    int
+		reserved         int
+	}{
+		{"sse without include_usage", "/v1/chat/completions", `{"model":"m","stream":true,"max_tokens":50}`, false, 4, 2, 50},
+		{"sse with include_usage", "/v1/chat/completions", `{"model":"m","stream":true,"stream_options":{"include_usage":true}}`, true, 4, 2, 1000},
+		{"openai whole", "/v1/chat/completions", `{"model":"m"}`, false, 4, 2, 1000},
+		{"ndjson", "/api/chat", `{"model":"m","options":{"num_predict":3}}`, false, 3, 3, 3},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest("POST", srv.URL+tc.path, strings.NewReader(tc.body))
+			req.Header.Set("Authorization", "Bearer good")
+			req.Header.Set("X-OpenWebUI-User-Email", "ann@example.com")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body := readAll(t, resp)
+			if got := strings.Contains(body, `"usage"`) && strings.Contains(body, `"choices":[]`); got != tc.wantUsageChunk {
+				t.Fatalf("usage chunk present = %v, want %v:\n%s", got, tc.wantUsageChunk, body)
+			}
+			// Settling follows the last byte to the client.
+			deadline := time.Now().Add(2 * time.Second)
+			meter.mu.Lock()
+			for len(meter.settled) <= i && time.Now().Before(deadline) {
+				meter.mu.Unlock()
+				time.Sleep(5 * time.Millisecond)
+				meter.mu.Lock()
+			}
+			defer meter.mu.Unlock()
+			u := meter.settled[i]
+			if !u.CountsKnown || u.PromptTokens != tc.prompt || u.CompletionTokens != tc.compl || u.Key != "tester" || u.User != "ann@example.com" || u.Status != 200 || u.Instance != "i0" {
+				t.Fatalf("settled %+v", u)
+			}
+			if meter.reserved[i] != tc.reserved {
+				t.Fatalf("reserved %d, want %d", meter.reserved[i], tc.reserved)
+			}
+		})
+	}
+}
+
+func TestQuotaRefusal(t *testing.T) {
+	up := upstream(t, "i0", ollamaChat(1), "m:latest")
+	_, _, srv := newTestGateway(t, Config{Meter: &fakeMeter{refuse: limitErr{}}}, up)
+	resp := post(t, srv, "/v1/chat/completions", "good", `{"model":"m"}`)
+	body := readAll(t, resp)
+	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") != "90" || !strings.Contains(body, "tokens per day limit of 100") || !strings.Contains(body, `"type":"rate_limit_error"`) {
+		t.Fatalf("%d %q %s", resp.StatusCode, resp.Header.Get("Retry-After"), body)
+	}
+}
+
+type countingObserver struct {
+	mu                            sync.Mutex
+	observed, retries, cuts, hits int
+}
+
+func (o *countingObserver) Observe(Usage)            { o.mu.Lock(); o.observed++; o.mu.Unlock() }
+func (o *countingObserver) Retry(string)             { o.mu.Lock(); o.retries++; o.mu.Unlock() }
+func (o *countingObserver) StreamCut(string, string) { o.mu.Lock(); o.cuts++; o.mu.Unlock() }
+func (o *countingObserver) FilterHit(string)         { o.mu.Lock(); o.hits++; o.mu.Unlock() }
+
+func TestContentFilter(t *testing.T) {
+	up := upstream(t, "i0", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		for _, c := range []string{"the sec", "ret plan", " is"} {
+			fmt.Fprintf(w, "data: {\"choices\":[{\"delta\":{\"content\":%q}}]}\n\n", c)
+			w.(http.Flusher).Flush()
+		}
+		fmt.Fprint(w, "data: [DONE]\n\n")
+	}, "m:latest")
+	obs := &countingObserver{}
+	_, _, srv := newTestGateway(t, Config{Filter: phraseFilter("secret"), Observer: obs}, up)
+	resp := post(t, srv, "/v1/chat/completions", "good", `{"model":"m","messages":[{"role":"user","content":"tell me the secret"}]}`)
+	if body := readAll(t, resp); resp.StatusCode != 400 || !strings.Contains(body, "content filter") {
+		t.Fatalf("prompt: %d %s", resp.StatusCode, body)
+	}
+	body := readAll(t, post(t, srv, "/v1/chat/completions", "good", `{"model":"m","stream":true}`))
+	if strings.Contains(body, "ret plan") || !strings.Contains(body, `"code":"upstream_stream_error"`) || strings.Contains(body, "[DONE]") {
+		t.Fatalf("output: %s", body)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) {
+		obs.mu.Lock()
+		n := obs.observed
+		obs.mu.Unlock()
+		if n == 1 {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	obs.mu.Lock()
+	defer obs.mu.Unlock()
+	if obs.hits != 2 || obs.observed != 1 {
+		t.Fatalf("observer: %+v", obs)
+	}
+}
