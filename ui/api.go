@@ -32,6 +32,8 @@ type Deps struct {
 	GPUs   GPUs
 	Keys   Keys   // nil: no key endpoints
 	Models Models // nil: no model endpoints
+	Filter Filter // nil: no filter endpoints
+	Usage  Usage  // nil: no usage endpoint
 }
 
 // NewAPI builds the admin JSON API under /api/v1. gin's mode is the
@@ -44,6 +46,10 @@ func NewAPI(d Deps) http.Handler {
 	v1.GET("/status", h.status)
 	v1.GET("/gpus", h.gpus)
 	v1.PUT("/instances/:name/weight", h.setWeight)
+	if d.Filter != nil {
+		v1.GET("/filter", h.getFilter)
+		v1.PUT("/filter", h.setFilter)
+	}
 	if d.Models != nil {
 		v1.GET("/models", h.listModels)
 		v1.POST("/models/pull", h.pullModel)
@@ -56,6 +62,11 @@ func NewAPI(d Deps) http.Handler {
 		v1.GET("/keys", h.listKeys)
 		v1.POST("/keys", h.createKey)
 		v1.DELETE("/keys/:name", h.revokeKey)
+		v1.PUT("/keys/:name/limits", h.setKeyLimits)
+		v1.POST("/keys/internal/rotate", h.rotateInternalKey)
+	}
+	if d.Usage != nil {
+		v1.GET("/usage", h.usage)
 	}
 	r.NoRoute(func(c *gin.Context) {
 		c.JSON(http.StatusNotFound, gin.H{"error": "no such endpoint: " + c.Request.Method + " " + c.Request.URL.Path})

@@ -19,6 +19,8 @@ type Keys interface {
 	Create(ctx context.Context, o keys.CreateOptions) (secret string, k keys.Key, err error)
 	Revoke(ctx context.Context, name string) (keys.Key, error)
 	List() []keys.Key
+	SetLimits(ctx context.Context, name string, l keys.Limits) (keys.Key, error)
+	RotateInternal(ctx context.Context) (secret string, err error)
 }
 
 // maxBody caps the size of a request body.
@@ -75,6 +77,73 @@ func (h handler) revokeKey(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, k)
+}
+
+// KeyLimits is the body of PUT /api/v1/keys/:name/limits. A field left
+// out keeps its value; 0 means unlimited.
+type KeyLimits struct {
+	RequestsPerMinute *int64 `json:"requests_per_minute,omitempty"`
+	TokensPerMinute   *int64 `json:"tokens_per_minute,omitempty"`
+	TokensPerDay      *int64 `json:"tokens_per_day,omitempty"`
+	TokensPerMonth    *int64 `json:"tokens_per_month,omitempty"`
+}
+
+func (h handler) setKeyLimits(c *gin.Context) {
+	var req KeyLimits
+	if err := decodeBody(c, &req); err != nil {
+		c.JSON(http.StatusBadRequest, gin.H{"error": err.Error()})
+		return
+	}
+	if req == (KeyLimits{}) {
+		c.JSON(http.StatusBadRequest, gin.H{"error": "no limit given: set one or more of requests_per_minute, tokens_per_minute, tokens_per_day, tokens_per_month (0 is unlimited)"})
+		return
+	}
+	// The merge reads, then writes: of two changes to one key at the same
+	// moment, one may undo the other's fields. Admin edits are rare.
+	name := c.Param("name")
+	var l keys.Limits
+	for _, k := range h.Keys.List() {
+		if k.Name == name {
+			l = k.Limits
+		}
+	}
+	for _, f := range []struct {
+		from *int64
+		to   *int64
+	}{
+		{req.RequestsPerMinute, &l.RequestsPerMinute},
+		{req.TokensPerMinute, &l.TokensPerMinute},
+		{req.TokensPerDay, &l.TokensPerDay},
+		{req.TokensPerMonth, &l.TokensPerMonth},
+	} {
+		if f.from != nil {
+			*f.to = *f.from
+		}
+	}
+	k, err := h.Keys.SetLimits(c.Request.Context(), name, l)
+	if err != nil {
+		keyError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, k)
+}
+
+// rotateInternalKey renews corral's own key for the chat UI and answers
+// with its new secret, like a create.
+func (h handler) rotateInternalKey(c *gin.Context) {
+	secret, err := h.Keys.RotateInternal(c.Request.Context())
+	if err != nil {
+		keyError(c, err)
+		return
+	}
+	out := CreatedKey{Secret: secret}
+	for _, k := range h.Keys.List() {
+		if k.Name == keys.InternalName {
+			out.Key = k
+		}
+	}
+	c.Header("Cache-Control", "no-store")
+	c.JSON(http.StatusOK, out)
 }
 
 // keyError answers with err's message and the status its kind calls for.

@@ -116,6 +116,12 @@ func (failingKeys) Revoke(context.Context, string) (keys.Key, error) {
 	return keys.Key{}, errors.New("keys: revoke: store: disk full")
 }
 func (failingKeys) List() []keys.Key { return nil }
+func (failingKeys) SetLimits(context.Context, string, keys.Limits) (keys.Key, error) {
+	return keys.Key{}, errors.New("keys: set limits: store: disk full")
+}
+func (failingKeys) RotateInternal(context.Context) (string, error) {
+	return "", errors.New("keys: rotate: store: disk full")
+}
 
 func TestKeysAPIStoreFailure(t *testing.T) {
 	gin.SetMode(gin.TestMode)
@@ -123,6 +129,8 @@ func TestKeysAPIStoreFailure(t *testing.T) {
 	for _, r := range []*http.Request{
 		httptest.NewRequest("POST", "/api/v1/keys", strings.NewReader(`{"name":"x"}`)),
 		httptest.NewRequest("DELETE", "/api/v1/keys/x", nil),
+		httptest.NewRequest("PUT", "/api/v1/keys/x/limits", strings.NewReader(`{"tokens_per_day":1}`)),
+		httptest.NewRequest("POST", "/api/v1/keys/internal/rotate", nil),
 	} {
 		rec := httptest.NewRecorder()
 		api.ServeHTTP(rec, r)
@@ -146,5 +154,72 @@ func TestKeysAPINeedsToken(t *testing.T) {
 	guarded.ServeHTTP(rec, req)
 	if rec.Code != 201 {
 		t.Fatalf("create with token = %d %s", rec.Code, rec.Body)
+	}
+}
+
+// TestKeyLimitsAPI sets limits field by field: a field left out keeps
+// its value.
+func TestKeyLimitsAPI(t *testing.T) {
+	api, m := newKeysAPI(t)
+	if _, _, err := m.Create(context.Background(), keys.CreateOptions{Name: "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		name, body string
+		code       int
+		want       string // in the body
+		limits     keys.Limits
+	}{
+		{"two limits", `{"requests_per_minute":60,"tokens_per_day":100000}`, 200, `"limits":{"requests_per_minute":60,"tokens_per_minute":0,"tokens_per_day":100000,"tokens_per_month":0}`,
+			keys.Limits{RequestsPerMinute: 60, TokensPerDay: 100000}},
+		{"one more keeps the others", `{"tokens_per_month":2000000}`, 200, `"tokens_per_month":2000000`,
+			keys.Limits{RequestsPerMinute: 60, TokensPerDay: 100000, TokensPerMonth: 2000000}},
+		{"zero lifts one", `{"requests_per_minute":0,"tokens_per_minute":5000}`, 200, `"tokens_per_minute":5000`,
+			keys.Limits{TokensPerMinute: 5000, TokensPerDay: 100000, TokensPerMonth: 2000000}},
+		{"negative", `{"tokens_per_day":-5}`, 400, "tokens per day limit -5", keys.Limits{TokensPerMinute: 5000, TokensPerDay: 100000, TokensPerMonth: 2000000}},
+		{"not a number", `{"tokens_per_day":"lots"}`, 400, "request body", keys.Limits{TokensPerMinute: 5000, TokensPerDay: 100000, TokensPerMonth: 2000000}},
+		{"fraction", `{"tokens_per_day":1.5}`, 400, "request body", keys.Limits{TokensPerMinute: 5000, TokensPerDay: 100000, TokensPerMonth: 2000000}},
+		{"misspelt", `{"tokens_per_week":5}`, 400, `unknown field \"tokens_per_week\"`, keys.Limits{TokensPerMinute: 5000, TokensPerDay: 100000, TokensPerMonth: 2000000}},
+		{"nothing", `{}`, 400, "no limit given", keys.Limits{TokensPerMinute: 5000, TokensPerDay: 100000, TokensPerMonth: 2000000}},
+	}
+	for _, s := range steps {
+		t.Run(s.name, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			api.ServeHTTP(rec, httptest.NewRequest("PUT", "/api/v1/keys/alice/limits", strings.NewReader(s.body)))
+			if rec.Code != s.code || !strings.Contains(rec.Body.String(), s.want) {
+				t.Fatalf("PUT %s = %d %s\nwant %d with %s", s.body, rec.Code, rec.Body, s.code, s.want)
+			}
+			if l, _ := m.Limits("alice"); l != s.limits {
+				t.Fatalf("limits = %+v, want %+v", l, s.limits)
+			}
+		})
+	}
+	rec := httptest.NewRecorder()
+	api.ServeHTTP(rec, httptest.NewRequest("PUT", "/api/v1/keys/bob/limits", strings.NewReader(`{"tokens_per_day":1}`)))
+	if rec.Code != 404 || !strings.Contains(rec.Body.String(), `no API key named \"bob\"`) {
+		t.Fatalf("limits of an unknown key = %d %s", rec.Code, rec.Body)
+	}
+}
+
+func TestRotateInternalAPI(t *testing.T) {
+	api, m := newKeysAPI(t)
+	var secrets []string
+	for range 2 {
+		rec := httptest.NewRecorder()
+		api.ServeHTTP(rec, httptest.NewRequest("POST", "/api/v1/keys/internal/rotate", nil))
+		var got CreatedKey
+		if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil || rec.Code != 200 {
+			t.Fatalf("rotate = %d %s", rec.Code, rec.Body)
+		}
+		if got.Name != keys.InternalName || !got.Internal || !strings.HasPrefix(got.Secret, got.Prefix) || rec.Header().Get("Cache-Control") != "no-store" {
+			t.Fatalf("rotate = %+v, headers %v", got, rec.Header())
+		}
+		secrets = append(secrets, got.Secret)
+	}
+	if _, err := m.Authorize(context.Background(), secrets[0], ""); !errors.Is(err, keys.ErrUnknownKey) {
+		t.Fatalf("first secret after the second rotation: %v", err)
+	}
+	if name, err := m.Authorize(context.Background(), secrets[1], ""); err != nil || name != keys.InternalName {
+		t.Fatalf("second secret = %q, %v", name, err)
 	}
 }

@@ -34,10 +34,12 @@ func commands() []command {
 		{"status", "show the instances of the running daemon", (*app).statusCmd},
 		{"gpus", "list the NVIDIA GPUs on this host", (*app).gpusCmd},
 		{"keys", "create, list and revoke the gateway's API keys", (*app).keysCmd},
+		{"usage", "show requests and tokens by key, model, user or day", (*app).usageCmd},
 		{"models", "list the models on the instances", (*app).modelsCmd},
 		{"pull", "pull a model once for every instance", (*app).pullCmd},
 		{"rm", "delete a model from every instance", (*app).rmCmd},
 		{"place", "keep a model loaded on N instances or on chosen GPUs", (*app).placeCmd},
+		{"filter", "show or set the content filter's phrases", (*app).filterCmd},
 		{"weight", "set an instance's share of gateway traffic", (*app).weightCmd},
 		{"version", "print the version", (*app).versionCmd},
 		{"help", "show this help", nil},
@@ -71,13 +73,13 @@ func exitCode(err error) int {
 
 func (a *app) run(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		usage(a.stdout)
+		printHelp(a.stdout)
 		return nil
 	}
 	name := args[0]
 	switch name {
 	case "help", "-h", "--help", "-help":
-		usage(a.stdout)
+		printHelp(a.stdout)
 		return nil
 	case "-v", "--version":
 		name = "version"
@@ -90,7 +92,7 @@ func (a *app) run(ctx context.Context, args []string) error {
 	return usageError{fmt.Sprintf("unknown command %q: run corral help", name)}
 }
 
-func usage(w io.Writer) {
+func printHelp(w io.Writer) {
 	cs := commands()
 	var b strings.Builder
 	b.WriteString("corral: a private, GPU-balanced chat service in one binary\n\nUsage: corral <command> [flags]\n\nCommands:\n")

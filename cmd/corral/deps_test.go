@@ -23,6 +23,7 @@ func TestDependencyDirection(t *testing.T) {
 		"github.com/gin-gonic/gin":      {"ui", "cmd/corral"}, // cmd sets its release mode
 		"github.com/caddyserver/":       {"proxy"},
 		"github.com/containerd/errdefs": {"engine"},
+		"github.com/prometheus/":        {"proxy/metrics"},
 	}
 	// For each of our packages, the packages of ours it may import.
 	ours := map[string][]string{
@@ -30,10 +31,13 @@ func TestDependencyDirection(t *testing.T) {
 		"engine/store":  {},
 		"engine":        {"gpu", "engine/store"},
 		"engine/keys":   {"engine/store"},
-		"ui":            {"engine", "engine/keys", "engine/models", "engine/store", "gpu"},
+		"engine/usage":  {"engine/store"},
+		"ui":            {"engine", "engine/keys", "engine/models", "engine/store", "engine/usage", "gpu"},
 		"engine/models": {"engine", "engine/store"},
 		"assets":        {},
 		"proxy/gateway": {},
+		"proxy/metrics": {},
+		"proxy/filter":  {},
 	}
 	root := filepath.Join("..", "..")
 	imports := map[string]map[string]bool{}

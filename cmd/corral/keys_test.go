@@ -57,7 +57,7 @@ func TestKeysCommand(t *testing.T) {
 		afterwards func(t *testing.T, stdout string)
 	}{
 		{name: "no subcommand", args: []string{"keys"}, code: 2, err: "missing subcommand"},
-		{name: "unknown subcommand", args: []string{"keys", "rotate"}, code: 2, err: `unknown subcommand "rotate": use create, list or revoke`},
+		{name: "unknown subcommand", args: []string{"keys", "rotate"}, code: 2, err: `unknown subcommand "rotate": use create, list, revoke, limit or rotate-internal`},
 		{name: "help", args: []string{"keys", "help"}, out: "corral keys create NAME"},
 		{name: "create help", args: []string{"keys", "create", "--help"}, out: "--expires"},
 		{name: "create without name", args: append([]string{"keys", "create"}, dd...), code: 2, err: "missing NAME"},
@@ -103,8 +103,8 @@ func TestKeysCommand(t *testing.T) {
 						t.Errorf("row %q lacks %q", lines[1], want)
 					}
 				}
-				if f := strings.Fields(lines[2]); f[0] != "ops" || f[len(f)-1] != "all" || !strings.Contains(lines[2], "never") {
-					t.Errorf("row %q: want ops, never used, never expires, all models", lines[2])
+				if f := strings.Fields(lines[2]); f[0] != "ops" || f[len(f)-2] != "all" || f[len(f)-1] != "none" || !strings.Contains(lines[2], "never") {
+					t.Errorf("row %q: want ops, never used, never expires, all models, no limits", lines[2])
 				}
 			},
 			notOut: secret,
@@ -188,5 +188,95 @@ func TestLifetimeFlag(t *testing.T) {
 		if (err == nil) != tc.ok || time.Duration(l) != tc.want {
 			t.Errorf("Set(%q) = %s, %v; want %s, ok %v", tc.in, time.Duration(l), err, tc.want, tc.ok)
 		}
+	}
+}
+
+// TestKeysLimitCommand sets limits flag by flag, and rotates the chat
+// UI's key, against one daemon.
+func TestKeysLimitCommand(t *testing.T) {
+	dataDir, m := keysDaemon(t)
+	dd := []string{"--data-dir", dataDir}
+	if _, _, err := m.Create(context.Background(), keys.CreateOptions{Name: "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	var rotated string
+	steps := []struct {
+		name       string
+		args       []string
+		code       int
+		out, err   string
+		limits     keys.Limits // of alice afterwards
+		afterwards func(t *testing.T, stdout string)
+	}{
+		{name: "help", args: []string{"keys", "limit", "--help"}, out: "--tpmo"},
+		{name: "no name", args: append([]string{"keys", "limit"}, dd...), code: 2, err: "missing NAME"},
+		{name: "no flags", args: append([]string{"keys", "limit", "alice"}, dd...), code: 2, err: "give one or more of --rpm"},
+		{name: "negative", args: append([]string{"keys", "limit", "alice", "--tpd", "-1"}, dd...), code: 2, err: "whole number from 0"},
+		{name: "not a number", args: append([]string{"keys", "limit", "alice", "--rpm", "lots"}, dd...), code: 2, err: "whole number from 0"},
+		{
+			name: "two limits", args: append([]string{"keys", "limit", "alice", "--rpm", "60", "--tpd", "100000"}, dd...),
+			out:    `limits of API key "alice": 60 requests per minute, unlimited tokens per minute, 100000 tokens per day, unlimited tokens per month`,
+			limits: keys.Limits{RequestsPerMinute: 60, TokensPerDay: 100000},
+		},
+		{
+			name: "one more keeps the others", args: append([]string{"keys", "limit", "alice", "--tpmo", "2000000", "--tpm", "9000"}, dd...),
+			out:    "9000 tokens per minute, 100000 tokens per day, 2000000 tokens per month",
+			limits: keys.Limits{RequestsPerMinute: 60, TokensPerMinute: 9000, TokensPerDay: 100000, TokensPerMonth: 2000000},
+		},
+		{
+			name: "unlimited lifts one", args: append([]string{"keys", "limit", "alice", "--rpm", "unlimited", "--tpm", "0"}, dd...),
+			out:    "unlimited requests per minute, unlimited tokens per minute",
+			limits: keys.Limits{TokensPerDay: 100000, TokensPerMonth: 2000000},
+		},
+		{name: "unknown key", args: append([]string{"keys", "limit", "bob", "--rpm", "1"}, dd...), code: 1, err: `no API key named "bob"`,
+			limits: keys.Limits{TokensPerDay: 100000, TokensPerMonth: 2000000}},
+		{
+			name: "rotate-internal", args: append([]string{"keys", "rotate-internal"}, dd...), out: "crl_", err: "previous secret no longer works",
+			limits: keys.Limits{TokensPerDay: 100000, TokensPerMonth: 2000000},
+			afterwards: func(t *testing.T, stdout string) {
+				rotated = strings.TrimSpace(stdout)
+				if name, err := m.Authorize(context.Background(), rotated, "llama3.2"); err != nil || name != keys.InternalName {
+					t.Fatalf("authorize the rotated key = %q, %v", name, err)
+				}
+			},
+		},
+		{
+			name: "list shows limits", args: append([]string{"keys", "list"}, dd...), out: "LIMITS",
+			limits: keys.Limits{TokensPerDay: 100000, TokensPerMonth: 2000000},
+			afterwards: func(t *testing.T, stdout string) {
+				if !strings.Contains(stdout, "tpd=100000 tpmo=2000000") || !strings.Contains(stdout, keys.InternalName) || strings.Contains(stdout, rotated) {
+					t.Fatalf("list:\n%s", stdout)
+				}
+			},
+		},
+	}
+	for _, s := range steps {
+		t.Run(s.name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			err := newApp(&out, &errOut).run(ctx, s.args)
+			switch {
+			case s.code == 0 && err != nil:
+				t.Fatalf("error: %v", err)
+			case s.code != 0 && err == nil:
+				t.Fatalf("no error; stdout: %s", out.String())
+			case s.code != 0:
+				if got := exitCode(err); got != s.code || !strings.Contains(err.Error(), s.err) {
+					t.Fatalf("error = %v (exit %d), want exit %d with %q", err, got, s.code, s.err)
+				}
+			case !strings.Contains(errOut.String(), s.err):
+				t.Errorf("stderr = %q, want %q", errOut.String(), s.err)
+			}
+			if !strings.Contains(out.String(), s.out) {
+				t.Errorf("stdout = %q, want %q", out.String(), s.out)
+			}
+			if l, _ := m.Limits("alice"); l != s.limits {
+				t.Errorf("limits = %+v, want %+v", l, s.limits)
+			}
+			if s.afterwards != nil && !t.Failed() {
+				s.afterwards(t, out.String())
+			}
+		})
 	}
 }

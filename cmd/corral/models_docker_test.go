@@ -70,10 +70,12 @@ func (f *fleet) pullEvents(t *testing.T, model string) []models.Event {
 	return evs
 }
 
+// cli runs a corral command against the fleet's daemon; it returns what
+// went to stdout (stderr has hints meant for people).
 func (f *fleet) cli(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	var out bytes.Buffer
-	err := newApp(&out, &out).run(context.Background(), append(args, "--data-dir", f.dataDir))
+	var out, errOut bytes.Buffer
+	err := newApp(&out, &errOut).run(context.Background(), append(args, "--data-dir", f.dataDir))
 	return out.String(), err
 }
 

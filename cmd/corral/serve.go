@@ -24,6 +24,7 @@ import (
 	"corral/engine/keys"
 	"corral/engine/models"
 	"corral/engine/store"
+	"corral/engine/usage"
 	"corral/gpu"
 	"corral/proxy/gateway"
 	"corral/ui"
@@ -39,6 +40,7 @@ type serveConfig struct {
 	AdminAddr      string
 	AdminToken     string
 	DrainGrace     time.Duration
+	UsageRetention time.Duration
 	LogLevel       string
 	LogFormat      string
 	HealthInterval time.Duration
@@ -60,6 +62,9 @@ func (c serveConfig) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		errs = append(errs, fmt.Errorf("--addr %q: want host:port, such as :8080 or 127.0.0.1:8080", c.Addr))
+	}
+	if c.UsageRetention < 24*time.Hour {
+		errs = append(errs, fmt.Errorf("--usage-retention %s: keep at least 24h", c.UsageRetention))
 	}
 	if c.DrainGrace < 0 {
 		errs = append(errs, fmt.Errorf("--drain-grace %s: must not be negative", c.DrainGrace))
@@ -101,6 +106,7 @@ func parseServe(args []string, stdout io.Writer) (serveConfig, error) {
 	fs.StringVar(&c.Reach, "reach", string(engine.ReachAuto), "how corral reaches Ollama: auto, ip (container IP), name (corral runs in a container), loopback (publish on 127.0.0.1 only)")
 	fs.StringVar(&c.Addr, "addr", ":8080", "gateway listener: the OpenAI (/v1) and Ollama (/api) APIs, API key required")
 	fs.DurationVar(&c.DrainGrace, "drain-grace", 30*time.Second, "how long a replaced instance's requests may run before it is stopped")
+	fs.DurationVar(&c.UsageRetention, "usage-retention", usage.DefaultRetention, "how long daily usage totals are kept")
 	fs.StringVar(&c.AdminAddr, "admin-addr", "127.0.0.1:8090", "admin API listener (token required); empty turns it off")
 	fs.StringVar(&c.AdminToken, "admin-token", "", "admin API token (default: generated once and kept in DATA_DIR/admin-token)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
@@ -275,10 +281,22 @@ func (a *app) serve(ctx context.Context, c serveConfig, log *slog.Logger) error 
 		closeAll()
 		return err
 	}
-	gw = gateway.New(gateway.Config{Logger: log}, &upstreams{eng: eng, models: mdl, sampler: sampler}, apiKeys)
+	meter, err := usage.New(st, apiKeys, usage.WithLogger(log), usage.WithRetention(c.UsageRetention))
+	if err != nil {
+		closeAll()
+		return err
+	}
+	cf, err := newContentFilter(st)
+	if err != nil {
+		closeAll()
+		return err
+	}
+	prom := newMetrics(eng, inv, sampler)
+	gw = gateway.New(gateway.Config{Logger: log, Meter: meterAdapter{meter}, Filter: cf, Observer: observer{prom}},
+		&upstreams{eng: eng, models: mdl, sampler: sampler}, apiKeys)
 	defer gw.Close()
 	gin.SetMode(gin.ReleaseMode)
-	api := ui.NewAPI(ui.Deps{Engine: eng, GPUs: gpuView{inv, sampler}, Keys: apiKeys, Models: mdl})
+	api := ui.NewAPI(ui.Deps{Engine: eng, GPUs: gpuView{inv, sampler}, Keys: apiKeys, Models: mdl, Usage: meter, Filter: cf})
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -291,7 +309,11 @@ func (a *app) serve(ctx context.Context, c serveConfig, log *slog.Logger) error 
 	listeners := []net.Listener{sock, front}
 	log.Info("gateway listening", "addr", front.Addr().String())
 	if admin != nil {
-		servers = append(servers, &http.Server{Handler: ui.RequireToken(token, api), ReadHeaderTimeout: 10 * time.Second})
+		// The admin listener adds Prometheus /metrics, behind the same token.
+		adminMux := http.NewServeMux()
+		adminMux.Handle("/metrics", prom.Handler())
+		adminMux.Handle("/", api)
+		servers = append(servers, &http.Server{Handler: ui.RequireToken(token, adminMux), ReadHeaderTimeout: 10 * time.Second})
 		listeners = append(listeners, admin)
 		log.Info("admin API listening", "addr", admin.Addr().String())
 	}
@@ -311,6 +333,11 @@ func (a *app) serve(ctx context.Context, c serveConfig, log *slog.Logger) error 
 	wg.Go(func() {
 		if err := apiKeys.Run(ctx); err != nil {
 			log.Warn("API key last-use times not saved", "err", err)
+		}
+	})
+	wg.Go(func() {
+		if err := meter.Run(ctx); err != nil {
+			log.Warn("usage not saved", "err", err)
 		}
 	})
 	wg.Go(func() {

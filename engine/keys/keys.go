@@ -43,6 +43,8 @@ type Key struct {
 	RevokedAt time.Time `json:"revoked_at,omitzero"`
 	LastUsed  time.Time `json:"last_used,omitzero"`
 	Models    []string  `json:"models,omitempty"` // empty: all models
+	Limits    Limits    `json:"limits"`
+	Internal  bool      `json:"internal,omitempty"` // corral's own key for the chat UI
 	Status    Status    `json:"status"`
 }
 
@@ -260,6 +262,9 @@ func validate(o CreateOptions, now time.Time) ([]string, error) {
 	if !nameRE.MatchString(o.Name) {
 		return nil, adminErrorf(ErrInvalid, "key name %q: use 1-64 letters, digits, '-', '_', '.' or '@'", o.Name)
 	}
+	if o.Name == InternalName {
+		return nil, adminErrorf(ErrInvalid, "key name %q is corral's own, for the chat UI: pick another name (corral keys rotate-internal renews that key)", o.Name)
+	}
 	if len(o.Note) > maxNote {
 		return nil, adminErrorf(ErrInvalid, "key note is %d bytes: keep it to %d", len(o.Note), maxNote)
 	}
@@ -347,6 +352,8 @@ func view(e *entry, rec store.Key, now time.Time) Key {
 		RevokedAt: rec.RevokedAt,
 		LastUsed:  rec.LastUsed,
 		Models:    slices.Clone(rec.AllowedModels),
+		Limits:    rec.Limits,
+		Internal:  rec.Internal,
 		Status:    StatusActive,
 	}
 	if used := e.used.Load(); used > 0 && time.Unix(0, used).After(k.LastUsed) {

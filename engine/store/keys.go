@@ -27,6 +27,17 @@ type Key struct {
 	RevokedAt     time.Time `json:"revoked_at,omitzero"`
 	LastUsed      time.Time `json:"last_used,omitzero"`
 	AllowedModels []string  `json:"allowed_models,omitempty"` // empty: all models
+	Limits        Limits    `json:"limits,omitzero"`
+	Internal      bool      `json:"internal,omitempty"` // made by corral itself (the chat UI's key)
+}
+
+// Limits cap what one key may use; 0 means unlimited. engine/keys sets
+// them and engine/usage enforces them; both use this one type.
+type Limits struct {
+	RequestsPerMinute int64 `json:"requests_per_minute"`
+	TokensPerMinute   int64 `json:"tokens_per_minute"`
+	TokensPerDay      int64 `json:"tokens_per_day"`
+	TokensPerMonth    int64 `json:"tokens_per_month"`
 }
 
 // Keys lists every key, revoked ones included, in ID order.

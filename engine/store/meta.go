@@ -15,6 +15,8 @@ var (
 	bucketKeys      = []byte("keys")       // key ID → Key (JSON)
 	bucketKeyNames  = []byte("key_names")  // key name → key ID
 	bucketKeyHashes = []byte("key_hashes") // secret's hex SHA-256 → key ID
+	bucketUsageRaw  = []byte("usage_raw")  // unix nanos and sequence, big-endian → UsageRecord (JSON)
+	bucketUsageDays = []byte("usage_days") // day NUL key NUL model NUL user → UsageDay (JSON)
 )
 
 // migrations bring the schema from version i to i+1; append, never edit.
@@ -32,6 +34,15 @@ var migrations = []func(tx *bolt.Tx) error{
 	// 1 → 2: gateway API keys, with their name and hash indexes.
 	func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bucketKeys, bucketKeyNames, bucketKeyHashes} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	},
+	// 2 → 3: gateway usage, raw records and daily aggregates.
+	func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketUsageRaw, bucketUsageDays} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}

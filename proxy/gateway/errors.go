@@ -88,9 +88,9 @@ func (e apiError) write(w http.ResponseWriter, d dialect) {
 // streamError is the last event of a stream that failed after it started:
 // SSE clients get an error event, NDJSON clients an error line, as the
 // OpenAI and Ollama clients expect.
-func streamError(sse bool, msg string) []byte {
+func streamError(sse bool, msg, code string) []byte {
 	if sse {
-		b := apiError{Status: http.StatusBadGateway, Message: msg, Code: "upstream_stream_error"}.body(dialectOpenAI)
+		b := apiError{Status: http.StatusBadGateway, Message: msg, Code: code}.body(dialectOpenAI)
 		return append(append([]byte("data: "), b[:len(b)-1]...), "\n\n"...)
 	}
 	return apiError{Message: msg}.body(dialectOllama)

@@ -164,12 +164,16 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, fr forwardReq)
 		tried[u.Name] = true
 		res.attempts++
 		res.instance = u.Name
+		if g.obs != nil {
+			g.obs.Attempt(fr.route.name, fr.model, u.Name)
+		}
 		retry, aerr := g.attempt(r, fr, u, st, c)
 		st.inflight.Add(-1)
 		if !retry {
 			return res
 		}
 		last = aerr
+		res.instance = ""
 		if g.obs != nil {
 			g.obs.Retry(u.Name)
 		}
@@ -183,7 +187,7 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, fr forwardReq)
 	}
 	res.outcome = "failed: " + last.Message
 	if c.committed {
-		c.write(streamError(fr.route.sse, last.Message))
+		c.write(streamError(fr.route.sse, last.Message, "upstream_stream_error"))
 		return res
 	}
 	res.status = last.Status
@@ -313,7 +317,7 @@ func (g *Gateway) stream(clientCtx, ctx context.Context, cancel context.CancelFu
 		if resp.StatusCode != http.StatusOK {
 			// Headers went out with the keep-alives; say it in the stream.
 			msg := fmt.Sprintf("instance %s: %s", u.Name, upstreamMessage(resp))
-			c.write(streamError(fr.route.sse, msg))
+			c.write(streamError(fr.route.sse, msg, "upstream_stream_error"))
 			c.res.outcome = "failed: " + msg
 			return
 		}
@@ -352,7 +356,7 @@ func (g *Gateway) stream(clientCtx, ctx context.Context, cancel context.CancelFu
 				// the client's SDK shows, and stop the generation.
 				c.res.hit = fm.hit
 				c.res.counts = fm.counts
-				c.write(streamError(fr.route.sse, "the answer was stopped by the content filter"))
+				c.write(streamError(fr.route.sse, "the answer was stopped by the content filter", "content_filter"))
 				c.res.outcome = "filtered"
 				cancel()
 				return
@@ -383,10 +387,7 @@ func (g *Gateway) stream(clientCtx, ctx context.Context, cancel context.CancelFu
 		msg := fmt.Sprintf("instance %s failed mid-stream: %s", u.Name, why)
 		st.failure(g.now(), g.cfg.EjectAfter, g.cfg.EjectFor, g.cfg.MaxEject)
 		g.log.Warn("stream cut", "id", fr.rid, "instance", u.Name, "err", why)
-		if g.obs != nil {
-			g.obs.StreamCut(u.Name, why)
-		}
-		c.write(streamError(fr.route.sse, msg))
+		c.write(streamError(fr.route.sse, msg, "upstream_stream_error"))
 		c.res.outcome = "cut: " + why
 		return
 	}

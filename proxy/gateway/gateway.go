@@ -154,8 +154,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rid := requestID(r)
 	w.Header().Set("X-Request-ID", rid)
 	rt, ok := routes[r.URL.Path]
+	rt.name = r.URL.Path
 	if !ok && strings.HasPrefix(r.URL.Path, "/v1/models/") {
-		rt, ok = route{dialect: dialectOpenAI, kind: kindModelInfo}, true
+		rt, ok = route{name: "/v1/models/{model}", dialect: dialectOpenAI, kind: kindModelInfo}, true
 	}
 	if !ok {
 		d := dialectOllama
@@ -238,6 +239,9 @@ func (g *Gateway) serveModel(w http.ResponseWriter, r *http.Request, rt route, k
 		if maxTokens == 0 {
 			maxTokens = g.cfg.DefaultMaxTokens
 		}
+		// The real count includes the prompt: hold a rough estimate of it
+		// too (about four bytes a token), so a settle rarely overshoots.
+		maxTokens += min(len(body)/4, 32<<10)
 		resv, err = g.cfg.Meter.Reserve(r.Context(), keyName, model, maxTokens)
 		if err != nil {
 			quotaError(err).write(w, rt.dialect)

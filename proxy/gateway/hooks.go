@@ -49,10 +49,12 @@ type StreamFilter interface {
 	Feed(sse bool, frame []byte) (phrase string, hit bool)
 }
 
-// Observer sees every request, for metrics; nil turns it off.
+// Observer sees every request, for metrics; nil turns it off. Each
+// attempt on an instance starts with Attempt and ends with Retry (it
+// failed and another instance is tried) or with the request's Observe.
 type Observer interface {
-	Observe(Usage)
+	Attempt(route, model, instance string)
 	Retry(instance string)
-	StreamCut(instance, reason string)
+	Observe(Usage)
 	FilterHit(where string)
 }

@@ -83,10 +83,11 @@ func TestMeteringCountsAndUsageChunk(t *testing.T) {
 		prompt, compl    int
 		reserved         int
 	}{
-		{"sse without include_usage", "/v1/chat/completions", `{"model":"m","stream":true,"max_tokens":50}`, false, 4, 2, 50},
-		{"sse with include_usage", "/v1/chat/completions", `{"model":"m","stream":true,"stream_options":{"include_usage":true}}`, true, 4, 2, 1000},
-		{"openai whole", "/v1/chat/completions", `{"model":"m"}`, false, 4, 2, 1000},
-		{"ndjson", "/api/chat", `{"model":"m","options":{"num_predict":3}}`, false, 3, 3, 3},
+		// Reserved: max tokens (or the default) plus a quarter of the body.
+		{"sse without include_usage", "/v1/chat/completions", `{"model":"m","stream":true,"max_tokens":50}`, false, 4, 2, 50 + 10},
+		{"sse with include_usage", "/v1/chat/completions", `{"model":"m","stream":true,"stream_options":{"include_usage":true}}`, true, 4, 2, 1000 + 16},
+		{"openai whole", "/v1/chat/completions", `{"model":"m"}`, false, 4, 2, 1000 + 3},
+		{"ndjson", "/api/chat", `{"model":"m","options":{"num_predict":3}}`, false, 3, 3, 3 + 10},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -132,14 +133,14 @@ func TestQuotaRefusal(t *testing.T) {
 }
 
 type countingObserver struct {
-	mu                            sync.Mutex
-	observed, retries, cuts, hits int
+	mu                                sync.Mutex
+	attempts, observed, retries, hits int
 }
 
-func (o *countingObserver) Observe(Usage)            { o.mu.Lock(); o.observed++; o.mu.Unlock() }
-func (o *countingObserver) Retry(string)             { o.mu.Lock(); o.retries++; o.mu.Unlock() }
-func (o *countingObserver) StreamCut(string, string) { o.mu.Lock(); o.cuts++; o.mu.Unlock() }
-func (o *countingObserver) FilterHit(string)         { o.mu.Lock(); o.hits++; o.mu.Unlock() }
+func (o *countingObserver) Attempt(string, string, string) { o.mu.Lock(); o.attempts++; o.mu.Unlock() }
+func (o *countingObserver) Observe(Usage)                  { o.mu.Lock(); o.observed++; o.mu.Unlock() }
+func (o *countingObserver) Retry(string)                   { o.mu.Lock(); o.retries++; o.mu.Unlock() }
+func (o *countingObserver) FilterHit(string)               { o.mu.Lock(); o.hits++; o.mu.Unlock() }
 
 func TestContentFilter(t *testing.T) {
 	up := upstream(t, "i0", func(w http.ResponseWriter, r *http.Request) {
@@ -157,7 +158,7 @@ func TestContentFilter(t *testing.T) {
 		t.Fatalf("prompt: %d %s", resp.StatusCode, body)
 	}
 	body := readAll(t, post(t, srv, "/v1/chat/completions", "good", `{"model":"m","stream":true}`))
-	if strings.Contains(body, "ret plan") || !strings.Contains(body, `"code":"upstream_stream_error"`) || strings.Contains(body, "[DONE]") {
+	if strings.Contains(body, "ret plan") || !strings.Contains(body, `"code":"content_filter"`) || strings.Contains(body, "[DONE]") {
 		t.Fatalf("output: %s", body)
 	}
 	deadline := time.Now().Add(2 * time.Second)

@@ -10,6 +10,7 @@ import (
 
 // route says how the gateway treats one path.
 type route struct {
+	name    string // the path, for metrics
 	dialect dialect
 	kind    routeKind
 	// streamDefault is the API's default for "stream" when the body omits

@@ -1,0 +1,54 @@
+package filter
+
+import "testing"
+
+func TestPromptText(t *testing.T) {
+	for _, c := range []struct {
+		name, route, body, want string
+	}{
+		{"openai chat strings", "/v1/chat/completions",
+			`{"model":"m","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"Hello"}]}`,
+			"Be brief.\nHello"},
+		{"openai chat parts", "/v1/chat/completions",
+			`{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"What is"},{"type":"image_url","image_url":{"url":"data:image/png;base64,AAAA"}},{"type":"text","text":"this?"}]}]}`,
+			"What is\nthis?"},
+		{"openai chat null content", "/v1/chat/completions",
+			`{"model":"m","messages":[{"role":"assistant","content":null,"tool_calls":[]},{"role":"user","content":"go"}]}`,
+			"go"},
+		{"openai completions string", "/v1/completions", `{"model":"m","prompt":"Once upon","suffix":"the end"}`, "Once upon\nthe end"},
+		{"openai completions array", "/v1/completions", `{"model":"m","prompt":["one","two"]}`, "one\ntwo"},
+		{"openai completions tokens", "/v1/completions", `{"model":"m","prompt":[1,2,3]}`, ""},
+		{"openai embeddings", "/v1/embeddings", `{"model":"m","input":["a","b"]}`, "a\nb"},
+		{"openai embeddings string", "/v1/embeddings", `{"model":"m","input":"a"}`, "a"},
+		{"ollama chat", "/api/chat",
+			`{"model":"m","messages":[{"role":"user","content":"Why is the sky blue?","images":["iVBOR"]}],"stream":false}`,
+			"Why is the sky blue?"},
+		{"ollama generate", "/api/generate", `{"model":"m","prompt":"Tell me","system":"You are a pirate."}`, "You are a pirate.\nTell me"},
+		{"ollama embed", "/api/embed", `{"model":"m","input":["x","y"]}`, "x\ny"},
+		{"ollama embeddings", "/api/embeddings", `{"model":"m","prompt":"z"}`, "z"},
+		{"field names in another case", "/api/generate", `{"model":"m","Prompt":"p"}`, "p"}, // as Ollama decodes them
+		{"unknown route", "/api/show", `{"model":"m","prompt":"x"}`, ""},
+		{"not json", "/api/chat", `{"messages":`, ""},
+		{"wrong shape", "/api/chat", `{"messages":"hi"}`, ""},
+		{"empty", "/api/generate", ``, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if got := PromptText(c.route, []byte(c.body)); got != c.want {
+				t.Errorf("PromptText = %q, want %q", got, c.want)
+			}
+		})
+	}
+}
+
+func TestPromptMatch(t *testing.T) {
+	f := mustNew(t, "sky blue")
+	body := `{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"Why is the SKY BLUE?"}]}]}`
+	if p, ok := f.Match(PromptText("/v1/chat/completions", []byte(body))); !ok || p != "sky blue" {
+		t.Errorf("Match = %q, %v", p, ok)
+	}
+	// Parts are joined by a newline: no phrase spans two messages.
+	body = `{"model":"m","messages":[{"role":"user","content":"the sky"},{"role":"user","content":"blue"}]}`
+	if _, ok := f.Match(PromptText("/api/chat", []byte(body))); ok {
+		t.Error("matched across two messages")
+	}
+}
