@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -175,4 +176,67 @@ func TestRejectedKeys(t *testing.T) {
 	if len(rep.Rows) != 0 {
 		t.Fatalf("rejected requests were recorded: %+v", rep.Rows)
 	}
+}
+
+// TestQuotaUnderConcurrency: 50 requests at once against a daily quota of
+// about ten requests' worth of tokens; what is granted never exceeds it,
+// and the rest get 429 with Retry-After.
+func TestQuotaUnderConcurrency(t *testing.T) {
+	f := startFleet(t, 2)
+	t.Parallel()
+	out, err := f.cli(t, "keys", "create", "metered")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := strings.TrimSpace(out)
+	const quota = 300 // a request reserves 5 tokens plus ~20 for its prompt
+	if _, err := f.cli(t, "keys", "limit", "metered", "--tpd", fmt.Sprint(quota)); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	codes := map[int]int{}
+	var wg sync.WaitGroup
+	for i := range 50 {
+		wg.Go(func() {
+			body := fmt.Sprintf(`{"model":"llama3.2:1b","stream":false,"messages":[{"role":"user","content":"q%d"}],"options":{"num_predict":5}}`, i)
+			req, _ := http.NewRequest("POST", f.gateway+"/api/chat", strings.NewReader(body))
+			req.Header.Set("Authorization", "Bearer "+key)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == 429 && resp.Header.Get("Retry-After") == "" {
+				t.Error("429 without Retry-After")
+			}
+			mu.Lock()
+			codes[resp.StatusCode]++
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if codes[200] == 0 || codes[429] == 0 || codes[200]+codes[429] != 50 {
+		t.Fatalf("status codes %v", codes)
+	}
+	var rep ui.UsageReport
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if err := newDaemon(f.dataDir).getJSON(context.Background(), "/api/v1/usage?by=key&key=metered", &rep); err != nil {
+			t.Fatal(err)
+		}
+		if len(rep.Rows) == 1 && rep.Rows[0].Requests == int64(codes[200]) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if len(rep.Rows) != 1 {
+		t.Fatalf("usage rows %+v", rep.Rows)
+	}
+	used := rep.Rows[0].PromptTokens + rep.Rows[0].CompletionTokens
+	if used > quota || rep.Rows[0].Requests != int64(codes[200]) {
+		t.Fatalf("granted %d requests using %d tokens against a quota of %d (codes %v)", rep.Rows[0].Requests, used, quota, codes)
+	}
+	t.Logf("50 concurrent: %d granted (%d tokens of %d), %d refused with 429", codes[200], used, quota, codes[429])
 }
