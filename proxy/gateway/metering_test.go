@@ -177,3 +177,25 @@ func TestContentFilter(t *testing.T) {
 		t.Fatalf("observer: %+v", obs)
 	}
 }
+
+func TestWithUsage(t *testing.T) {
+	cases := []string{
+		`{"model":"m","stream":true}`,
+		` {}`,
+		`{"model":"m","stream_options":{"include_usage":false}}`,
+		`{"model":"m","stream_options":null}`,
+		`{ "model" : "m", "messages": [{"content":"{\"stream_options\":1}"}] }`,
+	}
+	for _, in := range cases {
+		out := withUsage([]byte(in))
+		var v struct {
+			Model         string `json:"model"`
+			StreamOptions struct {
+				IncludeUsage bool `json:"include_usage"`
+			} `json:"stream_options"`
+		}
+		if err := json.Unmarshal(out, &v); err != nil || !v.StreamOptions.IncludeUsage {
+			t.Errorf("withUsage(%s) = %s (%v)", in, out, err)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -94,7 +95,23 @@ func endUser(r *http.Request, m modelRequest) string {
 // withUsage asks an OpenAI-dialect stream for its usage chunk, which is
 // where exact counts come from; the chunk is removed on the way back when
 // the client did not ask for it. The body was validated as an object.
+// Without a stream_options key the field is spliced in, so a large body
+// (images come base64) is copied once, not decoded and re-encoded.
 func withUsage(body []byte) []byte {
+	if !bytes.Contains(body, []byte(`"stream_options"`)) {
+		i := bytes.IndexByte(body, '{')
+		if i < 0 {
+			return body
+		}
+		rest := body[i+1:]
+		field := `"stream_options":{"include_usage":true}`
+		if t := bytes.TrimSpace(rest); len(t) == 0 || t[0] != '}' {
+			field += ","
+		}
+		out := make([]byte, 0, len(body)+len(field))
+		out = append(append(append(out, body[:i+1]...), field...), rest...)
+		return out
+	}
 	var obj map[string]json.RawMessage
 	if json.Unmarshal(body, &obj) != nil {
 		return body
