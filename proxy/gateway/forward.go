@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -60,13 +61,20 @@ func (c *client) commitSSE() {
 }
 
 func (c *client) write(p []byte) error {
+	return c.send(p, true)
+}
+
+// send writes p, flushing it at once unless the stream is ending: then
+// net/http sends it with the final chunk in one write when the handler
+// returns.
+func (c *client) send(p []byte, flush bool) error {
 	if !c.wrote {
 		c.wrote = true
 		c.res.ttfb = time.Since(c.start)
 	}
 	n, err := c.w.Write(p)
 	c.res.bytes += int64(n)
-	if c.flusher != nil {
+	if flush && c.flusher != nil {
 		c.flusher.Flush()
 	}
 	return err
@@ -222,39 +230,41 @@ func upstreamRequest(ctx context.Context, r *http.Request, u *Upstream, fr forwa
 	return ureq, nil
 }
 
-type rtResult struct {
-	resp *http.Response
-	err  error
-}
-
 // roundTrip waits for the upstream's headers. SSE clients get comment
 // lines meanwhile, so a cold model load does not look like a dead server.
+// The comments come from a timer rather than a goroutine per request: the
+// handler is blocked in RoundTrip, and mu keeps the timer's writes from
+// overlapping what follows.
 func (g *Gateway) roundTrip(ureq *http.Request, fr forwardReq, c *client) (*http.Response, error) {
 	if !(fr.stream && fr.route.sse) {
 		return g.transport.RoundTrip(ureq)
 	}
-	ch := make(chan rtResult, 1)
-	go func() {
-		resp, err := g.transport.RoundTrip(ureq)
-		ch <- rtResult{resp, err}
-	}()
-	t := time.NewTimer(g.cfg.KeepAliveInterval)
-	defer t.Stop()
-	for {
-		select {
-		case res := <-ch:
-			return res.resp, res.err
-		case <-t.C:
-			// Comments are invisible to SSE parsers: a retry on another
-			// instance stays possible after them.
-			c.commitSSE()
-			c.w.Write([]byte(": keep-alive\n\n"))
-			if c.flusher != nil {
-				c.flusher.Flush()
-			}
-			t.Reset(g.cfg.KeepAliveInterval)
+	var mu sync.Mutex
+	done := false
+	var t *time.Timer
+	mu.Lock() // the callback waits until t is set
+	t = time.AfterFunc(g.cfg.KeepAliveInterval, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if done {
+			return
 		}
-	}
+		// Comments are invisible to SSE parsers: a retry on another
+		// instance stays possible after them.
+		c.commitSSE()
+		c.w.Write([]byte(": keep-alive\n\n"))
+		if c.flusher != nil {
+			c.flusher.Flush()
+		}
+		t.Reset(g.cfg.KeepAliveInterval)
+	})
+	mu.Unlock()
+	resp, err := g.transport.RoundTrip(ureq)
+	mu.Lock()
+	done = true
+	t.Stop()
+	mu.Unlock()
+	return resp, err
 }
 
 // attempt tries one upstream. retry means nothing of its answer reached
@@ -346,7 +356,7 @@ func (g *Gateway) stream(clientCtx, ctx context.Context, cancel context.CancelFu
 		if n > 0 {
 			idle.Reset(g.cfg.IdleTimeout)
 			if out := fm.feed(buf[:n]); len(out) > 0 {
-				if werr := c.write(out); werr != nil {
+				if werr := c.send(out, !fm.ended); werr != nil {
 					c.res.outcome = "client gone"
 					return
 				}
