@@ -20,6 +20,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"corral/cmd/corral/wire"
 	"corral/engine"
 	"corral/engine/keys"
 	"corral/engine/models"
@@ -286,13 +287,13 @@ func (a *app) serve(ctx context.Context, c serveConfig, log *slog.Logger) error 
 		closeAll()
 		return err
 	}
-	cf, err := newContentFilter(st)
+	cf, err := wire.NewContentFilter(st)
 	if err != nil {
 		closeAll()
 		return err
 	}
-	prom := newMetrics(eng, inv, sampler)
-	gw = gateway.New(gateway.Config{Logger: log, Meter: meterAdapter{meter}, Filter: cf, Observer: observer{prom}},
+	prom := wire.NewMetrics(eng, inv, sampler)
+	gw = gateway.New(gateway.Config{Logger: log, Meter: wire.Meter{M: meter}, Filter: cf, Observer: wire.Observer{M: prom}},
 		&upstreams{eng: eng, models: mdl, sampler: sampler}, apiKeys)
 	defer gw.Close()
 	gin.SetMode(gin.ReleaseMode)

@@ -1,4 +1,6 @@
-package main
+// Package wire adapts corral's engine parts to the interfaces the gateway
+// declares, for corral serve and the benchmark alike.
+package wire
 
 import (
 	"context"
@@ -7,14 +9,14 @@ import (
 	"corral/proxy/gateway"
 )
 
-// meterAdapter lets the gateway reserve and settle through engine/usage
+// Meter lets the gateway reserve and settle through engine/usage
 // without either package knowing the other.
-type meterAdapter struct{ m *usage.Meter }
+type Meter struct{ M *usage.Meter }
 
-var _ gateway.Meter = meterAdapter{}
+var _ gateway.Meter = Meter{}
 
-func (a meterAdapter) Reserve(ctx context.Context, key, model string, maxTokens int) (gateway.Reservation, error) {
-	r, err := a.m.Reserve(ctx, key, model, maxTokens)
+func (a Meter) Reserve(ctx context.Context, key, model string, maxTokens int) (gateway.Reservation, error) {
+	r, err := a.M.Reserve(ctx, key, model, maxTokens)
 	if err != nil {
 		return nil, err
 	}

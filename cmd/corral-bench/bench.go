@@ -1,0 +1,309 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// scenario is one kind of load, run at every level against every target.
+type scenario struct {
+	id       string // "A", "B", "A/ndjson", "B/ndjson"
+	title    string
+	api      api
+	first    time.Duration
+	interval time.Duration
+	tokens   int
+	latency  bool // A: time to first token and gaps; B: requests/s
+
+	results map[int]map[string]*result // level → target → result
+}
+
+// result is one target at one level of one scenario.
+type result struct {
+	sample
+	cpu time.Duration // used by the target's processes while measured
+	rss uint64        // the largest RSS sampled, where sampled
+}
+
+func scenarios(cfg config) []*scenario {
+	var out []*scenario
+	apis := []api{apiOpenAI}
+	if cfg.NDJSON {
+		apis = append(apis, apiOllama)
+	}
+	for _, a := range apis {
+		suffix := ""
+		if a != apiOpenAI {
+			suffix = "/ndjson"
+		}
+		if strings.Contains(cfg.Scenarios, "A") {
+			out = append(out, &scenario{id: "A" + suffix, api: a, first: cfg.FirstToken, interval: cfg.Interval, tokens: cfg.Chunks, latency: true,
+				title: fmt.Sprintf("%d chunks, %s first, %s apart", cfg.Chunks, fmtDur(cfg.FirstToken), fmtDur(cfg.Interval))})
+		}
+		if strings.Contains(cfg.Scenarios, "B") {
+			out = append(out, &scenario{id: "B" + suffix, api: a, tokens: cfg.Tokens,
+				title: fmt.Sprintf("%d tokens, no delay", cfg.Tokens)})
+		}
+	}
+	return out
+}
+
+func fmtDur(d time.Duration) string {
+	if d%time.Millisecond == 0 {
+		return fmt.Sprintf("%d ms", d/time.Millisecond)
+	}
+	return d.String()
+}
+
+// benchRun is the state of one benchmark run.
+type benchRun struct {
+	cfg      config
+	progress io.Writer
+	targets  []*target
+	gateway  *child
+	nginx    *nginx
+	skipped  string             // why nginx is not measured
+	warm     map[string]*sample // warm-up, by target: its failures count too
+	load     [2]string          // load average at the start and at the end
+
+	gatewayHWM    uint64 // VmHWM at the end of the streaming run at the top level
+	gatewayHWMEnd uint64 // at the end of the whole run
+	nginxHWM      uint64
+}
+
+// bench runs the whole benchmark and writes the report to stdout.
+func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
+	if runtime.GOOS != "linux" {
+		return fmt.Errorf("the benchmark reads /proc: it runs on Linux only")
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp(cfg.tmpParent, "corral-bench-")
+	if err != nil {
+		return err
+	}
+	if cfg.Verbose {
+		defer fmt.Fprintf(stderr, "corral-bench: logs and configs kept in %s\n", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
+	b := &benchRun{cfg: cfg, progress: stderr, warm: map[string]*sample{}, load: [2]string{loadAverage()}}
+	defer func() {
+		for _, t := range b.targets {
+			t.client.CloseIdleConnections()
+		}
+	}()
+
+	simBin := cfg.Sim
+	if simBin == "" {
+		b.logf("building the simulator")
+		if simBin, err = buildSim(ctx, dir, cfg.buildFlags); err != nil {
+			return err
+		}
+	}
+	s, err := startSim(ctx, dir, simBin, cfg.Model)
+	if err != nil {
+		return err
+	}
+	defer s.stop()
+	if err := s.preload(ctx, cfg.Model); err != nil {
+		return err
+	}
+
+	clients := max(cfg.maxLevel(), 1)
+	direct := &target{name: "direct", base: s.base, client: newClient(clients)}
+	b.targets = append(b.targets, direct)
+
+	gw, addr, err := startGateway(ctx, dir, self, s.base, cfg)
+	if err != nil {
+		return err
+	}
+	defer gw.stop()
+	b.gateway = gw
+	b.targets = append(b.targets, &target{name: "gateway", base: "http://" + addr, client: newClient(clients), pids: func() []int { return []int{gw.pid()} }})
+
+	bin, why := findNginx(cfg.Nginx)
+	if bin != "" {
+		n, err := startNginx(ctx, dir, bin, strings.TrimPrefix(s.base, "http://"), cfg.NginxWorkers)
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case err != nil:
+			why = "nginx did not start: " + err.Error()
+		default:
+			defer n.stop()
+			b.nginx = n
+			b.targets = append(b.targets, &target{name: "nginx", base: n.base, client: newClient(clients), pids: n.pids})
+		}
+	}
+	if b.nginx == nil {
+		b.skipped = why
+		b.logf("skipping nginx: %s", why)
+	}
+
+	scs := scenarios(cfg)
+	for _, sc := range scs {
+		if err := b.runScenario(ctx, s, sc); err != nil {
+			return err
+		}
+	}
+	if m, err := readMemory(gw.pid()); err == nil {
+		b.gatewayHWMEnd = m.HWM
+	}
+	b.load[1] = loadAverage()
+	rep := b.report(scs)
+	rep.writeText(stdout)
+	if cfg.JSON != "" {
+		if err := rep.writeJSON(cfg.JSON); err != nil {
+			return err
+		}
+	}
+	if gw.exited() {
+		return gw.failure()
+	}
+	return nil
+}
+
+// startGateway runs `corral-bench gateway` (this binary) in front of the
+// simulator and returns the address it printed.
+func startGateway(ctx context.Context, dir, self, upstream string, cfg config) (*child, string, error) {
+	args := []string{self, "gateway", "--listen", "127.0.0.1:0", "--upstream", upstream, "--model", cfg.Model, "--key", benchKey}
+	if cfg.Verbose {
+		args = append(args, "--verbose")
+	}
+	if cfg.Full {
+		args = append(args, "--full")
+	}
+	if cfg.CPUProfile != "" {
+		prof, err := filepath.Abs(cfg.CPUProfile)
+		if err != nil {
+			return nil, "", err
+		}
+		args = append(args, "--cpuprofile", prof)
+	}
+	env := os.Environ()
+	if cfg.MaxProcs > 0 {
+		env = environ([]string{"GOMAXPROCS"}, fmt.Sprintf("GOMAXPROCS=%d", cfg.MaxProcs))
+	}
+	c, err := startChild(ctx, dir, "gateway", env, args...)
+	if err != nil {
+		return nil, "", err
+	}
+	// It prints the address once it listens: connections queue from then on.
+	addr, err := c.firstLine(ctx, 15*time.Second)
+	if err != nil {
+		c.stop()
+		return nil, "", err
+	}
+	return c, addr, nil
+}
+
+func (b *benchRun) logf(format string, args ...any) {
+	fmt.Fprintf(b.progress, "corral-bench: "+format+"\n", args...)
+}
+
+// runScenario measures every target at every level, warming each up
+// first and interleaving the targets in rounds so that noise on the
+// machine hits all of them alike.
+func (b *benchRun) runScenario(ctx context.Context, s *sim, sc *scenario) error {
+	if err := s.configure(ctx, sc.first, sc.interval, sc.tokens); err != nil {
+		return err
+	}
+	sc.results = map[int]map[string]*result{}
+	for _, level := range b.cfg.Levels {
+		base := load{
+			api: sc.api, body: requestBody(b.cfg.Model), key: benchKey, concurrency: level,
+			wantChunks: sc.tokens, latency: sc.latency, timeout: 60*time.Second + sc.first + time.Duration(sc.tokens)*sc.interval,
+		}
+		res := map[string]*result{}
+		sc.results[level] = res
+		if b.cfg.Warmup > 0 {
+			for _, t := range b.targets {
+				w := base
+				w.duration, w.latency = b.cfg.Warmup, false
+				ws, err := w.run(ctx, t)
+				if err != nil {
+					return err
+				}
+				if b.warm[t.name] == nil {
+					b.warm[t.name] = &sample{}
+				}
+				b.warm[t.name].add(ws)
+			}
+		}
+		top := level == b.cfg.maxLevel() && sc.latency
+		slice := b.cfg.Duration / time.Duration(b.cfg.Rounds)
+		for round := range b.cfg.Rounds {
+			for i := range b.targets {
+				t := b.targets[(i+round)%len(b.targets)]
+				m := base
+				m.duration = slice
+				if b.cfg.Requests > 0 {
+					m.requests = max(1, b.cfg.Requests/b.cfg.Rounds)
+				}
+				b.logf("scenario %s c=%d round %d/%d: %s", sc.id, level, round+1, b.cfg.Rounds, t.name)
+				r, err := b.measure(ctx, t, m, top)
+				if err != nil {
+					return err
+				}
+				if res[t.name] == nil {
+					res[t.name] = &result{}
+				}
+				acc := res[t.name]
+				acc.add(r.sample)
+				acc.cpu += r.cpu
+				acc.rss = max(acc.rss, r.rss)
+			}
+		}
+		if top && sc.id == "A" {
+			if m, err := readMemory(b.gateway.pid()); err == nil {
+				b.gatewayHWM = m.HWM
+			}
+			if b.nginx != nil {
+				if m, err := sumMemory(b.nginx.pids()); err == nil {
+					b.nginxHWM = m.HWM
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// measure runs one load against t, with the CPU its processes used and,
+// when sampleMem, their largest RSS meanwhile.
+func (b *benchRun) measure(ctx context.Context, t *target, l load, sampleMem bool) (result, error) {
+	var r result
+	var pids []int
+	if t.pids != nil {
+		pids = t.pids()
+	}
+	cpu0, err := cpuTime(pids)
+	if err != nil {
+		return r, fmt.Errorf("%s: %w", t.name, err)
+	}
+	var sampler *rssSampler
+	if sampleMem && len(pids) > 0 {
+		sampler = sampleRSS(pids, 50*time.Millisecond)
+	}
+	r.sample, err = l.run(ctx, t)
+	if sampler != nil {
+		r.rss = sampler.stop()
+	}
+	if err != nil {
+		return r, err
+	}
+	cpu1, err := cpuTime(pids)
+	if err != nil {
+		return r, fmt.Errorf("%s: %w", t.name, err)
+	}
+	r.cpu = cpu1 - cpu0
+	return r, nil
+}

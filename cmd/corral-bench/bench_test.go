@@ -1,0 +1,173 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+// raceEnabled is set by race_test.go under -race.
+var raceEnabled bool
+
+// TestMain lets the test binary stand in for corral-bench: the harness
+// starts its gateway child as os.Executable() with "gateway".
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == "gateway" {
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// TestBenchEndToEnd runs the whole harness briefly: simulator, gateway
+// child, nginx when installed, both scenarios at concurrency 1 and 2.
+func TestBenchEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes and builds the simulator")
+	}
+	if runtime.GOOS != "linux" {
+		t.Skip("reads /proc")
+	}
+	tmp := t.TempDir()
+	cfg := defaultConfig()
+	cfg.Levels = []int{1, 2}
+	cfg.Warmup = 50 * time.Millisecond
+	cfg.Duration = 250 * time.Millisecond
+	cfg.Rounds = 1
+	cfg.Chunks, cfg.FirstToken, cfg.Interval = 8, 2*time.Millisecond, time.Millisecond
+	cfg.Tokens = 4
+	cfg.JSON = filepath.Join(tmp, "bench.json")
+	cfg.tmpParent = filepath.Join(tmp, "work")
+	if err := os.Mkdir(cfg.tmpParent, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if raceEnabled {
+		// Reuse the race-built standard library the test was built with.
+		cfg.buildFlags = []string{"-race"}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+
+	var out, progress bytes.Buffer
+	if err := bench(ctx, cfg, &out, &progress); err != nil {
+		t.Fatalf("bench: %v\nprogress:\n%s", err, progress.String())
+	}
+	text := out.String()
+	for _, want := range []string{"scenario A", "scenario B", "added TTFT p50", "gateway RSS at c=2", "failures", "targets:"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("report lacks %q:\n%s", want, text)
+		}
+	}
+
+	var rep report
+	b, err := os.ReadFile(cfg.JSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	for name, n := range rep.Failures {
+		if n != 0 {
+			t.Errorf("%s: %d failed streams\n%s", name, n, text)
+		}
+	}
+	if len(rep.Scenarios) != 2 {
+		t.Fatalf("scenarios: %d, want 2", len(rep.Scenarios))
+	}
+	for _, sc := range rep.Scenarios {
+		for _, lr := range sc.Levels {
+			for _, tr := range lr.Targets {
+				if tr.Requests == 0 {
+					t.Errorf("scenario %s c=%d %s: no requests", sc.ID, lr.Concurrency, tr.Name)
+				}
+				if sc.Latency && (tr.TTFTP50 == nil || tr.GapP50 == nil) {
+					t.Errorf("scenario %s c=%d %s: no latencies", sc.ID, lr.Concurrency, tr.Name)
+				}
+			}
+		}
+	}
+	if rep.Memory.GatewayHWMMiB <= 0 {
+		t.Errorf("gateway memory not read: %+v", rep.Memory)
+	}
+	if rep.Nginx == "" {
+		t.Logf("nginx skipped: %s", rep.NginxSkipped)
+	}
+	// The work directory is gone, and with it every child's files.
+	if left, _ := os.ReadDir(cfg.tmpParent); len(left) != 0 {
+		t.Errorf("work directory left behind: %v", left)
+	}
+}
+
+func TestScanStream(t *testing.T) {
+	sseChunk := `data: {"choices":[{"delta":{"role":"assistant","content":"alpha "}}]}` + "\n\n"
+	sseLast := `data: {"choices":[{"delta":{"role":"assistant","content":""},"finish_reason":"stop"}]}` + "\n\n"
+	ndChunk := `{"message":{"role":"assistant","content":"alpha "},"done":false}` + "\n"
+	ndLast := `{"message":{"role":"assistant","content":""},"done":true,"done_reason":"stop"}` + "\n"
+	tests := []struct {
+		name   string
+		sse    bool
+		in     string
+		chunks int
+		done   bool
+		errEv  bool
+	}{
+		{"sse complete", true, ": keep-alive\n\n" + sseChunk + sseChunk + sseLast + "data: [DONE]\n\n", 2, true, false},
+		{"sse truncated", true, sseChunk + sseChunk, 2, false, false},
+		{"sse cut mid-line", true, sseChunk + `data: {"cho`, 1, false, false},
+		{"sse error event", true, sseChunk + `data: {"error":{"message":"instance failed mid-stream"}}` + "\n\n", 1, false, true},
+		{"ndjson complete", false, ndChunk + ndChunk + ndChunk + ndLast, 3, true, false},
+		{"ndjson truncated", false, ndChunk, 1, false, false},
+		{"ndjson error", false, ndChunk + `{"error":"boom"}` + "\n", 1, false, true},
+		{"long line", true, "data: " + strings.Repeat("x", 40<<10) + "\n\ndata: [DONE]\n\n", 1, true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			calls := 0
+			res := scanStream(bufio.NewReaderSize(strings.NewReader(tt.in), 16<<10), tt.sse, func(time.Time) { calls++ })
+			if res.err != nil {
+				t.Fatal(res.err)
+			}
+			if res.chunks != tt.chunks || calls != tt.chunks || res.done != tt.done || res.errorEvent != tt.errEv {
+				t.Errorf("got chunks %d (calls %d) done %v error %v; want %d %v %v", res.chunks, calls, res.done, res.errorEvent, tt.chunks, tt.done, tt.errEv)
+			}
+		})
+	}
+}
+
+func TestPercentile(t *testing.T) {
+	var ds []time.Duration
+	for i := 100; i >= 1; i-- {
+		ds = append(ds, time.Duration(i)*time.Millisecond)
+	}
+	for _, tt := range []struct{ p, want float64 }{{50, 50}, {99, 99}, {100, 100}, {1, 1}} {
+		if got := percentile(ds, tt.p); got != tt.want {
+			t.Errorf("p%v = %v, want %v", tt.p, got, tt.want)
+		}
+	}
+	if got := percentile(nil, 50); got == got {
+		t.Errorf("no samples: %v, want NaN", got)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	if _, err := parseConfig([]string{"--levels", "1,16,64", "--duration", "1s"}, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := parseConfig([]string{"--levels", "0", "--duration", "0", "--rounds", "0"}, &bytes.Buffer{})
+	if err == nil {
+		t.Fatal("want errors")
+	}
+	for _, want := range []string{"--levels", "--duration", "--rounds"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %s: %v", want, err)
+		}
+	}
+}

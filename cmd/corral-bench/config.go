@@ -1,0 +1,156 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// config is one benchmark run.
+type config struct {
+	Levels   []int         // concurrency levels
+	Warmup   time.Duration // per target and level, not measured
+	Duration time.Duration // measured, per target, level and scenario
+	Rounds   int           // the measured time is split into rounds, rotating the targets' order
+	Requests int           // cap on measured requests per target and level; 0 = none
+
+	Chunks     int           // scenario A: tokens per stream
+	FirstToken time.Duration // scenario A: delay before the first token
+	Interval   time.Duration // scenario A: delay between tokens
+	Tokens     int           // scenario B: tokens per stream, no delays
+
+	Scenarios    string // "A,B": which to run
+	NDJSON       bool   // also run the scenarios over Ollama's /api/chat
+	Nginx        string // "auto", "off" or the nginx binary
+	NginxWorkers int
+	Model        string
+	Sim          string // a built simulator; empty builds cmd/ollama-sim
+	JSON         string // write the numbers here
+	CPUProfile   string // the gateway child writes its CPU profile here
+	MaxProcs     int    // GOMAXPROCS of the gateway child; 0: Go's default
+	Verbose      bool   // gateway request log on; keep the work directory
+	Full         bool   // gateway with keys, usage metering and metrics, as corral serve runs it
+
+	// For tests: flags for building the simulator, and where the work
+	// directory goes (empty: os.TempDir).
+	buildFlags []string
+	tmpParent  string
+}
+
+func defaultConfig() config {
+	return config{
+		Levels:       []int{1, 16, 64},
+		Warmup:       time.Second,
+		Duration:     4 * time.Second,
+		Rounds:       4,
+		Chunks:       64,
+		FirstToken:   20 * time.Millisecond,
+		Interval:     5 * time.Millisecond,
+		Tokens:       16,
+		Scenarios:    "A,B",
+		Nginx:        "auto",
+		NginxWorkers: 1,
+		Model:        "llama3.2:1b",
+	}
+}
+
+// Validate reports every problem at once.
+func (c config) Validate() error {
+	var errs []error
+	if len(c.Levels) == 0 {
+		errs = append(errs, errors.New("--levels: need at least one concurrency level"))
+	}
+	for _, l := range c.Levels {
+		if l < 1 || l > 4096 {
+			errs = append(errs, fmt.Errorf("--levels: %d is not between 1 and 4096", l))
+		}
+	}
+	if c.Warmup < 0 {
+		errs = append(errs, errors.New("--warmup must not be negative"))
+	}
+	if c.Duration <= 0 {
+		errs = append(errs, errors.New("--duration must be positive"))
+	}
+	if c.Rounds < 1 {
+		errs = append(errs, errors.New("--rounds must be at least 1"))
+	}
+	if c.Requests < 0 {
+		errs = append(errs, errors.New("--requests must not be negative"))
+	}
+	if c.Chunks < 2 || c.Tokens < 1 {
+		errs = append(errs, errors.New("--chunks must be at least 2 and --tokens at least 1"))
+	}
+	if c.FirstToken < 0 || c.Interval < 0 {
+		errs = append(errs, errors.New("--first-token and --interval must not be negative"))
+	}
+	if c.NginxWorkers < 1 {
+		errs = append(errs, errors.New("--nginx-workers must be at least 1"))
+	}
+	if c.Scenarios != "A,B" && c.Scenarios != "A" && c.Scenarios != "B" {
+		errs = append(errs, fmt.Errorf("--scenarios %q: want A,B or A or B", c.Scenarios))
+	}
+	if c.MaxProcs < 0 {
+		errs = append(errs, errors.New("--gateway-gomaxprocs must not be negative"))
+	}
+	if c.Model == "" {
+		errs = append(errs, errors.New("--model is empty"))
+	}
+	return errors.Join(errs...)
+}
+
+// maxLevel is the level the RSS and throughput targets are judged at.
+func (c config) maxLevel() int { return slices.Max(c.Levels) }
+
+func parseConfig(args []string, stderr io.Writer) (config, error) {
+	c := defaultConfig()
+	fs := flag.NewFlagSet("corral-bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: corral-bench [flags]   (or scripts/bench [flags])")
+		fmt.Fprintln(stderr, "\nThe Ollama simulator direct vs. corral's gateway vs. nginx, on loopback.")
+		fs.PrintDefaults()
+	}
+	fs.Func("levels", "concurrency levels, comma-separated (default 1,16,64)", func(s string) error {
+		var ls []int
+		for _, f := range strings.Split(s, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil {
+				return fmt.Errorf("%q is not a number", f)
+			}
+			ls = append(ls, n)
+		}
+		c.Levels = ls
+		return nil
+	})
+	fs.DurationVar(&c.Warmup, "warmup", c.Warmup, "unmeasured load before each target and level")
+	fs.DurationVar(&c.Duration, "duration", c.Duration, "measured load per target, level and scenario")
+	fs.IntVar(&c.Rounds, "rounds", c.Rounds, "split the measured time into this many rounds, rotating the targets' order")
+	fs.IntVar(&c.Requests, "requests", 0, "stop a measurement after this many requests (0: run for --duration)")
+	fs.IntVar(&c.Chunks, "chunks", c.Chunks, "scenario A: tokens (chunks) per stream")
+	fs.DurationVar(&c.FirstToken, "first-token", c.FirstToken, "scenario A: delay before the first token")
+	fs.DurationVar(&c.Interval, "interval", c.Interval, "scenario A: delay between tokens")
+	fs.IntVar(&c.Tokens, "tokens", c.Tokens, "scenario B: tokens per stream (no delays)")
+	fs.StringVar(&c.Scenarios, "scenarios", c.Scenarios, "A (streaming latency), B (throughput) or A,B; the targets need both")
+	fs.BoolVar(&c.NDJSON, "ndjson", false, "also run the scenarios over Ollama's NDJSON /api/chat")
+	fs.StringVar(&c.Nginx, "nginx", c.Nginx, "nginx binary, or auto (PATH, then /usr/sbin) or off")
+	fs.IntVar(&c.NginxWorkers, "nginx-workers", c.NginxWorkers, "nginx worker_processes")
+	fs.StringVar(&c.Model, "model", c.Model, "model the simulator serves")
+	fs.StringVar(&c.Sim, "sim", "", "a built ollama-sim binary (default: go build ./cmd/ollama-sim)")
+	fs.StringVar(&c.JSON, "json", "", "also write the numbers to this JSON file")
+	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "the gateway child writes a CPU profile of its whole run here")
+	fs.IntVar(&c.MaxProcs, "gateway-gomaxprocs", 0, "GOMAXPROCS of the gateway child (0: Go's default, the CPU count)")
+	fs.BoolVar(&c.Full, "full", false, "run the gateway as corral serve does: API keys, usage metering with quotas, Prometheus metrics")
+	fs.BoolVar(&c.Verbose, "verbose", false, "turn the gateway's request log on and keep the work directory (logs, nginx.conf)")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	return c, c.Validate()
+}

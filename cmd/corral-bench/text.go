@@ -1,0 +1,189 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+)
+
+// writeText prints the report as a table.
+func (r *report) writeText(w io.Writer) {
+	p := func(format string, args ...any) { fmt.Fprintf(w, format+"\n", args...) }
+	nginx := "nginx skipped (" + r.NginxSkipped + ")"
+	if r.Nginx != "" {
+		nginx = r.Nginx
+	}
+	p("corral-bench %s: ollama-sim direct vs. corral gateway vs. %s; loopback, %d CPUs, %s %s",
+		r.Date.Format("2006-01-02 15:04 UTC"), nginx, r.CPUs, r.Go, r.Platform)
+	p("  load average %s at the start, %s at the end (anything else running skews all targets; rounds spread it)", r.LoadAverage[0], r.LoadAverage[1])
+	s := r.Settings
+	p("  each cell: %s warm-up, then %s measured in %d round(s), targets interleaved; model %s",
+		secs(s.WarmupS), secs(s.DurationS), s.Rounds, s.Model)
+	p("  gateway: defaults, GOMAXPROCS %d, request log %s", r.Memory.GatewayMaxProcs, r.RequestLog)
+	if r.Nginx != "" {
+		p("  nginx: worker_processes %d (one event loop; the load client, simulator and proxy share the cores), proxy_buffering off,", r.NginxWorkers)
+		p("         proxy_request_buffering off, HTTP/1.1 upstream keepalive 256, access_log off")
+	}
+	for _, sc := range r.Scenarios {
+		p("")
+		if sc.Latency {
+			r.latencyTable(w, sc)
+		} else {
+			r.throughputTable(w, sc)
+		}
+	}
+	p("")
+	r.cpuTable(w)
+	p("")
+	m := r.Memory
+	if r.has("A") {
+		p("gateway RSS at c=%d (scenario A, %d concurrent streams): VmRSS %.1f MiB (largest sampled), peak VmHWM %.1f MiB; VmHWM after the whole run %.1f MiB",
+			m.Concurrency, m.Concurrency, m.GatewayRSSMiB, m.GatewayHWMMiB, m.GatewayHWMEnd)
+	} else {
+		p("gateway RSS: not sampled (scenario A not run); VmHWM after the whole run %.1f MiB", m.GatewayHWMEnd)
+	}
+	if m.NginxRSSMiB != nil {
+		p("nginx RSS at c=%d (master + workers, %d processes): VmRSS %.1f MiB (largest sampled), peak VmHWM %s MiB",
+			m.Concurrency, m.NginxProcesses, *m.NginxRSSMiB, f1(m.NginxHWMMiB))
+	}
+	var fails []string
+	for _, name := range []string{"direct", "gateway", "nginx"} {
+		if n, ok := r.Failures[name]; ok {
+			fails = append(fails, fmt.Sprintf("%s %d", name, n))
+		}
+	}
+	p("failures (truncated or errored streams, warm-up included): %s", strings.Join(fails, ", "))
+	for _, name := range []string{"direct", "gateway", "nginx"} {
+		if e := r.errors[name]; e != "" {
+			p("  %s: %s", name, e)
+		}
+	}
+	p("targets:")
+	for _, c := range r.Targets {
+		verdict := "MISS"
+		switch {
+		case c.Pass:
+			verdict = "PASS"
+		case c.Skipped:
+			verdict = "n/a "
+		}
+		p("  %s  %-38s %s", verdict, c.Target, c.Detail)
+	}
+}
+
+func secs(s float64) string { return (time.Duration(s * float64(time.Second))).String() }
+
+func f1(v *float64) string {
+	if v == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f", *v)
+}
+
+func (r *report) header(w io.Writer, sc scenarioReport) {
+	fmt.Fprintf(w, "scenario %s: %s (%s)\n", sc.ID, sc.Title, wire(sc.Path))
+	fmt.Fprintf(w, "  %-44s", "")
+	for _, l := range r.Settings.Levels {
+		fmt.Fprintf(w, " %-14s", fmt.Sprintf("c=%d", l))
+	}
+	fmt.Fprintln(w)
+}
+
+func wire(path string) string {
+	if strings.HasPrefix(path, "/v1/") {
+		return path + ", SSE"
+	}
+	return path + ", NDJSON"
+}
+
+func (r *report) row(w io.Writer, label string, sc scenarioReport, value func(lr levelReport) string) {
+	fmt.Fprintf(w, "  %-44s", label)
+	for _, lr := range sc.Levels {
+		fmt.Fprintf(w, " %-14s", value(lr))
+	}
+	fmt.Fprintln(w)
+}
+
+func pick(lr levelReport, name string) *targetReport {
+	for i := range lr.Targets {
+		if lr.Targets[i].Name == name {
+			return &lr.Targets[i]
+		}
+	}
+	return nil
+}
+
+func pair(lr levelReport, get func(*targetReport) *float64) string {
+	g, n := pick(lr, "gateway"), pick(lr, "nginx")
+	s := f2(get(g)) + "/"
+	if n == nil {
+		return s + "-"
+	}
+	return s + f2(get(n))
+}
+
+func (r *report) latencyTable(w io.Writer, sc scenarioReport) {
+	r.header(w, sc)
+	both := func(get func(*targetReport) *float64, get2 func(*targetReport) *float64) func(levelReport) string {
+		return func(lr levelReport) string {
+			d := pick(lr, "direct")
+			return f2(get(d)) + "/" + f2(get2(d))
+		}
+	}
+	r.row(w, "direct TTFT p50/p99 (ms)", sc, both(func(t *targetReport) *float64 { return t.TTFTP50 }, func(t *targetReport) *float64 { return t.TTFTP99 }))
+	r.row(w, "added TTFT p50 (ms)          gateway/nginx", sc, func(lr levelReport) string {
+		return pair(lr, func(t *targetReport) *float64 { return t.AddedTTFTP50 })
+	})
+	r.row(w, "added TTFT p99 (ms)          gateway/nginx", sc, func(lr levelReport) string {
+		return pair(lr, func(t *targetReport) *float64 { return t.AddedTTFTP99 })
+	})
+	r.row(w, "direct gap p50/p99 (ms)", sc, both(func(t *targetReport) *float64 { return t.GapP50 }, func(t *targetReport) *float64 { return t.GapP99 }))
+	r.row(w, "added gap p50 (ms)           gateway/nginx", sc, func(lr levelReport) string {
+		return pair(lr, func(t *targetReport) *float64 { return t.AddedGapP50 })
+	})
+	r.row(w, "added gap p99 (ms)           gateway/nginx", sc, func(lr levelReport) string {
+		return pair(lr, func(t *targetReport) *float64 { return t.AddedGapP99 })
+	})
+	r.row(w, "streams measured      direct/gateway/nginx", sc, func(lr levelReport) string {
+		var s []string
+		for _, t := range lr.Targets {
+			s = append(s, fmt.Sprint(t.Requests))
+		}
+		return strings.Join(s, "/")
+	})
+}
+
+func (r *report) throughputTable(w io.Writer, sc scenarioReport) {
+	fmt.Fprintf(w, "scenario %s: %s (%s)\n", sc.ID, sc.Title, wire(sc.Path))
+	fmt.Fprintf(w, "  %-8s %12s | %-18s | %-18s\n", "req/s", "direct", "gateway (ratio)", "nginx (ratio)")
+	for _, lr := range sc.Levels {
+		fmt.Fprintf(w, "  %-8s %12.0f", fmt.Sprintf("c=%d", lr.Concurrency), pick(lr, "direct").RPS)
+		for _, name := range []string{"gateway", "nginx"} {
+			if t := pick(lr, name); t != nil {
+				fmt.Fprintf(w, " | %-18s", fmt.Sprintf("%.0f (%s)", t.RPS, fx(t.Ratio)))
+			} else {
+				fmt.Fprintf(w, " | %-18s", "-")
+			}
+		}
+		fmt.Fprintln(w)
+	}
+}
+
+func (r *report) cpuTable(w io.Writer) {
+	fmt.Fprintln(w, "proxy CPU per request (µs, user+sys from /proc, 10 ms ticks): gateway | nginx")
+	for _, sc := range r.Scenarios {
+		for _, lr := range sc.Levels {
+			if sc.Latency && lr.Concurrency != slices.Max(r.Settings.Levels) {
+				continue // few requests: tick resolution swamps them
+			}
+			g, n := pick(lr, "gateway"), pick(lr, "nginx")
+			ns := "-"
+			if n != nil {
+				ns = f1(n.CPUPerRequestUS)
+			}
+			fmt.Fprintf(w, "  scenario %-9s c=%-6d %8s | %s\n", sc.ID, lr.Concurrency, f1(g.CPUPerRequestUS), ns)
+		}
+	}
+}

@@ -1,0 +1,48 @@
+package wire
+
+import (
+	"corral/engine"
+	"corral/gpu"
+	"corral/proxy/gateway"
+	"corral/proxy/metrics"
+)
+
+// Observer feeds the gateway's events to the Prometheus metrics.
+type Observer struct{ M *metrics.Metrics }
+
+var _ gateway.Observer = Observer{}
+
+func (o Observer) Attempt(route, model, instance string) { o.M.RequestStarted(route, model, instance) }
+func (o Observer) Retry(instance string)                 { o.M.Retry(instance) }
+func (o Observer) FilterHit(where string)                { o.M.FilterHit(where) }
+func (o Observer) Observe(u gateway.Usage) {
+	o.M.RequestDone(u.Route, u.Model, u.Instance, u.Status, u.Outcome, u.Duration, u.TTFT, u.PromptTokens, u.CompletionTokens)
+}
+
+// NewMetrics reads instance health and GPU samples at scrape time.
+func NewMetrics(eng *engine.Engine, inv gpu.Inventory, sampler *gpu.Sampler) *metrics.Metrics {
+	names := map[string]string{}
+	for _, d := range inv.Devices {
+		names[d.UUID] = d.Name
+	}
+	return metrics.New(
+		metrics.WithInstances(func() []metrics.InstanceInfo {
+			st := eng.Status()
+			out := make([]metrics.InstanceInfo, 0, len(st.Instances))
+			for _, in := range st.Instances {
+				out = append(out, metrics.InstanceInfo{Name: in.Name, GPU: in.GPU, Phase: string(in.Phase), Healthy: in.Phase == engine.PhaseHealthy})
+			}
+			return out
+		}),
+		metrics.WithGPUs(func() []metrics.GPUInfo {
+			var out []metrics.GPUInfo
+			for _, s := range sampler.Latest() {
+				out = append(out, metrics.GPUInfo{
+					Index: s.Index, UUID: s.UUID, Name: names[s.UUID], Utilization: float64(s.UtilizationGPU) / 100,
+					MemoryUsed: s.MemoryUsed, MemoryTotal: s.MemoryTotal, TemperatureC: float64(s.TemperatureC), PowerW: s.PowerW,
+				})
+			}
+			return out
+		}),
+	)
+}
