@@ -55,6 +55,7 @@ func NewAPI(d Deps) http.Handler {
 		v1.POST("/models/pull", h.pullModel)
 		v1.POST("/models/pull/cancel", h.cancelPull)
 		v1.POST("/models/delete", h.deleteModel)
+		v1.POST("/models/import", h.importModel)
 		v1.PUT("/placements", h.placeModel)
 		v1.DELETE("/placements", h.unplaceModel)
 	}

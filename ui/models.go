@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
@@ -20,6 +21,7 @@ type Models interface {
 	Place(ctx context.Context, p models.Placement) error
 	Unplace(model string) error
 	Placements() []models.Placement
+	ImportFile(ctx context.Context, in models.Import, r io.Reader, progress func(models.Event)) error
 }
 
 // ModelName is the body of the model operations.
@@ -116,4 +118,36 @@ func (h handler) unplaceModel(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"placements": h.Models.Placements()})
+}
+
+// importModel creates a model from the GGUF file in the request body
+// (query: name, file, template, system, param=k=v...) and streams progress
+// as SSE; the last event says success or the error.
+func (h handler) importModel(c *gin.Context) {
+	q := c.Request.URL.Query()
+	params, err := models.ParseParams(q["param"])
+	if err != nil {
+		c.JSON(http.StatusBadRequest, gin.H{"error": err.Error()})
+		return
+	}
+	in := models.Import{Name: q.Get("name"), FileName: q.Get("file"), Template: q.Get("template"), System: q.Get("system"), Parameters: params}
+	// Progress goes out while the upload still comes in: without full
+	// duplex, Go's HTTP/1 server cuts the request body once the response
+	// has started.
+	if err := http.NewResponseController(c.Writer).EnableFullDuplex(); err != nil {
+		c.JSON(http.StatusInternalServerError, gin.H{"error": "upload needs a full-duplex connection: " + err.Error()})
+		return
+	}
+	w := c.Writer
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	send := func(ev models.Event) {
+		raw, _ := json.Marshal(ev)
+		w.Write(append(append([]byte("data: "), raw...), '\n', '\n'))
+		w.Flush()
+	}
+	if err := h.Models.ImportFile(c.Request.Context(), in, c.Request.Body, send); err != nil {
+		send(models.Event{Model: models.Canonical(in.Name), Status: "error", Error: err.Error(), Done: true})
+	}
 }

@@ -86,10 +86,14 @@ func (d *daemon) events(ctx context.Context, method, path string, in any, fn fun
 }
 
 // send makes the request and turns "not running" and non-2xx answers into
-// errors that say what to do.
+// errors that say what to do. in is sent as JSON, or as it is when it is
+// an io.Reader (a file upload).
 func (d *daemon) send(ctx context.Context, method, path string, in any) (*http.Response, error) {
 	var reqBody io.Reader
-	if in != nil {
+	contentType := "application/json"
+	if r, ok := in.(io.Reader); ok {
+		reqBody, contentType = r, "application/octet-stream"
+	} else if in != nil {
 		raw, err := json.Marshal(in)
 		if err != nil {
 			return nil, fmt.Errorf("encode %s %s: %w", method, path, err)
@@ -101,7 +105,7 @@ func (d *daemon) send(ctx context.Context, method, path string, in any) (*http.R
 		return nil, err
 	}
 	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Content-Type", contentType)
 	}
 	resp, err := d.http.Do(req)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -29,6 +30,9 @@ func modelArg(fs *flagSet, args []string, usage string) (string, error) {
 }
 
 func (a *app) modelsCmd(ctx context.Context, args []string) error {
+	if len(args) > 0 && args[0] == "import" {
+		return a.importCmd(ctx, args[1:])
+	}
 	fs := newFlagSet("models", a.stdout)
 	dataDir := fs.String("data-dir", defaultDataDir(), "data dir of the running corral")
 	asJSON := fs.Bool("json", false, "print JSON")
@@ -223,3 +227,63 @@ func (a *app) placeCmd(ctx context.Context, args []string) error {
 	}
 	return nil
 }
+
+// importCmd creates a model from a local GGUF file, with no registry: the
+// file goes to the daemon, which uploads it through one instance.
+func (a *app) importCmd(ctx context.Context, args []string) error {
+	fs := newFlagSet("models import", a.stdout)
+	dataDir := fs.String("data-dir", defaultDataDir(), "data dir of the running corral")
+	name := fs.String("name", "", "the model's name, such as tiny:latest (required)")
+	template := fs.String("template", "", "the prompt template, in Ollama's Go template syntax")
+	system := fs.String("system", "", "the default system prompt")
+	var params stringList
+	fs.Var(&params, "param", "a parameter, key=value (repeatable), such as temperature=0.7 or stop=</s>")
+	file, err := modelArg(fs, args, "usage: corral models import FILE.gguf --name NAME [--template T] [--param k=v]...")
+	if err != nil {
+		return helpOK(err)
+	}
+	if *name == "" {
+		return usageError{"corral models import: --name is required"}
+	}
+	if _, err := models.ParseParams(params); err != nil {
+		return usageError{err.Error()}
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", file, err)
+	}
+	defer f.Close()
+	q := url.Values{"name": {*name}, "file": {filepath.Base(file)}, "param": params}
+	if *template != "" {
+		q.Set("template", *template)
+	}
+	if *system != "" {
+		q.Set("system", *system)
+	}
+	bar := newProgress(a.stdout, false)
+	var last models.Event
+	err = newDaemon(*dataDir).events(ctx, http.MethodPost, "/api/v1/models/import?"+q.Encode(), f, func(data []byte) error {
+		if err := json.Unmarshal(data, &last); err != nil {
+			return fmt.Errorf("bad progress event: %w", err)
+		}
+		bar.show(last)
+		return nil
+	})
+	bar.end()
+	switch {
+	case err != nil:
+		return err
+	case last.Error != "":
+		return fmt.Errorf("import %s: %s", *name, last.Error)
+	case !last.Done:
+		return fmt.Errorf("import %s: the daemon ended the stream early; see corral models", *name)
+	}
+	fmt.Fprintf(a.stdout, "%s is on %s\n", last.Model, strings.Join(last.Instances, ", "))
+	return nil
+}
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }

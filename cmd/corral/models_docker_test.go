@@ -5,6 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -281,5 +284,42 @@ func TestModelsPlacement(t *testing.T) {
 	}
 	if out, err := f.cli(t, "place", model, "--clear"); err != nil {
 		t.Fatalf("place --clear: %v\n%s", err, out)
+	}
+}
+
+// TestModelsImport: a GGUF made here, imported with no registry through
+// corral, is listed by every instance and serves chat.
+func TestModelsImport(t *testing.T) {
+	f := startFleet(t, 2)
+	t.Parallel()
+	gguf := filepath.Join(t.TempDir(), "tiny.gguf")
+	if out, err := exec.Command("go", "run", "../mkgguf", "-o", gguf).CombinedOutput(); err != nil {
+		t.Fatalf("mkgguf: %v\n%s", err, out)
+	}
+	out, err := f.cli(t, "models", "import", gguf, "--name", "tiny", "--template", "{{ .Prompt }}", "--param", "temperature=0", "--param", "stop=</s>")
+	if err != nil {
+		t.Fatalf("import: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "tiny:latest is on "+f.st.Instances[0].Name) {
+		t.Fatalf("import output:\n%s", out)
+	}
+	for _, in := range f.st.Instances {
+		if !simTags(t, in.Endpoint)["tiny:latest"] {
+			t.Fatalf("%s does not list the imported model", in.Name)
+		}
+	}
+	resp, err := f.do("POST", "/api/generate", `{"model":"tiny","prompt":"hi","stream":false}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readAllBody(t, resp)
+	// Not a GGUF: refused before anything reaches an instance.
+	bad := filepath.Join(t.TempDir(), "notes.txt")
+	os.WriteFile(bad, []byte("hello"), 0o600)
+	if _, err := f.cli(t, "models", "import", bad, "--name", "bad"); err == nil || !strings.Contains(err.Error(), "not a GGUF file") {
+		t.Fatalf("import of a text file: %v", err)
+	}
+	if _, err := f.cli(t, "models", "import", gguf); err == nil || !strings.Contains(err.Error(), "--name is required") {
+		t.Fatalf("import without --name: %v", err)
 	}
 }

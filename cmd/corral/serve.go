@@ -277,7 +277,7 @@ func (a *app) serve(ctx context.Context, c serveConfig, log *slog.Logger) error 
 	}
 
 	sampler := gpu.NewSampler(5 * time.Second)
-	mdl, err := models.New(models.Config{Store: st, GPUFree: freeByUUID(sampler), Logger: log}, eng)
+	mdl, err := models.New(models.Config{Store: st, GPUFree: freeByUUID(sampler), SpoolDir: c.DataDir, Logger: log}, eng)
 	if err != nil {
 		closeAll()
 		return err

@@ -32,6 +32,7 @@ type Config struct {
 	// check; nil or !ok skips it (CPU instances).
 	GPUFree  func(uuid string) (free, total uint64, ok bool)
 	Interval time.Duration // placement check period
+	SpoolDir string        // where uploads wait while they are hashed
 	Logger   *slog.Logger
 }
 
