@@ -94,9 +94,21 @@ func (a *app) pullCmd(ctx context.Context, args []string) error {
 	if err != nil {
 		return helpOK(err)
 	}
-	bar := newProgress(a.stdout, *quiet)
+	last, err := a.follow(ctx, *dataDir, "/api/v1/models/pull", map[string]string{"model": model}, *quiet, "pull "+model)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(a.stdout, "%s is on %s\n", last.Model, strings.Join(last.Instances, ", "))
+	return nil
+}
+
+// follow posts body to a daemon endpoint that streams model events (a
+// pull or an import), draws them, and returns the last one; a failure the
+// daemon reports, or a stream that stops early, is an error.
+func (a *app) follow(ctx context.Context, dataDir, path string, body any, quiet bool, what string) (models.Event, error) {
+	bar := newProgress(a.stdout, quiet)
 	var last models.Event
-	err = newDaemon(*dataDir).events(ctx, http.MethodPost, "/api/v1/models/pull", map[string]string{"model": model}, func(data []byte) error {
+	err := newDaemon(dataDir).events(ctx, http.MethodPost, path, body, func(data []byte) error {
 		if err := json.Unmarshal(data, &last); err != nil {
 			return fmt.Errorf("bad progress event: %w", err)
 		}
@@ -106,14 +118,13 @@ func (a *app) pullCmd(ctx context.Context, args []string) error {
 	bar.end()
 	switch {
 	case err != nil:
-		return err
+		return last, err
 	case last.Error != "":
-		return fmt.Errorf("pull %s: %s", model, last.Error)
+		return last, fmt.Errorf("%s: %s", what, last.Error)
 	case !last.Done:
-		return fmt.Errorf("pull %s: the daemon ended the stream early; see corral models", model)
+		return last, fmt.Errorf("%s: the daemon ended the stream early; see corral models", what)
 	}
-	fmt.Fprintf(a.stdout, "%s is on %s\n", last.Model, strings.Join(last.Instances, ", "))
-	return nil
+	return last, nil
 }
 
 // progress draws a pull: one line per status, a bar while bytes move
@@ -260,23 +271,9 @@ func (a *app) importCmd(ctx context.Context, args []string) error {
 	if *system != "" {
 		q.Set("system", *system)
 	}
-	bar := newProgress(a.stdout, false)
-	var last models.Event
-	err = newDaemon(*dataDir).events(ctx, http.MethodPost, "/api/v1/models/import?"+q.Encode(), f, func(data []byte) error {
-		if err := json.Unmarshal(data, &last); err != nil {
-			return fmt.Errorf("bad progress event: %w", err)
-		}
-		bar.show(last)
-		return nil
-	})
-	bar.end()
-	switch {
-	case err != nil:
+	last, err := a.follow(ctx, *dataDir, "/api/v1/models/import?"+q.Encode(), f, false, "import "+*name)
+	if err != nil {
 		return err
-	case last.Error != "":
-		return fmt.Errorf("import %s: %s", *name, last.Error)
-	case !last.Done:
-		return fmt.Errorf("import %s: the daemon ended the stream early; see corral models", *name)
 	}
 	fmt.Fprintf(a.stdout, "%s is on %s\n", last.Model, strings.Join(last.Instances, ", "))
 	return nil
