@@ -175,6 +175,9 @@ func TestRealOllamaEndToEnd(t *testing.T) {
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
+	p.mu.Lock()
+	since := len(p.log) // requests before the placement went anywhere
+	p.mu.Unlock()
 	for range 4 {
 		for _, m := range []string{"tiny", "tiny2"} {
 			r, err := f.do("POST", "/api/generate", `{"model":"`+m+`","prompt":"x","stream":false,"options":{"num_predict":3}}`)
@@ -185,16 +188,21 @@ func TestRealOllamaEndToEnd(t *testing.T) {
 		}
 	}
 	p.mu.Lock()
-	for _, rec := range p.log {
+	routed := 0
+	for _, rec := range p.log[since:] {
 		if rec["msg"] != "request" || rec["path"] != "/api/generate" {
 			continue
 		}
 		want := map[string]string{"tiny:latest": st.Instances[0].Name, "tiny2:latest": st.Instances[1].Name}[fmt.Sprint(rec["model"])]
+		routed++
 		if rec["instance"] != want {
 			t.Errorf("request for %v served by %v, want %s", rec["model"], rec["instance"], want)
 		}
 	}
 	p.mu.Unlock()
+	if routed != 8 {
+		t.Fatalf("found %d of the 8 placed requests in the log", routed)
+	}
 
 	// A pull fails cleanly with Ollama's real error: there is no registry.
 	if _, err := f.cli(t, "pull", "llama3.2:1b"); err == nil || !strings.Contains(err.Error(), "pull model manifest") {

@@ -135,7 +135,7 @@ func (m *Manager) Delete(ctx context.Context, model string) error {
 	if _, err := m.waitListed(ctx, model, false); err != nil {
 		return err
 	}
-	m.routes.Refresh()
+	m.settle(ctx, model, false)
 	m.log.Info("model deleted", "model", model, "via", ups[0].Name)
 	return nil
 }

@@ -121,7 +121,7 @@ func (m *Manager) ImportFile(ctx context.Context, in Import, r io.Reader, progre
 	if err != nil {
 		return err
 	}
-	m.routes.Refresh()
+	m.settle(ctx, in.Name, true)
 	m.log.Info("model imported", "model", in.Name, "via", via.Name, "bytes", size)
 	progress(Event{Model: in.Name, Status: "success", Instances: seen, Done: true})
 	return nil

@@ -189,9 +189,33 @@ func (m *Manager) runPull(ctx context.Context, p *Pull, ups []engine.Route) {
 		fail(err.Error())
 		return
 	}
-	m.routes.Refresh()
+	m.settle(ctx, p.Model, true)
 	m.log.Info("model pulled", "model", p.Model, "instances", seen)
 	p.add(Event{Status: "success", Instances: seen, Done: true})
+}
+
+// settle has the engine re-read every instance and waits until its routes
+// agree that the model is (or is not) there, so the gateway routes it the
+// moment a pull, import or delete reports success.
+func (m *Manager) settle(ctx context.Context, model string, present bool) {
+	m.routes.Refresh()
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for {
+		agree := true
+		for _, r := range healthy(m.routes.Routes()) {
+			agree = agree && has(r, model) == present
+		}
+		if agree {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			m.log.Warn("routes did not catch up with a model change", "model", model, "present", present)
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // waitListed polls every healthy instance's /api/tags until each lists
