@@ -257,13 +257,17 @@ func TestServeHealsAndAdopts(t *testing.T) {
 			t.Fatalf("instance %d kept its old container", i)
 		}
 	}
+	want := []string{ns + "-ollama-0:draining", ns + "-ollama-0:healthy", ns + "-ollama-1:draining", ns + "-ollama-1:healthy"}
 	var rollout []string
-	for _, ev := range p.phaseLog() {
-		if strings.HasSuffix(ev, ":draining") || (len(rollout) > 0 && strings.HasSuffix(ev, ":healthy")) {
-			rollout = append(rollout, ev)
+	// The log is read as it comes; give the last lines a moment.
+	for deadline := time.Now().Add(5 * time.Second); len(rollout) < len(want) && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		rollout = rollout[:0]
+		for _, ev := range p.phaseLog() {
+			if strings.HasSuffix(ev, ":draining") || (len(rollout) > 0 && strings.HasSuffix(ev, ":healthy")) {
+				rollout = append(rollout, ev)
+			}
 		}
 	}
-	want := []string{ns + "-ollama-0:draining", ns + "-ollama-0:healthy", ns + "-ollama-1:draining", ns + "-ollama-1:healthy"}
 	if strings.Join(rollout, " ") != strings.Join(want, " ") {
 		t.Fatalf("phases %v\nrollout order = %v, want %v (one at a time, each healthy before the next)", p.phaseLog(), rollout, want)
 	}

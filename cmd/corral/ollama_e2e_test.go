@@ -187,14 +187,28 @@ func TestRealOllamaEndToEnd(t *testing.T) {
 			readAllBody(t, r)
 		}
 	}
+	// The request log line follows the answer; wait for all eight.
+	var routed int
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		p.mu.Lock()
+		routed = 0
+		for _, rec := range p.log[since:] {
+			if rec["msg"] == "request" && rec["path"] == "/api/generate" {
+				routed++
+			}
+		}
+		p.mu.Unlock()
+		if routed >= 8 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	p.mu.Lock()
-	routed := 0
 	for _, rec := range p.log[since:] {
 		if rec["msg"] != "request" || rec["path"] != "/api/generate" {
 			continue
 		}
 		want := map[string]string{"tiny:latest": st.Instances[0].Name, "tiny2:latest": st.Instances[1].Name}[fmt.Sprint(rec["model"])]
-		routed++
 		if rec["instance"] != want {
 			t.Errorf("request for %v served by %v, want %s", rec["model"], rec["instance"], want)
 		}
