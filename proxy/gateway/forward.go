@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -235,9 +236,17 @@ func upstreamRequest(ctx context.Context, r *http.Request, u *Upstream, fr forwa
 // The comments come from a timer rather than a goroutine per request: the
 // handler is blocked in RoundTrip, and mu keeps the timer's writes from
 // overlapping what follows.
-func (g *Gateway) roundTrip(ureq *http.Request, fr forwardReq, c *client) (*http.Response, error) {
-	if !(fr.stream && fr.route.sse) {
+//
+// A nil ureq sends r with the lean client (streaming requests).
+func (g *Gateway) roundTrip(r, ureq *http.Request, u *Upstream, fr forwardReq, c *client) (*http.Response, error) {
+	do := func() (*http.Response, error) {
+		if ureq == nil {
+			return g.lean.roundTrip(r, u, fr)
+		}
 		return g.transport.RoundTrip(ureq)
+	}
+	if !(fr.stream && fr.route.sse) {
+		return do()
 	}
 	var mu sync.Mutex
 	done := false
@@ -259,7 +268,7 @@ func (g *Gateway) roundTrip(ureq *http.Request, fr forwardReq, c *client) (*http
 		t.Reset(g.cfg.KeepAliveInterval)
 	})
 	mu.Unlock()
-	resp, err := g.transport.RoundTrip(ureq)
+	resp, err := do()
 	mu.Lock()
 	done = true
 	t.Stop()
@@ -272,11 +281,15 @@ func (g *Gateway) roundTrip(ureq *http.Request, fr forwardReq, c *client) (*http
 func (g *Gateway) attempt(r *http.Request, fr forwardReq, u *Upstream, st *upstreamState, c *client) (retry bool, aerr *apiError) {
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
-	ureq, err := upstreamRequest(ctx, r, u, fr)
-	if err != nil {
-		return true, &apiError{Status: http.StatusBadGateway, Message: err.Error()}
+	var ureq *http.Request // nil: the lean client, for streams
+	if !fr.stream || !leanUsable(u) {
+		var err error
+		ureq, err = upstreamRequest(ctx, r, u, fr)
+		if err != nil {
+			return true, &apiError{Status: http.StatusBadGateway, Message: err.Error()}
+		}
 	}
-	resp, err := g.roundTrip(ureq, fr, c)
+	resp, err := g.roundTrip(r, ureq, u, fr, c)
 	if err != nil {
 		if r.Context().Err() != nil {
 			c.res.outcome = "client gone"
@@ -340,8 +353,12 @@ func (g *Gateway) stream(clientCtx, ctx context.Context, cancel context.CancelFu
 		c.w.WriteHeader(resp.StatusCode)
 		c.committed = true
 	}
-	idle := time.AfterFunc(g.cfg.IdleTimeout, cancel)
-	defer idle.Stop()
+	// The lean client's body bounds each read by the idle timeout itself.
+	var idle *time.Timer
+	if _, lean := resp.Body.(*leanBody); !lean {
+		idle = time.AfterFunc(g.cfg.IdleTimeout, cancel)
+		defer idle.Stop()
+	}
 	var sf StreamFilter
 	if fr.filter != nil {
 		sf = fr.filter.NewStream()
@@ -354,7 +371,9 @@ func (g *Gateway) stream(clientCtx, ctx context.Context, cancel context.CancelFu
 	for {
 		n, err := resp.Body.Read(buf)
 		if n > 0 {
-			idle.Reset(g.cfg.IdleTimeout)
+			if idle != nil {
+				idle.Reset(g.cfg.IdleTimeout)
+			}
 			if out := fm.feed(buf[:n]); len(out) > 0 {
 				if werr := c.send(out, !fm.ended); werr != nil {
 					c.res.outcome = "client gone"
@@ -389,7 +408,7 @@ func (g *Gateway) stream(clientCtx, ctx context.Context, cancel context.CancelFu
 		}
 		why := "stream ended early"
 		switch {
-		case ctx.Err() != nil:
+		case ctx.Err() != nil || errors.Is(err, errUpstreamIdle):
 			why = fmt.Sprintf("no data for %s", g.cfg.IdleTimeout)
 		case err != io.EOF:
 			why = err.Error()

@@ -87,6 +87,7 @@ type Gateway struct {
 	upstreams Upstreams
 	auth      Authorizer
 	transport *http.Transport
+	lean      *leanClient // streaming requests
 	states    states
 	log       *slog.Logger
 	now       func() time.Time
@@ -104,6 +105,7 @@ func New(cfg Config, upstreams Upstreams, auth Authorizer) *Gateway {
 		upstreams: upstreams,
 		auth:      auth,
 		transport: newTransport(cfg),
+		lean:      newLeanClient(cfg),
 		log:       cfg.Logger,
 		now:       time.Now,
 		obs:       cfg.Observer,
@@ -112,7 +114,10 @@ func New(cfg Config, upstreams Upstreams, auth Authorizer) *Gateway {
 }
 
 // Close drops idle upstream connections.
-func (g *Gateway) Close() { g.transport.CloseIdleConnections() }
+func (g *Gateway) Close() {
+	g.transport.CloseIdleConnections()
+	g.lean.closeIdle()
+}
 
 // Inflight is the number of requests the gateway has on an instance now.
 func (g *Gateway) Inflight(instance string) int {

@@ -1,0 +1,489 @@
+package gateway
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/textproto"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// leanClient is the HTTP/1.1 client for streaming requests. It runs
+// entirely on the handler's goroutine: no writeLoop/readLoop goroutines
+// and channel hand-offs per request as in http.Transport. Timeouts are
+// connection deadlines; a client that goes away sets a deadline in the
+// past, which aborts the read at once.
+type leanClient struct {
+	dialer        net.Dialer
+	headerTimeout time.Duration
+	idleTimeout   time.Duration // per read of a body
+	maxIdle       int           // idle connections kept per host
+
+	mu   sync.Mutex
+	idle map[string][]idleConn // LIFO per host:port
+}
+
+type idleConn struct {
+	c     net.Conn
+	since time.Time
+}
+
+// idleConnTimeout drops pooled connections unused this long.
+const idleConnTimeout = 90 * time.Second
+
+// aLongTimeAgo is a deadline that has passed: a read or write fails at once.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// errUpstreamIdle is a body read that waited idleTimeout for a byte.
+var errUpstreamIdle = errors.New("upstream idle")
+
+var errHeaderTimeout = errors.New("timeout awaiting response headers")
+
+func newLeanClient(cfg Config) *leanClient {
+	return &leanClient{
+		dialer:        net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second},
+		headerTimeout: cfg.HeaderTimeout,
+		idleTimeout:   cfg.IdleTimeout,
+		maxIdle:       cfg.IdleConnsPerHost,
+		idle:          map[string][]idleConn{},
+	}
+}
+
+// get takes the most recently used idle connection to addr, or nil.
+func (lc *leanClient) get(addr string) net.Conn {
+	now := time.Now()
+	lc.mu.Lock()
+	l := lc.idle[addr]
+	if n := len(l); n > 0 {
+		ic := l[n-1]
+		l[n-1] = idleConn{}
+		if now.Sub(ic.since) <= idleConnTimeout {
+			lc.idle[addr] = l[:n-1]
+			lc.mu.Unlock()
+			return ic.c
+		}
+		// The newest is too old: so are all the others.
+		lc.idle[addr] = l[:0]
+		lc.mu.Unlock()
+		ic.c.Close()
+		for i := range l[:n-1] {
+			l[i].c.Close()
+			l[i] = idleConn{}
+		}
+		return nil
+	}
+	lc.mu.Unlock()
+	return nil
+}
+
+// put keeps c for reuse, or closes it when the pool is full.
+func (lc *leanClient) put(addr string, c net.Conn) {
+	lc.mu.Lock()
+	l := lc.idle[addr]
+	if len(l) >= lc.maxIdle {
+		lc.mu.Unlock()
+		c.Close()
+		return
+	}
+	lc.idle[addr] = append(l, idleConn{c: c, since: time.Now()})
+	lc.mu.Unlock()
+}
+
+// closeIdle closes every pooled connection.
+func (lc *leanClient) closeIdle() {
+	lc.mu.Lock()
+	old := lc.idle
+	lc.idle = map[string][]idleConn{}
+	lc.mu.Unlock()
+	for _, l := range old {
+		for _, ic := range l {
+			ic.c.Close()
+		}
+	}
+}
+
+var brPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 16<<10) }}
+
+var hdrPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// usable reports whether u is an upstream the lean client speaks to.
+func leanUsable(u *Upstream) bool { return u.URL != nil && u.URL.Scheme == "http" }
+
+func hostPort(u *Upstream) string {
+	h := u.URL.Host
+	if u.URL.Port() == "" {
+		return net.JoinHostPort(u.URL.Hostname(), "80")
+	}
+	return h
+}
+
+// appendRequestHeader writes the request line and headers for r sent to u,
+// with the same filtering as upstreamRequest.
+func appendRequestHeader(b []byte, r *http.Request, u *Upstream, fr forwardReq) []byte {
+	b = append(b, r.Method...)
+	b = append(b, ' ')
+	if p := r.URL.EscapedPath(); p != "" {
+		b = append(b, p...)
+	} else {
+		b = append(b, '/')
+	}
+	if r.URL.RawQuery != "" {
+		b = append(b, '?')
+		b = append(b, r.URL.RawQuery...)
+	}
+	b = append(b, " HTTP/1.1\r\nHost: "...)
+	b = append(b, u.URL.Host...)
+	b = append(b, "\r\n"...)
+	for k, vs := range r.Header {
+		if dropHeaders[k] || k == "Host" || k == "X-Request-Id" || k == "X-Forwarded-For" {
+			continue
+		}
+		for _, v := range vs {
+			b = append(b, k...)
+			b = append(b, ": "...)
+			b = append(b, v...)
+			b = append(b, "\r\n"...)
+		}
+	}
+	b = append(b, "X-Request-Id: "...)
+	b = append(b, fr.rid...)
+	b = append(b, "\r\n"...)
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		b = append(b, "X-Forwarded-For: "...)
+		b = append(b, host...)
+		b = append(b, "\r\n"...)
+	}
+	if len(fr.body) > 0 || (r.Method != "GET" && r.Method != "HEAD") {
+		b = append(b, "Content-Length: "...)
+		b = strconv.AppendInt(b, int64(len(fr.body)), 10)
+		b = append(b, "\r\n"...)
+	}
+	return append(b, "\r\n"...)
+}
+
+// roundTrip sends fr.body to u and reads the response headers. A pooled
+// connection that turns out stale (fails on write, or closes before a
+// byte of answer) is replaced by one fresh dial.
+func (lc *leanClient) roundTrip(r *http.Request, u *Upstream, fr forwardReq) (*http.Response, error) {
+	ctx := r.Context()
+	addr := hostPort(u)
+	hp := hdrPool.Get().(*[]byte)
+	hdr := appendRequestHeader((*hp)[:0], r, u, fr)
+	defer func() {
+		*hp = hdr[:0]
+		hdrPool.Put(hp)
+	}()
+	fresh := false
+	for {
+		var conn net.Conn
+		if !fresh {
+			conn = lc.get(addr)
+		}
+		reused := conn != nil
+		if conn == nil {
+			fresh = true
+			var err error
+			conn, err = lc.dialer.DialContext(ctx, "tcp", addr)
+			if err != nil {
+				return nil, err
+			}
+		}
+		b := &leanBody{lc: lc, addr: addr, conn: conn}
+		resp, stale, err := b.exchange(ctx, r.Method, hdr, fr.body)
+		if err == nil {
+			return resp, nil
+		}
+		if reused && stale && ctx.Err() == nil {
+			continue
+		}
+		return nil, err
+	}
+}
+
+// leanBody is a response read off one connection; it is the
+// http.Response's Body.
+type leanBody struct {
+	lc      *leanClient
+	addr    string
+	conn    net.Conn
+	br      *bufio.Reader
+	tp      textproto.Reader
+	stop    func() bool
+	aborted atomic.Bool
+	bufs    [2][]byte
+	nb      net.Buffers
+
+	chunked   bool
+	cr        io.Reader
+	remain    int64 // Content-Length bodies: bytes left; -1: until close
+	keepAlive bool
+	err       error // sticky
+	done      bool  // conn released (pooled or closed)
+}
+
+func (b *leanBody) abort() {
+	b.aborted.Store(true)
+	b.conn.SetDeadline(aLongTimeAgo)
+}
+
+// exchange writes the request and reads the response headers. stale says
+// the error is that of a connection the server had closed.
+func (b *leanBody) exchange(ctx context.Context, method string, hdr, body []byte) (resp *http.Response, stale bool, err error) {
+	b.stop = context.AfterFunc(ctx, b.abort)
+	defer func() {
+		if err != nil {
+			b.release(false)
+		}
+	}()
+	b.bufs = [2][]byte{hdr, body}
+	b.nb = b.bufs[:]
+	if len(body) == 0 {
+		b.nb = b.bufs[:1]
+	}
+	if _, err := b.nb.WriteTo(b.conn); err != nil {
+		if b.aborted.Load() {
+			return nil, false, context.Canceled
+		}
+		return nil, true, err
+	}
+	b.br = brPool.Get().(*bufio.Reader)
+	b.br.Reset(b.conn)
+	b.tp.R = b.br
+	if b.lc.headerTimeout > 0 {
+		b.conn.SetReadDeadline(time.Now().Add(b.lc.headerTimeout))
+		if b.aborted.Load() {
+			return nil, false, context.Canceled
+		}
+	}
+	if _, err := b.br.Peek(1); err != nil {
+		// Nothing of an answer: a keep-alive connection the server closed.
+		rerr := b.readErr(err, true)
+		return nil, rerr == io.EOF || isReset(err), rerr
+	}
+	for {
+		resp, err = b.readHeader(method)
+		if err != nil {
+			return nil, false, b.readErr(err, true)
+		}
+		if resp.StatusCode >= 100 && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols {
+			continue // 100 Continue and the like: the answer follows
+		}
+		break
+	}
+	if b.lc.idleTimeout <= 0 {
+		b.conn.SetReadDeadline(time.Time{})
+	}
+	return resp, false, nil
+}
+
+func isReset(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && !op.Timeout() && strings.Contains(op.Err.Error(), "reset")
+}
+
+// readErr maps a read error: a past deadline is the client gone, or a
+// timeout.
+func (b *leanBody) readErr(err error, header bool) error {
+	if err == nil {
+		return nil
+	}
+	if b.aborted.Load() {
+		return context.Canceled
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		if header {
+			return errHeaderTimeout
+		}
+		return errUpstreamIdle
+	}
+	return err
+}
+
+func (b *leanBody) readHeader(method string) (*http.Response, error) {
+	line, err := b.tp.ReadLine()
+	if err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	proto, status, ok := strings.Cut(line, " ")
+	if !ok || !strings.HasPrefix(proto, "HTTP/1.") {
+		return nil, fmt.Errorf("malformed HTTP response %q", line)
+	}
+	code, _, _ := strings.Cut(status, " ")
+	sc, err := strconv.Atoi(code)
+	if err != nil || len(code) != 3 {
+		return nil, fmt.Errorf("malformed HTTP status code %q", code)
+	}
+	mh, err := b.tp.ReadMIMEHeader()
+	if err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	h := http.Header(mh)
+	resp := &http.Response{
+		Status:     status,
+		StatusCode: sc,
+		Proto:      proto,
+		ProtoMajor: 1,
+		ProtoMinor: 1,
+		Header:     h,
+		Body:       b,
+	}
+	if proto == "HTTP/1.0" {
+		resp.ProtoMinor = 0
+	}
+	conn := h["Connection"]
+	b.keepAlive = !hasToken(conn, "close") && (resp.ProtoMinor == 1 || hasToken(conn, "keep-alive"))
+	b.remain = -1
+	b.chunked = false
+	switch {
+	case method == "HEAD" || sc == http.StatusNoContent || sc == http.StatusNotModified || (sc >= 100 && sc < 200):
+		b.remain = 0
+	case hasToken(h["Transfer-Encoding"], "chunked"):
+		b.chunked = true
+		b.cr = httputil.NewChunkedReader(b.br)
+		delete(h, "Transfer-Encoding")
+		resp.TransferEncoding = []string{"chunked"}
+		resp.ContentLength = -1
+	case len(h["Content-Length"]) > 0:
+		n, err := strconv.ParseInt(strings.TrimSpace(h["Content-Length"][0]), 10, 64)
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("bad Content-Length %q", h["Content-Length"][0])
+		}
+		b.remain = n
+		resp.ContentLength = n
+	default:
+		b.keepAlive = false // the body ends with the connection
+		resp.ContentLength = -1
+	}
+	return resp, nil
+}
+
+func hasToken(vs []string, tok string) bool {
+	for _, v := range vs {
+		for len(v) > 0 {
+			var t string
+			t, v, _ = strings.Cut(v, ",")
+			if strings.EqualFold(strings.TrimSpace(t), tok) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Read reads the body, each read bounded by the idle timeout. At the
+// body's end the connection goes back to the pool.
+func (b *leanBody) Read(p []byte) (int, error) {
+	if b.err != nil {
+		return 0, b.err
+	}
+	if b.remain == 0 && !b.chunked {
+		b.finish()
+		return 0, b.err
+	}
+	if b.lc.idleTimeout > 0 {
+		b.conn.SetReadDeadline(time.Now().Add(b.lc.idleTimeout))
+		if b.aborted.Load() {
+			b.err = context.Canceled
+			b.release(false)
+			return 0, b.err
+		}
+	}
+	var n int
+	var err error
+	switch {
+	case b.chunked:
+		n, err = b.cr.Read(p)
+		if err == io.EOF {
+			// The chunked reader stops at the last chunk: the trailer and
+			// its blank line follow.
+			if _, terr := b.tp.ReadMIMEHeader(); terr != nil {
+				err = terr
+				if err == io.EOF {
+					err = io.ErrUnexpectedEOF
+				}
+			} else {
+				b.finish()
+				return n, b.err
+			}
+		}
+	case b.remain > 0:
+		if int64(len(p)) > b.remain {
+			p = p[:b.remain]
+		}
+		n, err = b.br.Read(p)
+		b.remain -= int64(n)
+		if b.remain == 0 {
+			b.finish()
+			return n, b.err
+		}
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+	default: // until close
+		n, err = b.br.Read(p)
+		if err == io.EOF {
+			b.err = io.EOF
+			b.release(false)
+			return n, io.EOF
+		}
+	}
+	if err != nil {
+		b.err = b.readErr(err, false)
+		b.release(false)
+	}
+	return n, b.err
+}
+
+// finish ends a body read to its end: the connection is reused unless
+// the server asked to close it or something is left unread.
+func (b *leanBody) finish() {
+	b.err = io.EOF
+	b.release(b.keepAlive && b.br.Buffered() == 0)
+}
+
+// release gives the connection back to the pool (reuse) or closes it, once.
+func (b *leanBody) release(reuse bool) {
+	if b.done {
+		return
+	}
+	b.done = true
+	if b.stop != nil && !b.stop() {
+		reuse = false // the client left: the deadline is in the past
+	}
+	if b.br != nil {
+		b.br.Reset(nil)
+		brPool.Put(b.br)
+		b.br = nil
+		b.tp.R = nil
+	}
+	if reuse {
+		b.lc.put(b.addr, b.conn)
+	} else {
+		b.conn.Close()
+	}
+}
+
+// Close closes the connection unless the body was read to its end.
+func (b *leanBody) Close() error {
+	if b.err == nil {
+		b.err = errors.New("read on closed body")
+	}
+	b.release(false)
+	return nil
+}

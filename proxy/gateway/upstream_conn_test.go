@@ -1,0 +1,291 @@
+package gateway
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// countingListener counts accepted connections.
+type countingListener struct {
+	net.Listener
+	n atomic.Int32
+}
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.n.Add(1)
+	}
+	return c, err
+}
+
+func leanServer(t *testing.T, h http.HandlerFunc) (*httptest.Server, *countingListener) {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(h)
+	cl := &countingListener{Listener: srv.Listener}
+	srv.Listener = cl
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv, cl
+}
+
+func leanTarget(t *testing.T, raw string) *Upstream {
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Upstream{Name: "i0", URL: u}
+}
+
+func leanReq(ctx context.Context, path string) *http.Request {
+	r := httptest.NewRequestWithContext(ctx, "POST", path, nil)
+	r.Header.Set("Content-Type", "application/json")
+	r.Header.Set("Authorization", "Bearer secret")
+	r.RemoteAddr = "10.1.2.3:4444"
+	return r
+}
+
+func testLean(cfg Config) *leanClient {
+	cfg.defaults()
+	return newLeanClient(cfg)
+}
+
+func leanGet(t *testing.T, lc *leanClient, u *Upstream, path, body string) (*http.Response, string) {
+	t.Helper()
+	resp, err := lc.roundTrip(leanReq(context.Background(), path), u, forwardReq{body: []byte(body), rid: "rid-1", stream: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, string(b)
+}
+
+func TestLeanChunkedAndLengthBodies(t *testing.T) {
+	srv, cl := leanServer(t, func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		if r.Header.Get("Authorization") != "" || r.Header.Get("X-Request-Id") != "rid-1" || r.Header.Get("X-Forwarded-For") != "10.1.2.3" ||
+			r.Header.Get("Content-Type") != "application/json" || r.URL.RawQuery != "q=1" || string(b) != `{"model":"m"}` {
+			w.WriteHeader(400)
+			return
+		}
+		if r.URL.Path == "/length" {
+			w.Header().Set("Content-Length", "5")
+			io.WriteString(w, "hello")
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		for range 3 {
+			io.WriteString(w, "data: x\n\n")
+			w.(http.Flusher).Flush()
+		}
+	})
+	lc := testLean(Config{})
+	defer lc.closeIdle()
+	u := leanTarget(t, srv.URL)
+	for range 3 {
+		resp, body := leanGet(t, lc, u, "/chunked?q=1", `{"model":"m"}`)
+		if resp.StatusCode != 200 || body != strings.Repeat("data: x\n\n", 3) || resp.Header.Get("Content-Type") != "text/event-stream" {
+			t.Fatalf("chunked: %d %q %v", resp.StatusCode, body, resp.Header)
+		}
+		resp, body = leanGet(t, lc, u, "/length?q=1", `{"model":"m"}`)
+		if resp.StatusCode != 200 || body != "hello" || resp.ContentLength != 5 {
+			t.Fatalf("length: %d %q", resp.StatusCode, body)
+		}
+	}
+	if n := cl.n.Load(); n != 1 {
+		t.Fatalf("%d dials for 6 sequential requests, want 1", n)
+	}
+}
+
+func TestLeanReusesConnection(t *testing.T) {
+	srv, cl := leanServer(t, ollamaChat(3))
+	lc := testLean(Config{})
+	defer lc.closeIdle()
+	u := leanTarget(t, srv.URL)
+	for range 20 {
+		if _, body := leanGet(t, lc, u, "/api/chat", `{}`); !strings.Contains(body, `"done":true`) {
+			t.Fatalf("body %q", body)
+		}
+	}
+	if n := cl.n.Load(); n != 1 {
+		t.Fatalf("%d dials for 20 sequential requests, want 1", n)
+	}
+	// A body closed before its end is not reused.
+	resp, err := lc.roundTrip(leanReq(context.Background(), "/api/chat"), u, forwardReq{body: []byte(`{}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	leanGet(t, lc, u, "/api/chat", `{}`)
+	if n := cl.n.Load(); n != 2 {
+		t.Fatalf("%d dials after a body closed early, want 2", n)
+	}
+}
+
+// rawServer answers each request on a connection with answer(i), i
+// counting from 0 across the server's life.
+func rawServer(t *testing.T, answer func(c net.Conn, br *bufio.Reader, i int) bool) (string, *atomic.Int32) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	var dials, reqs atomic.Int32
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			dials.Add(1)
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					io.Copy(io.Discard, req.Body)
+					if !answer(c, br, int(reqs.Add(1)-1)) {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return "http://" + l.Addr().String(), &dials
+}
+
+func TestLeanStaleConnRetried(t *testing.T) {
+	// The server answers, then closes the kept-alive connection without
+	// saying so, as a restarted instance or an idle timeout does.
+	raw, dials := rawServer(t, func(c net.Conn, _ *bufio.Reader, i int) bool {
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		return false
+	})
+	lc := testLean(Config{})
+	defer lc.closeIdle()
+	u := leanTarget(t, raw)
+	for i := range 3 {
+		if i > 0 {
+			time.Sleep(20 * time.Millisecond) // the close reaches us
+		}
+		if resp, body := leanGet(t, lc, u, "/api/chat", `{}`); resp.StatusCode != 200 || body != "ok" {
+			t.Fatalf("%d %q", resp.StatusCode, body)
+		}
+	}
+	if n := dials.Load(); n != 3 {
+		t.Fatalf("%d dials, want 3", n)
+	}
+}
+
+func TestLeanConnectionCloseNotPooled(t *testing.T) {
+	srv, cl := leanServer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Connection", "close")
+		io.WriteString(w, "bye")
+	})
+	lc := testLean(Config{})
+	defer lc.closeIdle()
+	u := leanTarget(t, srv.URL)
+	for range 3 {
+		if _, body := leanGet(t, lc, u, "/", ``); body != "bye" {
+			t.Fatalf("body %q", body)
+		}
+	}
+	if n := cl.n.Load(); n != 3 {
+		t.Fatalf("%d dials, want 3", n)
+	}
+	lc.mu.Lock()
+	n := len(lc.idle[hostPort(u)])
+	lc.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("%d pooled connections", n)
+	}
+}
+
+func TestLeanHeaderTimeout(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	srv, _ := leanServer(t, func(w http.ResponseWriter, r *http.Request) {
+		<-release
+	})
+	lc := testLean(Config{HeaderTimeout: 100 * time.Millisecond})
+	start := time.Now()
+	_, err := lc.roundTrip(leanReq(context.Background(), "/"), leanTarget(t, srv.URL), forwardReq{body: []byte(`{}`)})
+	if !errors.Is(err, errHeaderTimeout) || time.Since(start) > 3*time.Second {
+		t.Fatalf("err %v after %s", err, time.Since(start))
+	}
+}
+
+func TestLeanBodyIdleTimeout(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	srv, _ := leanServer(t, func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "a")
+		w.(http.Flusher).Flush()
+		<-release
+	})
+	lc := testLean(Config{IdleTimeout: 100 * time.Millisecond})
+	resp, err := lc.roundTrip(leanReq(context.Background(), "/"), leanTarget(t, srv.URL), forwardReq{body: []byte(`{}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if string(b) != "a" || !errors.Is(err, errUpstreamIdle) {
+		t.Fatalf("%q %v", b, err)
+	}
+}
+
+func TestLeanClientCancelUnblocksRead(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	srv, _ := leanServer(t, func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "a")
+		w.(http.Flusher).Flush()
+		<-release
+	})
+	lc := testLean(Config{})
+	defer lc.closeIdle()
+	u := leanTarget(t, srv.URL)
+	ctx, cancel := context.WithCancel(context.Background())
+	resp, err := lc.roundTrip(leanReq(ctx, "/"), u, forwardReq{body: []byte(`{}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	buf := make([]byte, 10)
+	if n, _ := resp.Body.Read(buf); string(buf[:n]) != "a" {
+		t.Fatalf("%q", buf[:n])
+	}
+	go func() { time.Sleep(50 * time.Millisecond); cancel() }()
+	start := time.Now()
+	_, err = resp.Body.Read(buf)
+	if !errors.Is(err, context.Canceled) || time.Since(start) > 3*time.Second {
+		t.Fatalf("err %v after %s", err, time.Since(start))
+	}
+	// Canceled while waiting for headers, too.
+	ctx, cancel = context.WithCancel(context.Background())
+	time.AfterFunc(50*time.Millisecond, cancel)
+	srv2, _ := leanServer(t, func(w http.ResponseWriter, r *http.Request) { <-release })
+	_, err = lc.roundTrip(leanReq(ctx, "/"), leanTarget(t, srv2.URL), forwardReq{body: []byte(`{}`)})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("header wait: err %v", err)
+	}
+}
