@@ -289,18 +289,24 @@ func validate(o CreateOptions, now time.Time) ([]string, error) {
 	return models, nil
 }
 
+// entry finds a key by name and copies its record, so the caller can
+// work on it without holding m.mu; nil when there is none.
+func (m *Manager) entry(name string) (*entry, store.Key) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	e := m.byName[name]
+	if e == nil {
+		return nil, store.Key{}
+	}
+	return e, e.rec
+}
+
 // Revoke stops the key called name from working, from the next request
 // on. The key stays listed, and keeps its name.
 func (m *Manager) Revoke(_ context.Context, name string) (Key, error) {
 	m.write.Lock()
 	defer m.write.Unlock()
-	m.mu.RLock()
-	e := m.byName[name]
-	var rec store.Key
-	if e != nil {
-		rec = e.rec
-	}
-	m.mu.RUnlock()
+	e, rec := m.entry(name)
 	now := m.now().UTC()
 	if e == nil {
 		return Key{}, adminErrorf(ErrNotFound, "no API key named %q: see corral keys list", name)

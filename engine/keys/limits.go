@@ -50,13 +50,7 @@ func (m *Manager) SetLimits(_ context.Context, name string, l Limits) (Key, erro
 	}
 	m.write.Lock()
 	defer m.write.Unlock()
-	m.mu.RLock()
-	e := m.byName[name]
-	var rec store.Key
-	if e != nil {
-		rec = e.rec
-	}
-	m.mu.RUnlock()
+	e, rec := m.entry(name)
 	if e == nil {
 		return Key{}, adminErrorf(ErrNotFound, "no API key named %q: see corral keys list", name)
 	}
