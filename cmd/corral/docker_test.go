@@ -30,7 +30,7 @@ var (
 )
 
 // corralBin builds the binary once per test process.
-func corralBin(t *testing.T) string {
+func corralBin(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "corral-bin-")
@@ -59,7 +59,7 @@ type daemonProc struct {
 	log     []map[string]any // JSON log records
 }
 
-func startServe(t *testing.T, dataDir string, args ...string) *daemonProc {
+func startServe(t testing.TB, dataDir string, args ...string) *daemonProc {
 	t.Helper()
 	all := append([]string{"serve", "--data-dir", dataDir, "--addr", "127.0.0.1:0", "--admin-addr", "", "--health-interval", "300ms", "--log-format", "json"}, args...)
 	cmd := exec.Command(corralBin(t), all...)
@@ -90,7 +90,7 @@ func startServe(t *testing.T, dataDir string, args ...string) *daemonProc {
 	return p
 }
 
-func (p *daemonProc) stop(t *testing.T, sig syscall.Signal) {
+func (p *daemonProc) stop(t testing.TB, sig syscall.Signal) {
 	t.Helper()
 	p.cmd.Process.Signal(sig)
 	select {
@@ -121,7 +121,7 @@ func (p *daemonProc) status(ctx context.Context) (engine.Status, error) {
 }
 
 // waitStatus polls until ok accepts the status, or fails the test.
-func (p *daemonProc) waitStatus(t *testing.T, what string, timeout time.Duration, ok func(engine.Status) bool) engine.Status {
+func (p *daemonProc) waitStatus(t testing.TB, what string, timeout time.Duration, ok func(engine.Status) bool) engine.Status {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	var last engine.Status

@@ -34,7 +34,7 @@ type fleet struct {
 	st      engine.Status
 }
 
-func startFleet(t *testing.T, n int, extra ...string) *fleet {
+func startFleet(t testing.TB, n int, extra ...string) *fleet {
 	t.Helper()
 	image := simimage.Image(t)
 	ns := enginetest.Namespace(t)
@@ -58,7 +58,7 @@ func startFleet(t *testing.T, n int, extra ...string) *fleet {
 }
 
 // logAttr waits for a log record with msg and returns one attribute.
-func (p *daemonProc) logAttr(t *testing.T, msg, attr string) string {
+func (p *daemonProc) logAttr(t testing.TB, msg, attr string) string {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
@@ -76,7 +76,7 @@ func (p *daemonProc) logAttr(t *testing.T, msg, attr string) string {
 	return ""
 }
 
-func (f *fleet) waitRoutable(t *testing.T, model string) {
+func (f *fleet) waitRoutable(t testing.TB, model string) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
@@ -102,7 +102,7 @@ func (f *fleet) do(method, path, body string) (*http.Response, error) {
 }
 
 // sim talks to one simulator instance directly, as tests may.
-func sim(t *testing.T, endpoint, method, path, body string, out any) {
+func sim(t testing.TB, endpoint, method, path, body string, out any) {
 	t.Helper()
 	req, _ := http.NewRequest(method, endpoint+path, strings.NewReader(body))
 	resp, err := http.DefaultClient.Do(req)
@@ -122,7 +122,7 @@ func sim(t *testing.T, endpoint, method, path, body string, out any) {
 }
 
 // served counts the chat requests one instance answered.
-func served(t *testing.T, endpoint string) int {
+func served(t testing.TB, endpoint string) int {
 	var st struct {
 		Requests map[string]int `json:"requests"`
 	}
@@ -298,7 +298,7 @@ func TestGatewayBalancesByLoadedModel(t *testing.T) {
 	}
 }
 
-func waitLoaded(t *testing.T, f *fleet, _ string, model string, n int) {
+func waitLoaded(t testing.TB, f *fleet, _ string, model string, n int) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
@@ -327,7 +327,7 @@ func waitLoaded(t *testing.T, f *fleet, _ string, model string, n int) {
 	t.Fatalf("%s never loaded", model)
 }
 
-func readAllBody(t *testing.T, resp *http.Response) string {
+func readAllBody(t testing.TB, resp *http.Response) string {
 	t.Helper()
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()

@@ -19,7 +19,7 @@ import (
 )
 
 // simTags lists the models one simulator instance reports.
-func simTags(t *testing.T, endpoint string) map[string]bool {
+func simTags(t testing.TB, endpoint string) map[string]bool {
 	var tags struct {
 		Models []struct {
 			Name string `json:"name"`
@@ -33,7 +33,7 @@ func simTags(t *testing.T, endpoint string) map[string]bool {
 	return out
 }
 
-func simLoaded(t *testing.T, endpoint, model string) bool {
+func simLoaded(t testing.TB, endpoint, model string) bool {
 	var ps struct {
 		Models []struct {
 			Name string `json:"name"`
@@ -48,7 +48,7 @@ func simLoaded(t *testing.T, endpoint, model string) bool {
 	return false
 }
 
-func simCounter(t *testing.T, endpoint, field string) int {
+func simCounter(t testing.TB, endpoint, field string) int {
 	var st map[string]any
 	sim(t, endpoint, "GET", "/_sim/stats", "", &st)
 	n, _ := st[field].(float64)
@@ -56,7 +56,7 @@ func simCounter(t *testing.T, endpoint, field string) int {
 }
 
 // pullEvents pulls through the admin API and returns every event.
-func (f *fleet) pullEvents(t *testing.T, model string) []models.Event {
+func (f *fleet) pullEvents(t testing.TB, model string) []models.Event {
 	t.Helper()
 	var evs []models.Event
 	err := newDaemon(f.dataDir).events(context.Background(), http.MethodPost, "/api/v1/models/pull", map[string]string{"model": model}, func(data []byte) error {
@@ -75,7 +75,7 @@ func (f *fleet) pullEvents(t *testing.T, model string) []models.Event {
 
 // cli runs a corral command against the fleet's daemon; it returns what
 // went to stdout (stderr has hints meant for people).
-func (f *fleet) cli(t *testing.T, args ...string) (string, error) {
+func (f *fleet) cli(t testing.TB, args ...string) (string, error) {
 	t.Helper()
 	var out, errOut bytes.Buffer
 	err := newApp(&out, &errOut).run(context.Background(), append(args, "--data-dir", f.dataDir))

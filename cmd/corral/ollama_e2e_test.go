@@ -32,7 +32,7 @@ import (
 
 // realOllama returns the image to test, or skips: CI builds it and sets
 // CORRAL_E2E_OLLAMA=required, which turns a missing image into a failure.
-func realOllama(t *testing.T) string {
+func realOllama(t testing.TB) string {
 	t.Helper()
 	image := os.Getenv("CORRAL_OLLAMA_E2E_IMAGE")
 	if image == "" {
