@@ -257,15 +257,17 @@ func (g *Gateway) serveModel(w http.ResponseWriter, r *http.Request, rt route, k
 			fr.body, fr.dropUsage = withUsage(body), true
 		}
 	}
+	// Settled in a defer, so even a panic below gives the tokens back.
+	var u Usage
+	if resv != nil {
+		defer func() { resv.Settle(u) }()
+	}
 	start := g.now()
 	res := g.forward(w, r, fr)
-	u := Usage{
+	u = Usage{
 		Start: start, Key: keyName, User: endUser(r, req), Model: model, Instance: res.instance, Route: r.URL.Path,
 		PromptTokens: res.counts.Prompt, CompletionTokens: res.counts.Completion, CountsKnown: res.counts.Known,
 		TTFT: res.ttfb, Duration: g.now().Sub(start), Status: res.status, Outcome: res.outcome, Attempts: res.attempts,
-	}
-	if resv != nil {
-		resv.Settle(u)
 	}
 	if res.hit != "" && g.obs != nil {
 		g.obs.FilterHit("output")
