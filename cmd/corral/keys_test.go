@@ -5,40 +5,25 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/gin-gonic/gin"
 
 	"corral/engine/keys"
 	"corral/engine/store"
 	"corral/ui"
 )
 
-// keysDaemon serves the real admin API with a real key manager on the
-// control socket of a temporary data dir, as corral serve does.
+// keysDaemon serves the real admin API with a real key manager.
 func keysDaemon(t *testing.T) (dataDir string, m *keys.Manager) {
 	t.Helper()
-	dataDir = t.TempDir()
-	st, err := store.Open(dataDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if m, err = keys.New(st); err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("unix", socketPath(dataDir))
-	if err != nil {
-		t.Fatal(err)
-	}
-	gin.SetMode(gin.TestMode)
-	srv := &http.Server{Handler: ui.NewAPI(ui.Deps{Keys: m}), ReadHeaderTimeout: 5 * time.Second}
-	go srv.Serve(l)
-	t.Cleanup(func() { srv.Close() })
+	dataDir = serveAPI(t, func(st *store.Store) ui.Deps {
+		var err error
+		if m, err = keys.New(st); err != nil {
+			t.Fatal(err)
+		}
+		return ui.Deps{Keys: m}
+	})
 	return dataDir, m
 }
 

@@ -4,13 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"net"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/gin-gonic/gin"
 
 	"corral/engine/keys"
 	"corral/engine/store"
@@ -19,30 +15,19 @@ import (
 )
 
 // usageDaemon serves the real admin API with a real key manager and
-// meter on the control socket of a temporary data dir.
+// meter.
 func usageDaemon(t *testing.T) (dataDir string, m *meter.Meter) {
 	t.Helper()
-	dataDir = t.TempDir()
-	st, err := store.Open(dataDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	km, err := keys.New(st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if m, err = meter.New(st, km); err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("unix", socketPath(dataDir))
-	if err != nil {
-		t.Fatal(err)
-	}
-	gin.SetMode(gin.TestMode)
-	srv := &http.Server{Handler: ui.NewAPI(ui.Deps{Keys: km, Usage: m}), ReadHeaderTimeout: 5 * time.Second}
-	go srv.Serve(l)
-	t.Cleanup(func() { srv.Close() })
+	dataDir = serveAPI(t, func(st *store.Store) ui.Deps {
+		km, err := keys.New(st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m, err = meter.New(st, km); err != nil {
+			t.Fatal(err)
+		}
+		return ui.Deps{Keys: km, Usage: m}
+	})
 	return dataDir, m
 }
 
