@@ -1,0 +1,218 @@
+// corral admin pages: plain script, no build step, nothing from the
+// network but this corral. Pages work for viewing without it; the GGUF
+// upload needs it, because the API takes the file as the raw body and
+// answers with Server-Sent Events.
+"use strict";
+
+(function () {
+  const meta = document.querySelector('meta[name="csrf-token"]');
+  const csrf = meta ? meta.content : "";
+  const form = document.getElementById("import-form");
+  if (form) {
+    setupImport(form, csrf);
+  }
+})();
+
+function mb(n) {
+  if (n < 1e4) {
+    return n + " bytes";
+  }
+  return (n / 1e6).toFixed(n < 1e7 ? 2 : 1) + " MB";
+}
+
+// checkName applies the server's rule (the pattern and hint come from it)
+// and words a failure as the API does.
+function checkName(form, name) {
+  if (name === "") {
+    return "name is required: the model's name, such as tiny:latest";
+  }
+  if (!new RegExp(form.dataset.namePattern).test(name)) {
+    return "model name " + JSON.stringify(name) + " is not valid: " + form.dataset.nameHint;
+  }
+  return "";
+}
+
+function paramLines(text) {
+  const out = [];
+  for (const raw of text.split("\n")) {
+    const line = raw.trim();
+    if (line === "") {
+      continue;
+    }
+    const eq = line.indexOf("=");
+    if (eq <= 0) {
+      return { error: "parameter " + JSON.stringify(line) + ": use key=value, such as temperature=0.7 or stop=</s>" };
+    }
+    out.push(line);
+  }
+  return { params: out };
+}
+
+function setupImport(form, csrf) {
+  const box = document.getElementById("import-progress");
+  const bar = document.getElementById("import-bar");
+  const bytes = document.getElementById("import-bytes");
+  const steps = document.getElementById("import-steps");
+  const result = document.getElementById("import-result");
+  const submit = document.getElementById("import-submit");
+
+  function show(kind, text) {
+    result.className = "alert " + kind;
+    result.textContent = text;
+    result.hidden = false;
+  }
+
+  function step(text) {
+    const last = steps.lastElementChild;
+    if (last && last.dataset.text === text) {
+      return;
+    }
+    if (last) {
+      last.className = "done";
+    }
+    const li = document.createElement("li");
+    li.dataset.text = text;
+    li.textContent = text;
+    li.className = "current";
+    steps.appendChild(li);
+  }
+
+  function finish(ok, text) {
+    const last = steps.lastElementChild;
+    if (last) {
+      last.className = ok ? "done" : "failed";
+    }
+    show(ok ? "ok" : "error", text);
+    submit.disabled = false;
+    submit.textContent = "Import";
+  }
+
+  form.addEventListener("submit", function (e) {
+    e.preventDefault();
+    result.hidden = true;
+    const name = form.elements.name.value.trim();
+    const file = form.elements.file.files[0];
+    const p = paramLines(form.elements.params.value);
+    const problem = checkName(form, name) || (file ? "" : "choose a GGUF file to import") || p.error || "";
+    if (problem) {
+      box.hidden = true;
+      show("error", problem);
+      return;
+    }
+    const q = new URLSearchParams({ name: name, file: file.name });
+    for (const key of ["template", "system"]) {
+      const v = form.elements[key].value;
+      if (v.trim() !== "") {
+        q.set(key, v);
+      }
+    }
+    for (const kv of p.params) {
+      q.append("param", kv);
+    }
+
+    steps.replaceChildren();
+    bar.value = 0;
+    bytes.textContent = "0% · 0 of " + mb(file.size);
+    box.hidden = false;
+    submit.disabled = true;
+    submit.textContent = "Importing…";
+    step("uploading " + file.name + " to corral");
+
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", "/api/v1/models/import?" + q.toString());
+    xhr.setRequestHeader("Content-Type", "application/octet-stream");
+    xhr.setRequestHeader("X-CSRF-Token", csrf);
+    xhr.upload.onprogress = function (ev) {
+      const total = ev.lengthComputable ? ev.total : file.size;
+      const pct = total > 0 ? Math.floor((100 * ev.loaded) / total) : 100;
+      bar.value = pct;
+      bytes.textContent = pct + "% · " + mb(ev.loaded) + " of " + mb(total);
+    };
+    xhr.upload.onload = function () {
+      bar.value = 100;
+      bytes.textContent = "100% · " + mb(file.size) + " sent";
+    };
+
+    // The response is SSE: "data: {event}\n\n", read as it arrives.
+    let seen = 0;
+    let ended = false;
+    function drain() {
+      const text = xhr.responseText;
+      let end;
+      while (!ended && (end = text.indexOf("\n\n", seen)) >= 0) {
+        const chunk = text.slice(seen, end);
+        seen = end + 2;
+        const data = chunk.split("\n").filter((l) => l.startsWith("data: ")).map((l) => l.slice(6)).join("\n");
+        if (data === "") {
+          continue;
+        }
+        let ev;
+        try {
+          ev = JSON.parse(data);
+        } catch (err) {
+          continue;
+        }
+        if (ev.error) {
+          ended = true;
+          finish(false, ev.error);
+        } else if (ev.status === "success") {
+          ended = true;
+          step("verifying on every instance");
+          finish(true, ev.model + " imported: it is on " + (ev.instances || []).join(", ") + ".");
+          form.reset();
+          refreshTable(ev.model);
+        } else if (ev.status) {
+          step(ev.status);
+        }
+      }
+    }
+    xhr.onprogress = function () {
+      if (xhr.status === 200) {
+        drain();
+      }
+    };
+    xhr.onload = function () {
+      if (xhr.status !== 200) {
+        finish(false, apiError(xhr));
+        return;
+      }
+      drain();
+      if (!ended) {
+        finish(false, "the connection ended before the import finished: see corral's log");
+      }
+    };
+    xhr.onerror = function () {
+      finish(false, "the upload failed: the connection to corral was lost");
+    };
+    xhr.send(file);
+  });
+}
+
+function apiError(xhr) {
+  let msg = "";
+  try {
+    msg = JSON.parse(xhr.responseText).error || "";
+  } catch (err) {
+    msg = xhr.responseText.trim();
+  }
+  if (xhr.status === 401) {
+    return "your session has ended: reload the page and sign in again";
+  }
+  return msg || "corral answered " + xhr.status + " " + xhr.statusText;
+}
+
+// refreshTable swaps in the server-rendered table, without a full reload.
+function refreshTable(model) {
+  fetch("/models/table", { credentials: "same-origin" })
+    .then((r) => (r.ok ? r.text() : Promise.reject(new Error(r.statusText))))
+    .then((html) => {
+      const holder = document.getElementById("models-table");
+      holder.innerHTML = html;
+      for (const tr of holder.querySelectorAll("tr[data-model]")) {
+        if (tr.dataset.model === model) {
+          tr.classList.add("fresh");
+        }
+      }
+    })
+    .catch(() => window.location.reload());
+}
