@@ -1,12 +1,11 @@
-// Package ui serves corral's admin JSON API (and, later, its pages). The
-// same handlers answer on the control socket, trusted by file permissions,
-// and on the admin listener, behind a token.
+// Package ui serves corral's admin JSON API and its admin pages. The API
+// answers on the control socket, trusted by file permissions, and on the
+// admin listener (NewAdmin), where the pages join it and everything needs
+// the admin token or a session signed in with it.
 package ui
 
 import (
-	"crypto/subtle"
 	"net/http"
-	"strings"
 
 	"github.com/gin-gonic/gin"
 
@@ -95,12 +94,8 @@ func (h handler) gpus(c *gin.Context) {
 func RequireToken(token string, next http.Handler) http.Handler {
 	want := []byte(token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || subtle.ConstantTimeCompare([]byte(got), want) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="corral admin"`)
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusUnauthorized)
-			w.Write([]byte(`{"error":"admin token required: send Authorization: Bearer <token> (the token is in the data dir's admin-token file)"}` + "\n"))
+		if !bearerOK(r, want) {
+			tokenRequired(w)
 			return
 		}
 		next.ServeHTTP(w, r)

@@ -130,6 +130,10 @@ func (h handler) importModel(c *gin.Context) {
 		c.JSON(http.StatusBadRequest, gin.H{"error": err.Error()})
 		return
 	}
+	if err := checkImportName(q.Get("name")); err != nil {
+		c.JSON(http.StatusBadRequest, gin.H{"error": err.Error()})
+		return
+	}
 	in := models.Import{Name: q.Get("name"), FileName: q.Get("file"), Template: q.Get("template"), System: q.Get("system"), Parameters: params}
 	// Progress goes out while the upload still comes in: without full
 	// duplex, Go's HTTP/1 server cuts the request body once the response

@@ -1,0 +1,92 @@
+package ui
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"corral/assets"
+)
+
+// AdminConfig sets up the admin listener's handler.
+type AdminConfig struct {
+	Token      string           // the admin token: bearer for scripts, and what a person signs in with
+	TokenFile  string           // where the token is kept, shown on the sign-in page; empty when it was given as a flag
+	SessionTTL time.Duration    // how long a sign-in lasts; default 12h
+	Metrics    http.Handler     // served at /metrics behind the same auth; nil: none
+	Logger     *slog.Logger     // default slog.Default()
+	Now        func() time.Time // default time.Now; tests move it
+}
+
+// DefaultSessionTTL is a working day and then some: long enough not to
+// interrupt, short enough that a forgotten browser does not stay in.
+const DefaultSessionTTL = 12 * time.Hour
+
+// admin serves the pages and guards them and the API.
+type admin struct {
+	Deps
+	token     []byte
+	tokenFile string
+	sessions  *sessions
+	cop       *http.CrossOriginProtection
+	pages     *pages
+	log       *slog.Logger
+}
+
+// NewAdmin builds the handler of the admin listener: the admin pages, the
+// JSON API of NewAPI, and cfg.Metrics. Scripts and the CLI send the token
+// as a bearer token, as before; browsers sign in once with it and then
+// hold a session cookie.
+func NewAdmin(cfg AdminConfig, d Deps) (http.Handler, error) {
+	if cfg.Token == "" {
+		return nil, errors.New("ui: the admin token is empty")
+	}
+	if cfg.SessionTTL <= 0 {
+		cfg.SessionTTL = DefaultSessionTTL
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	p, err := loadPages(assets.FS, cfg.Logger)
+	if err != nil {
+		return nil, err
+	}
+	a := &admin{
+		Deps:      d,
+		token:     []byte(cfg.Token),
+		tokenFile: cfg.TokenFile,
+		sessions:  newSessions(cfg.SessionTTL, cfg.Now),
+		cop:       http.NewCrossOriginProtection(),
+		pages:     p,
+		log:       cfg.Logger,
+	}
+
+	r := gin.New()
+	r.Use(gin.Recovery())
+	r.GET("/static/:name", p.serveStatic)
+	r.GET("/login", pageHeaders, a.loginPage)
+	r.POST("/login", pageHeaders, a.login)
+
+	pg := r.Group("/", pageHeaders, a.requirePage)
+	pg.GET("/", func(c *gin.Context) { c.Redirect(http.StatusFound, "/models") })
+	pg.POST("/logout", a.logout)
+	if d.Models != nil {
+		pg.GET("/models", a.modelsPage)
+		pg.GET("/models/table", a.modelsTable)
+	}
+
+	api := gin.WrapH(NewAPI(d))
+	r.Any("/api/*path", a.requireAPI, api)
+	if cfg.Metrics != nil {
+		r.GET("/metrics", a.requireAPI, gin.WrapH(cfg.Metrics))
+	}
+	// Anything else answers as the admin listener always has: 401 first.
+	r.NoRoute(a.requireAPI, api)
+	return r, nil
+}

@@ -1,0 +1,74 @@
+package ui
+
+import (
+	"crypto/subtle"
+	"net/http"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+)
+
+// loginView is the sign-in page's data.
+type loginView struct {
+	Next      string
+	TokenFile string
+	Error     string
+}
+
+func (a *admin) loginPage(c *gin.Context) {
+	next := safeNext(c.Query("next"))
+	if _, how := a.authenticate(c.Request); how == bySession {
+		c.Redirect(http.StatusSeeOther, next)
+		return
+	}
+	a.pages.render(c, http.StatusOK, "login", view{Title: "Sign in", Data: loginView{Next: next, TokenFile: a.tokenFile}})
+}
+
+// login trades the admin token for a session cookie. The form's own
+// origin is checked as for any change: a sign-in forced from another
+// site would put the browser into that site's choice of session.
+func (a *admin) login(c *gin.Context) {
+	next := safeNext(c.PostForm("next"))
+	if err := a.cop.Check(c.Request); err != nil {
+		c.String(http.StatusForbidden, "%s\n", errCrossSite.Error())
+		return
+	}
+	token := strings.TrimSpace(c.PostForm("token")) // pasted with a newline, often
+	if subtle.ConstantTimeCompare([]byte(token), a.token) != 1 {
+		a.log.Warn("admin sign-in refused: wrong token", "remote", c.Request.RemoteAddr)
+		a.pages.render(c, http.StatusUnauthorized, "login", view{Title: "Sign in", Data: loginView{
+			Next: next, TokenFile: a.tokenFile, Error: "That is not this corral's admin token.",
+		}})
+		return
+	}
+	id, s, err := a.sessions.create()
+	if err != nil {
+		a.log.Error("admin sign-in failed", "err", err)
+		c.String(http.StatusInternalServerError, "could not start a session; corral's log has the reason\n")
+		return
+	}
+	http.SetCookie(c.Writer, &http.Cookie{
+		Name:     sessionCookie,
+		Value:    id,
+		Path:     "/",
+		Expires:  s.expires,
+		MaxAge:   int(a.sessions.ttl.Seconds()),
+		HttpOnly: true,
+		Secure:   c.Request.TLS != nil,
+		SameSite: http.SameSiteStrictMode,
+	})
+	a.log.Info("admin signed in", "remote", c.Request.RemoteAddr)
+	c.Redirect(http.StatusSeeOther, next)
+}
+
+// logout ends the session (the route checks its CSRF token first).
+func (a *admin) logout(c *gin.Context) {
+	if ck, err := c.Request.Cookie(sessionCookie); err == nil {
+		a.sessions.remove(ck.Value)
+	}
+	http.SetCookie(c.Writer, &http.Cookie{
+		Name: sessionCookie, Value: "", Path: "/", MaxAge: -1,
+		HttpOnly: true, Secure: c.Request.TLS != nil, SameSite: http.SameSiteStrictMode,
+	})
+	c.Redirect(http.StatusSeeOther, "/login")
+}

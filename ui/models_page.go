@@ -1,0 +1,109 @@
+package ui
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"corral/engine"
+	"corral/engine/models"
+)
+
+// modelsView is the models page's data; the table partial uses it alone.
+type modelsView struct {
+	Models      []modelRow
+	Total       int // instances
+	Healthy     int
+	NamePattern string
+	NameHint    string
+}
+
+// modelRow is one catalogue entry, worded for people.
+type modelRow struct {
+	Name         string
+	Size         string
+	Family       string
+	Parameters   string
+	Quantization string
+	On           []models.Presence
+	Placement    string
+}
+
+func (a *admin) modelsView() modelsView {
+	v := modelsView{NamePattern: importNamePattern, NameHint: importNameHint}
+	for _, in := range a.Engine.Status().Instances {
+		v.Total++
+		if in.Phase == engine.PhaseHealthy {
+			v.Healthy++
+		}
+	}
+	for _, m := range a.Models.Catalogue() {
+		row := modelRow{
+			Name: m.Name, Size: humanBytes(m.Size), Family: orDash(m.Family),
+			Parameters: orDash(m.ParameterSize), Quantization: orDash(m.Quantization),
+			On: m.Instances, Placement: "—",
+		}
+		if m.Placement != nil {
+			row.Placement = placementText(*m.Placement)
+		}
+		v.Models = append(v.Models, row)
+	}
+	return v
+}
+
+func (a *admin) modelsPage(c *gin.Context) {
+	a.pages.render(c, http.StatusOK, "models", pageView(c, "Models", "models", a.modelsView()))
+}
+
+// modelsTable is the table alone, for the page's script to swap in after
+// an import.
+func (a *admin) modelsTable(c *gin.Context) {
+	a.pages.fragment(c, "models", "models_table", a.modelsView())
+}
+
+// humanBytes uses decimal units, as Ollama's own listings do.
+func humanBytes(n int64) string {
+	const unit = 1000
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit && exp < 4; m /= unit {
+		div *= unit
+		exp++
+	}
+	v := float64(n) / float64(div)
+	prec := 1
+	if v >= 100 {
+		prec = 0
+	}
+	return strconv.FormatFloat(v, 'f', prec, 64) + " " + string("KMGTP"[exp]) + "B"
+}
+
+func placementText(p models.Placement) string {
+	s := fmt.Sprintf("warm on %d instances", p.Replicas)
+	if p.Replicas == 1 {
+		s = "warm on 1 instance"
+	}
+	if len(p.GPUs) > 0 {
+		g := make([]string, len(p.GPUs))
+		for i, n := range p.GPUs {
+			g[i] = strconv.Itoa(n)
+		}
+		s = "pinned to GPUs " + strings.Join(g, ", ")
+	}
+	if p.KeepAlive != "" {
+		s += ", keep-alive " + p.KeepAlive
+	}
+	return s
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "—"
+	}
+	return s
+}
