@@ -32,7 +32,7 @@ func TestDependencyDirection(t *testing.T) {
 		"engine":        {"gpu", "engine/store"},
 		"engine/keys":   {"engine/store"},
 		"engine/usage":  {"engine/store"},
-		"ui":            {"engine", "engine/keys", "engine/models", "engine/store", "engine/usage", "gpu"},
+		"ui":            {"assets", "engine", "engine/keys", "engine/models", "engine/store", "engine/usage", "gpu"},
 		"engine/models": {"engine", "engine/store"},
 		"assets":        {},
 		"proxy/gateway": {},

@@ -108,7 +108,7 @@ func parseServe(args []string, stdout io.Writer) (serveConfig, error) {
 	fs.StringVar(&c.Addr, "addr", ":8080", "gateway listener: the OpenAI (/v1) and Ollama (/api) APIs, API key required")
 	fs.DurationVar(&c.DrainGrace, "drain-grace", 30*time.Second, "how long a replaced instance's requests may run before it is stopped")
 	fs.DurationVar(&c.UsageRetention, "usage-retention", usage.DefaultRetention, "how long daily usage totals are kept")
-	fs.StringVar(&c.AdminAddr, "admin-addr", "127.0.0.1:8090", "admin API listener (token required); empty turns it off")
+	fs.StringVar(&c.AdminAddr, "admin-addr", "127.0.0.1:8090", "admin pages and API listener (token or signed-in session); empty turns it off")
 	fs.StringVar(&c.AdminToken, "admin-token", "", "admin API token (default: generated once and kept in DATA_DIR/admin-token)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
@@ -237,8 +237,10 @@ func (a *app) serve(ctx context.Context, c serveConfig, log *slog.Logger) error 
 		}
 	}
 	token := c.AdminToken
+	var tokenFile string // where the token is kept; empty when given as a flag
 	if admin != nil && token == "" {
-		if token, err = loadOrCreateToken(filepath.Join(c.DataDir, "admin-token")); err != nil {
+		tokenFile = filepath.Join(c.DataDir, "admin-token")
+		if token, err = loadOrCreateToken(tokenFile); err != nil {
 			closeAll()
 			return err
 		}
@@ -297,7 +299,8 @@ func (a *app) serve(ctx context.Context, c serveConfig, log *slog.Logger) error 
 		&upstreams{eng: eng, models: mdl, sampler: sampler}, apiKeys)
 	defer gw.Close()
 	gin.SetMode(gin.ReleaseMode)
-	api := ui.NewAPI(ui.Deps{Engine: eng, GPUs: gpuView{inv, sampler}, Keys: apiKeys, Models: mdl, Usage: meter, Filter: cf})
+	deps := ui.Deps{Engine: eng, GPUs: gpuView{inv, sampler}, Keys: apiKeys, Models: mdl, Usage: meter, Filter: cf}
+	api := ui.NewAPI(deps)
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -310,13 +313,20 @@ func (a *app) serve(ctx context.Context, c serveConfig, log *slog.Logger) error 
 	listeners := []net.Listener{sock, front}
 	log.Info("gateway listening", "addr", front.Addr().String())
 	if admin != nil {
-		// The admin listener adds Prometheus /metrics, behind the same token.
-		adminMux := http.NewServeMux()
-		adminMux.Handle("/metrics", prom.Handler())
-		adminMux.Handle("/", api)
-		servers = append(servers, &http.Server{Handler: ui.RequireToken(token, adminMux), ReadHeaderTimeout: 10 * time.Second})
+		// The admin listener: the admin pages and the API (token or
+		// signed-in session), and Prometheus /metrics behind the same.
+		adminHandler, err := ui.NewAdmin(ui.AdminConfig{Token: token, TokenFile: tokenFile, Metrics: prom.Handler(), Logger: log}, deps)
+		if err != nil {
+			closeAll()
+			return err
+		}
+		servers = append(servers, &http.Server{Handler: adminHandler, ReadHeaderTimeout: 10 * time.Second})
 		listeners = append(listeners, admin)
-		log.Info("admin API listening", "addr", admin.Addr().String())
+		attrs := []any{"addr", admin.Addr().String(), "url", adminURL(admin.Addr())}
+		if tokenFile != "" {
+			attrs = append(attrs, "token_file", tokenFile)
+		}
+		log.Info("admin API listening", attrs...)
 	}
 	serveErr := make(chan error, len(servers))
 	for i, srv := range servers {
@@ -386,6 +396,19 @@ func listenSocket(path string) (net.Listener, error) {
 		return nil, fmt.Errorf("control socket %s: %w", path, err)
 	}
 	return l, nil
+}
+
+// adminURL is where a person opens the admin pages: a wildcard listen
+// address is reached on this host as localhost.
+func adminURL(addr net.Addr) string {
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return "http://" + addr.String() + "/"
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port) + "/"
 }
 
 // loadOrCreateToken keeps the generated admin token in a 0600 file, so it
