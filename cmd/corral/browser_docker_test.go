@@ -1,0 +1,257 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"corral/engine/models"
+)
+
+// chromiumPath finds the browser the page tests drive; without one they
+// skip (CI installs Debian's chromium, so there they run).
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	t.Skip("no chromium on PATH (apt-get install chromium): the admin page tests drive a real browser")
+	return ""
+}
+
+// browser starts a headless chromium for the test, with a profile of its
+// own; no sandbox, because tests run as root in a container.
+func browser(t *testing.T, bin string) context.Context {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(bin),
+		chromedp.NoSandbox,
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 900),
+		chromedp.Flag("disable-dev-shm-usage", true),
+	)
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelTab := chromedp.NewContext(actx)
+	ctx, cancelTime := context.WithTimeout(ctx, 3*time.Minute)
+	t.Cleanup(func() { cancelTime(); cancelTab(); cancelAlloc() })
+	if err := chromedp.Do(ctx); err != nil { // starts the browser
+		t.Fatalf("start chromium %s: %v", bin, err)
+	}
+	return ctx
+}
+
+// screenshots saves full-page PNGs in a temp dir and, when
+// CORRAL_SCREENSHOT_DIR is set, there too, for a person to look at.
+type screenshots struct {
+	t    *testing.T
+	ctx  context.Context
+	dirs []string
+}
+
+func newScreenshots(t *testing.T, ctx context.Context) *screenshots {
+	s := &screenshots{t: t, ctx: ctx, dirs: []string{t.TempDir()}}
+	if d := os.Getenv("CORRAL_SCREENSHOT_DIR"); d != "" {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatalf("CORRAL_SCREENSHOT_DIR: %v", err)
+		}
+		s.dirs = append(s.dirs, d)
+	}
+	return s
+}
+
+func (s *screenshots) take(name string) {
+	s.t.Helper()
+	png, err := chromedp.Run(s.ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		s.t.Fatalf("screenshot %s: %v", name, err)
+	}
+	for _, d := range s.dirs {
+		p := filepath.Join(d, "admin-"+name+".png")
+		if err := os.WriteFile(p, png, 0o644); err != nil {
+			s.t.Fatalf("save screenshot: %v", err)
+		}
+		s.t.Logf("screenshot %s", p)
+	}
+}
+
+func text(t *testing.T, ctx context.Context, css string) string {
+	t.Helper()
+	s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(css)))
+	if err != nil {
+		t.Fatalf("text of %s: %v", css, err)
+	}
+	return s
+}
+
+func do(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// TestAdminPagesInBrowser: a person signs in with the admin token,
+// imports a GGUF file on the models page of a real corral over simulator
+// instances, watches it go up, and sees it in the table; every instance
+// has it. A bad name and a file that is not GGUF show the API's message.
+func TestAdminPagesInBrowser(t *testing.T) {
+	bin := chromiumPath(t)
+	f := startFleet(t, 2, "--admin-addr", "127.0.0.1:0")
+	t.Parallel()
+	base := f.logAttr(t, "admin API listening", "url")
+	if tf := f.logAttr(t, "admin API listening", "token_file"); tf != filepath.Join(f.dataDir, "admin-token") {
+		t.Fatalf("the log names the token file %q", tf)
+	}
+	raw, err := os.ReadFile(filepath.Join(f.dataDir, "admin-token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := strings.TrimSpace(string(raw))
+	dir := t.TempDir()
+	gguf := filepath.Join(dir, "tiny.gguf")
+	if out, err := exec.Command("go", "run", "../mkgguf", "-o", gguf).CombinedOutput(); err != nil {
+		t.Fatalf("mkgguf: %v\n%s", err, out)
+	}
+	notGGUF := filepath.Join(dir, "notes.gguf")
+	os.WriteFile(notGGUF, []byte("these are notes, not a model\n"), 0o600)
+
+	ctx := browser(t, bin)
+	shots := newScreenshots(t, ctx)
+
+	// Not signed in: the page sends the browser to sign in.
+	do(t, ctx, "open models", chromedp.Navigate(base+"models"), chromedp.WaitVisible(chromedp.CSS("#token")))
+	if loc, _ := chromedp.Run(ctx, chromedp.Location()); !strings.HasSuffix(loc, "/login?next=%2Fmodels") {
+		t.Fatalf("not signed in, /models went to %s", loc)
+	}
+	if hint := text(t, ctx, ".hint"); !strings.Contains(hint, filepath.Join(f.dataDir, "admin-token")) {
+		t.Fatalf("the sign-in page does not say where the token is: %q", hint)
+	}
+	shots.take("login")
+
+	do(t, ctx, "wrong token", chromedp.SendKeys(chromedp.CSS("#token"), "not-the-token"),
+		chromedp.Click(chromedp.CSS("form button[type=submit]")), chromedp.WaitVisible(chromedp.CSS(".alert.error")))
+	if msg := text(t, ctx, ".alert.error"); msg != "That is not this corral's admin token." {
+		t.Fatalf("wrong token says %q", msg)
+	}
+	do(t, ctx, "sign in", chromedp.SendKeys(chromedp.CSS("#token"), token),
+		chromedp.Click(chromedp.CSS("form button[type=submit]")), chromedp.WaitVisible(chromedp.CSS("#import-form")))
+	if loc, _ := chromedp.Run(ctx, chromedp.Location()); loc != base+"models" {
+		t.Fatalf("after sign-in at %s", loc)
+	}
+	if table := text(t, ctx, "#models-table"); !strings.Contains(table, "llama3.2:1b") {
+		t.Fatalf("the table lacks the instances' models:\n%s", table)
+	}
+
+	// A bad name: the API's own words, and nothing is sent.
+	hint, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.CSS("#import-form"), "data-name-hint"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	do(t, ctx, "bad name", chromedp.SetUploadFiles(chromedp.CSS("#import-file"), []string{gguf}),
+		chromedp.SetValue(chromedp.CSS("#import-name"), "bad name!"),
+		chromedp.Click(chromedp.CSS("#import-submit")), chromedp.WaitVisible(chromedp.CSS("#import-result.error")))
+	if msg := text(t, ctx, "#import-result"); msg != `model name "bad name!" is not valid: `+hint.Value {
+		t.Fatalf("bad name says %q", msg)
+	}
+	shots.take("bad-name")
+
+	// Not a GGUF file: the server's refusal, after the upload.
+	do(t, ctx, "not a GGUF file", chromedp.SetUploadFiles(chromedp.CSS("#import-file"), []string{notGGUF}),
+		chromedp.SetValue(chromedp.CSS("#import-name"), "notes"),
+		chromedp.Click(chromedp.CSS("#import-submit")), chromedp.WaitVisible(chromedp.CSS("#import-result.error")))
+	if msg := text(t, ctx, "#import-result"); !strings.HasPrefix(msg, "notes.gguf is not a GGUF file (it does not start with GGUF") {
+		t.Fatalf("a text file says %q", msg)
+	}
+	shots.take("not-gguf")
+
+	// The real thing, with a template and parameters. The marker shows
+	// the page was not reloaded to show the new model.
+	do(t, ctx, "import", chromedp.Evaluate[chromedp.Void]("window.corralMarker = 1; undefined"),
+		chromedp.SetUploadFiles(chromedp.CSS("#import-file"), []string{gguf}),
+		chromedp.SetValue(chromedp.CSS("#import-name"), "tiny-web"),
+		chromedp.Click(chromedp.CSS("details summary")),
+		chromedp.SetValue(chromedp.CSS("#import-template"), "{{ .Prompt }}"),
+		chromedp.SetValue(chromedp.CSS("#import-params"), "temperature=0\nstop=</s>"),
+		chromedp.Click(chromedp.CSS("#import-submit")),
+		chromedp.WaitVisible(chromedp.CSS("#import-result.ok")),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-model="tiny-web:latest"]`)))
+	names := []string{f.st.Instances[0].Name, f.st.Instances[1].Name}
+	if msg := text(t, ctx, "#import-result"); msg != "tiny-web:latest imported: it is on "+strings.Join(names, ", ")+"." {
+		t.Fatalf("success says %q", msg)
+	}
+	steps, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll("#import-steps li")].map(li => li.className + " " + li.textContent)`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	joined := strings.Join(steps, "\n")
+	for _, want := range []string{"done uploading tiny.gguf to corral", "done receiving tiny.gguf", "done uploading to " + names[0], "done verifying on every instance"} {
+		if !strings.Contains(joined, want) {
+			t.Fatalf("steps lack %q:\n%s", want, joined)
+		}
+	}
+	bar, err := chromedp.Run(ctx, chromedp.Evaluate[float64](`document.getElementById("import-bar").value`))
+	if bytes := text(t, ctx, "#import-bytes"); err != nil || bar != 100 || !strings.HasPrefix(bytes, "100% · ") || !strings.HasSuffix(bytes, " sent") {
+		t.Fatalf("progress bar %v %v, label %q", bar, err, bytes)
+	}
+	if marker, err := chromedp.Run(ctx, chromedp.Evaluate[int]("window.corralMarker || 0")); err != nil || marker != 1 {
+		t.Fatalf("the page reloaded to show the model (marker %d, %v)", marker, err)
+	}
+	row := text(t, ctx, `tr[data-model="tiny-web:latest"]`)
+	if !strings.Contains(row, "2/2") || !strings.Contains(row, names[0]) || !strings.Contains(row, names[1]) {
+		t.Fatalf("the new row: %q", row)
+	}
+	shots.take("imported")
+
+	// Every instance lists it, says the API (with the bearer token, as
+	// scripts use it) and each simulator.
+	req, _ := http.NewRequest("GET", base+"api/v1/models", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cat struct {
+		Models []models.Model `json:"models"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&cat)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var on []string
+	for _, m := range cat.Models {
+		if m.Name == "tiny-web:latest" {
+			for _, p := range m.Instances {
+				on = append(on, p.Instance)
+			}
+		}
+	}
+	if strings.Join(on, ",") != strings.Join(names, ",") {
+		t.Fatalf("GET /api/v1/models: tiny-web:latest is on %v, want %v", on, names)
+	}
+	for _, in := range f.st.Instances {
+		if !simTags(t, in.Endpoint)["tiny-web:latest"] {
+			t.Fatalf("%s does not list the imported model", in.Name)
+		}
+	}
+
+	// A fresh load renders the model on the server, no script needed.
+	do(t, ctx, "reload", chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS(`tr[data-model="tiny-web:latest"]`)))
+
+	// Sign out: the session is gone, the pages ask to sign in again.
+	do(t, ctx, "sign out", chromedp.Click(chromedp.CSS(".signout button")), chromedp.WaitVisible(chromedp.CSS("#token")))
+	do(t, ctx, "models after sign-out", chromedp.Navigate(base+"models"), chromedp.WaitVisible(chromedp.CSS("#token")))
+	if loc, _ := chromedp.Run(ctx, chromedp.Location()); !strings.Contains(loc, "/login") {
+		t.Fatalf("after sign-out /models went to %s", loc)
+	}
+}
