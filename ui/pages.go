@@ -76,7 +76,10 @@ func loadPages(fsys fs.FS, log *slog.Logger) (*pages, error) {
 		}
 	}
 	for _, name := range pageNames {
-		t, err := template.Must(base.Clone()).ParseFS(fsys, "templates/pages/"+name+".html")
+		t, err := base.Clone()
+		if err == nil {
+			t, err = t.ParseFS(fsys, "templates/pages/"+name+".html")
+		}
 		if err != nil {
 			return nil, fmt.Errorf("ui: parse page %s: %w", name, err)
 		}
@@ -109,8 +112,14 @@ func (p *pages) fragment(c *gin.Context, page, partial string, data any) {
 }
 
 func (p *pages) execute(c *gin.Context, code int, page, tmpl string, data any) {
+	t, ok := p.views[page]
+	if !ok {
+		p.log.Error("admin page has no template", "page", page)
+		c.String(http.StatusInternalServerError, "no template for the %s page", page)
+		return
+	}
 	var buf bytes.Buffer
-	if err := p.views[page].ExecuteTemplate(&buf, tmpl, data); err != nil {
+	if err := t.ExecuteTemplate(&buf, tmpl, data); err != nil {
 		p.log.Error("admin page failed to render", "page", page, "template", tmpl, "err", err)
 		c.String(http.StatusInternalServerError, "the %s page failed to render; corral's log has the reason", page)
 		return
