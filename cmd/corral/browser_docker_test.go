@@ -7,10 +7,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
 	"corral/engine/models"
@@ -81,6 +83,17 @@ func (s *screenshots) take(name string) {
 			s.t.Fatalf("save screenshot: %v", err)
 		}
 		s.t.Logf("screenshot %s", p)
+	}
+}
+
+// throttle limits the tab's uploads to bytesPerSec (-1: no limit).
+func throttle(t *testing.T, ctx context.Context, bytesPerSec float64) {
+	t.Helper()
+	_, err := chromedp.Call(ctx, network.EmulateNetworkConditionsByRule, network.EmulateNetworkConditionsByRuleParams{
+		MatchedNetworkConditions: []*network.Conditions{{DownloadThroughput: -1, UploadThroughput: bytesPerSec}},
+	})
+	if err != nil {
+		t.Fatalf("throttle uploads: %v", err)
 	}
 }
 
@@ -174,17 +187,27 @@ func TestAdminPagesInBrowser(t *testing.T) {
 	}
 	shots.take("not-gguf")
 
-	// The real thing, with a template and parameters. The marker shows
-	// the page was not reloaded to show the new model.
+	// The real thing, with a template and parameters, the upload slowed
+	// down so the bar is seen part way. The marker shows the page was not
+	// reloaded to show the new model.
+	throttle(t, ctx, 150_000)
 	do(t, ctx, "import", chromedp.Evaluate[chromedp.Void]("window.corralMarker = 1; undefined"),
 		chromedp.SetUploadFiles(chromedp.CSS("#import-file"), []string{gguf}),
 		chromedp.SetValue(chromedp.CSS("#import-name"), "tiny-web"),
 		chromedp.Click(chromedp.CSS("details summary")),
 		chromedp.SetValue(chromedp.CSS("#import-template"), "{{ .Prompt }}"),
 		chromedp.SetValue(chromedp.CSS("#import-params"), "temperature=0\nstop=</s>"),
-		chromedp.Click(chromedp.CSS("#import-submit")),
-		chromedp.WaitVisible(chromedp.CSS("#import-result.ok")),
+		chromedp.Click(chromedp.CSS("#import-submit")))
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`(() => { const v = document.getElementById("import-bar").value; return v >= 25 && v < 90; })()`)); err != nil {
+		t.Fatalf("the progress bar was never seen part way: %v", err)
+	}
+	if b := text(t, ctx, "#import-bytes"); !regexp.MustCompile(`^[1-9][0-9]?% · 0\.[0-9]{2} MB of 0\.[0-9]{2} MB$`).MatchString(b) {
+		t.Fatalf("progress label while uploading: %q", b)
+	}
+	shots.take("uploading")
+	do(t, ctx, "import finishes", chromedp.WaitVisible(chromedp.CSS("#import-result.ok")),
 		chromedp.WaitVisible(chromedp.CSS(`tr[data-model="tiny-web:latest"]`)))
+	throttle(t, ctx, -1)
 	names := []string{f.st.Instances[0].Name, f.st.Instances[1].Name}
 	if msg := text(t, ctx, "#import-result"); msg != "tiny-web:latest imported: it is on "+strings.Join(names, ", ")+"." {
 		t.Fatalf("success says %q", msg)
