@@ -279,10 +279,13 @@ func (g *Gateway) roundTrip(r, ureq *http.Request, u *Upstream, fr forwardReq, c
 // attempt tries one upstream. retry means nothing of its answer reached
 // the client and another instance may try; aerr then says what went wrong.
 func (g *Gateway) attempt(r *http.Request, fr forwardReq, u *Upstream, st *upstreamState, c *client) (retry bool, aerr *apiError) {
-	ctx, cancel := context.WithCancel(r.Context())
-	defer cancel()
+	// The lean client stops the upstream by closing its connection, so
+	// only http.Transport requests need a context of their own.
+	ctx, cancel := r.Context(), context.CancelFunc(func() {})
 	var ureq *http.Request // nil: the lean client, for streams
 	if !fr.stream || !leanUsable(u) {
+		ctx, cancel = context.WithCancel(r.Context())
+		defer cancel()
 		var err error
 		ureq, err = upstreamRequest(ctx, r, u, fr)
 		if err != nil {

@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -95,12 +96,15 @@ type Gateway struct {
 
 	pickMu sync.Mutex // serializes choosing with counting; guards rnd
 	rnd    *mrand.Rand
+
+	ridPrefix [8]byte // hex
+	ridSeq    atomic.Uint64
 }
 
 // New builds a gateway over upstreams, admitting what auth admits.
 func New(cfg Config, upstreams Upstreams, auth Authorizer) *Gateway {
 	cfg.defaults()
-	return &Gateway{
+	g := &Gateway{
 		cfg:       cfg,
 		upstreams: upstreams,
 		auth:      auth,
@@ -111,6 +115,10 @@ func New(cfg Config, upstreams Upstreams, auth Authorizer) *Gateway {
 		obs:       cfg.Observer,
 		rnd:       mrand.New(mrand.NewPCG(mrand.Uint64(), mrand.Uint64())),
 	}
+	var p [4]byte
+	rand.Read(p[:])
+	hex.Encode(g.ridPrefix[:], p[:])
+	return g
 }
 
 // Close drops idle upstream connections.
@@ -138,14 +146,24 @@ func (g *Gateway) WaitIdle(ctx context.Context, instance string) {
 	}
 }
 
-func requestID(r *http.Request) string {
+// requestID passes the client's X-Request-ID through, or makes one: a
+// random prefix per gateway and a sequence number, unique without a call
+// to the random source per request.
+func (g *Gateway) requestID(r *http.Request) string {
 	if id := r.Header.Get("X-Request-ID"); id != "" && len(id) <= 128 {
 		return id
 	}
-	b := make([]byte, 8)
-	rand.Read(b)
-	return hex.EncodeToString(b)
+	var b [16]byte
+	copy(b[:], g.ridPrefix[:])
+	n := g.ridSeq.Add(1)
+	for i := 15; i >= 8; i-- {
+		b[i] = hexDigits[n&0xf]
+		n >>= 4
+	}
+	return string(b[:])
 }
+
+const hexDigits = "0123456789abcdef"
 
 func bearer(r *http.Request) string {
 	h := r.Header.Get("Authorization")
@@ -156,7 +174,7 @@ func bearer(r *http.Request) string {
 }
 
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	rid := requestID(r)
+	rid := g.requestID(r)
 	w.Header().Set("X-Request-ID", rid)
 	rt, ok := routes[r.URL.Path]
 	rt.name = r.URL.Path
@@ -275,10 +293,13 @@ func (g *Gateway) serveModel(w http.ResponseWriter, r *http.Request, rt route, k
 	if g.obs != nil {
 		g.obs.Observe(u)
 	}
-	g.log.Info("request", "id", rid, "key", keyName, "user", u.User, "path", r.URL.Path, "model", model, "stream", stream,
-		"instance", res.instance, "attempts", res.attempts, "status", res.status, "bytes", res.bytes,
-		"prompt_tokens", u.PromptTokens, "completion_tokens", u.CompletionTokens,
-		"ttfb_ms", res.ttfb.Milliseconds(), "duration_ms", u.Duration.Milliseconds(), "outcome", res.outcome)
+	// LogAttrs: the line is written for every request, and typed
+	// attributes spare boxing each value.
+	g.log.LogAttrs(r.Context(), slog.LevelInfo, "request", slog.String("id", rid), slog.String("key", keyName), slog.String("user", u.User),
+		slog.String("path", r.URL.Path), slog.String("model", model), slog.Bool("stream", stream),
+		slog.String("instance", res.instance), slog.Int("attempts", res.attempts), slog.Int("status", res.status), slog.Int64("bytes", res.bytes),
+		slog.Int("prompt_tokens", u.PromptTokens), slog.Int("completion_tokens", u.CompletionTokens),
+		slog.Int64("ttfb_ms", res.ttfb.Milliseconds()), slog.Int64("duration_ms", u.Duration.Milliseconds()), slog.String("outcome", res.outcome))
 }
 
 // quotaError answers a refused reservation: 429 with Retry-After when the

@@ -50,7 +50,7 @@ func upstream(t *testing.T, name string, h http.HandlerFunc, models ...string) U
 	return upstreamAt(t, name, srv.URL, models...)
 }
 
-func upstreamAt(t *testing.T, name, raw string, models ...string) Upstream {
+func upstreamAt(t testing.TB, name, raw string, models ...string) Upstream {
 	u, err := url.Parse(raw)
 	if err != nil {
 		t.Fatal(err)
@@ -311,35 +311,57 @@ func TestKeepAliveDuringColdLoad(t *testing.T) {
 }
 
 func TestClientDisconnectCancelsUpstream(t *testing.T) {
-	canceled := make(chan struct{})
-	up := upstream(t, "i0", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/x-ndjson")
-		io.WriteString(w, `{"done":false}`+"\n")
-		w.(http.Flusher).Flush()
-		<-r.Context().Done()
-		close(canceled)
-	}, "m:latest")
-	g, _, srv := newTestGateway(t, Config{}, up)
-	ctx, cancel := context.WithCancel(context.Background())
-	req, _ := http.NewRequestWithContext(ctx, "POST", srv.URL+"/api/chat", strings.NewReader(`{"model":"m"}`))
-	req.Header.Set("Authorization", "Bearer good")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bufio.NewReader(resp.Body).ReadString('\n')
-	cancel()
-	select {
-	case <-canceled:
-	case <-time.After(5 * time.Second):
-		t.Fatal("upstream request not canceled after the client left")
-	}
-	deadline := time.Now().Add(2 * time.Second)
-	for g.Inflight("i0") != 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if n := g.Inflight("i0"); n != 0 {
-		t.Fatalf("in flight = %d after disconnect", n)
+	// Before headers is a cold model load; mid-stream, a long generation.
+	for _, midStream := range []bool{false, true} {
+		t.Run(fmt.Sprintf("mid-stream %v", midStream), func(t *testing.T) {
+			canceled := make(chan struct{})
+			up := upstream(t, "i0", func(w http.ResponseWriter, r *http.Request) {
+				// Reading the body, as Ollama does, is what lets net/http
+				// see the connection close before any answer.
+				io.Copy(io.Discard, r.Body)
+				if midStream {
+					w.Header().Set("Content-Type", "application/x-ndjson")
+					io.WriteString(w, `{"done":false}`+"\n")
+					w.(http.Flusher).Flush()
+				}
+				<-r.Context().Done()
+				close(canceled)
+			}, "m:latest")
+			g, _, srv := newTestGateway(t, Config{}, up)
+			ctx, cancel := context.WithCancel(context.Background())
+			req, _ := http.NewRequestWithContext(ctx, "POST", srv.URL+"/api/chat", strings.NewReader(`{"model":"m"}`))
+			req.Header.Set("Authorization", "Bearer good")
+			if midStream {
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				bufio.NewReader(resp.Body).ReadString('\n')
+				cancel()
+			} else {
+				go func() {
+					for g.Inflight("i0") == 0 {
+						time.Sleep(time.Millisecond)
+					}
+					cancel()
+				}()
+				if _, err := http.DefaultClient.Do(req); err == nil {
+					t.Fatal("request succeeded; want it cancelled")
+				}
+			}
+			select {
+			case <-canceled:
+			case <-time.After(5 * time.Second):
+				t.Fatal("upstream request not canceled after the client left")
+			}
+			deadline := time.Now().Add(2 * time.Second)
+			for g.Inflight("i0") != 0 && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			if n := g.Inflight("i0"); n != 0 {
+				t.Fatalf("in flight = %d after disconnect", n)
+			}
+		})
 	}
 }
 

@@ -128,10 +128,28 @@ func withUsage(body []byte) []byte {
 // also avoids Go's HTTP/1 server closing a body still being forwarded
 // (golang/go#40747), and lets a retry resend it.
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, *apiError) {
+	tooBig := func() *apiError {
+		return &apiError{Status: http.StatusRequestEntityTooLarge, Message: fmt.Sprintf("request body is larger than %d MiB", limit>>20), Code: "request_too_large"}
+	}
+	if n := r.ContentLength; n >= 0 {
+		// The usual case: read exactly the announced bytes into one buffer.
+		if n > limit {
+			return nil, tooBig()
+		}
+		body := make([]byte, n)
+		if _, err := io.ReadFull(r.Body, body); err != nil {
+			return nil, &apiError{Status: http.StatusBadRequest, Message: "reading request body: " + err.Error()}
+		}
+		// Reading on to EOF is what lets net/http watch the connection,
+		// so that a client leaving cancels the request.
+		var one [1]byte
+		r.Body.Read(one[:])
+		return body, nil
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-	var tooBig *http.MaxBytesError
-	if errors.As(err, &tooBig) {
-		return nil, &apiError{Status: http.StatusRequestEntityTooLarge, Message: fmt.Sprintf("request body is larger than %d MiB", limit>>20), Code: "request_too_large"}
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return nil, tooBig()
 	}
 	if err != nil {
 		return nil, &apiError{Status: http.StatusBadRequest, Message: "reading request body: " + err.Error()}

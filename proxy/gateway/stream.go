@@ -25,7 +25,7 @@ var (
 	doneEvent   = []byte("[DONE]")
 	errorPrefix = []byte(`{"error"`)
 	doneTrue    = []byte(`"done":true`)
-	usageKey    = []byte(`"usage":{`)
+	usageKey    = []byte(`"usage"`)
 	noChoices   = []byte(`"choices":[]`)
 )
 
@@ -52,17 +52,89 @@ type openAIUsage struct {
 // answerCounts reads token counts from a whole (non-streamed) answer.
 func answerCounts(openAI bool, body []byte) counts {
 	if openAI {
-		var u openAIUsage
-		if json.Unmarshal(body, &u) == nil && u.Usage != nil {
-			return counts{u.Usage.PromptTokens, u.Usage.CompletionTokens, true}
-		}
+		return openAICounts(body)
+	}
+	c := ollamaAnswerCounts(body)
+	if c.Prompt == 0 && c.Completion == 0 {
 		return counts{}
 	}
-	var o ollamaCounts
-	if json.Unmarshal(body, &o) == nil && (o.PromptEvalCount > 0 || o.EvalCount > 0) {
-		return counts{o.PromptEvalCount, o.EvalCount, true}
+	return c
+}
+
+// The counts sit in the last frame of every stream, so they are read by
+// looking for their keys rather than decoding the frame: a key with its
+// quotes cannot occur inside a JSON string, where quotes are escaped. A
+// frame the scan cannot read is decoded properly.
+var (
+	promptTokensKey     = []byte(`"prompt_tokens":`)
+	completionTokensKey = []byte(`"completion_tokens":`)
+	promptEvalKey       = []byte(`"prompt_eval_count":`)
+	evalKey             = []byte(`"eval_count":`)
+)
+
+// openAICounts reads the usage object of an OpenAI answer or chunk.
+func openAICounts(data []byte) counts {
+	i := bytes.Index(data, usageKey)
+	if i < 0 {
+		return counts{}
+	}
+	obj := bytes.TrimLeft(data[i+len(usageKey):], " \t")
+	if obj, ok := bytes.CutPrefix(obj, []byte(":")); ok {
+		obj = bytes.TrimLeft(obj, " \t")
+		if bytes.HasPrefix(obj, []byte("null")) {
+			return counts{} // OpenAI's chunks before the usage chunk
+		}
+		if obj, ok := bytes.CutPrefix(obj, []byte("{")); ok {
+			p, ok1 := intAfter(obj, promptTokensKey)
+			c, ok2 := intAfter(obj, completionTokensKey)
+			if ok1 && ok2 {
+				return counts{p, c, true}
+			}
+		}
+	}
+	var u openAIUsage
+	if json.Unmarshal(data, &u) == nil && u.Usage != nil {
+		return counts{u.Usage.PromptTokens, u.Usage.CompletionTokens, true}
 	}
 	return counts{}
+}
+
+// ollamaAnswerCounts reads the counts of Ollama's final line or answer; a
+// count Ollama leaves out (a cached prompt) is zero.
+func ollamaAnswerCounts(data []byte) counts {
+	p, ok1 := intAfter(data, promptEvalKey)
+	c, ok2 := intAfter(data, evalKey)
+	if (ok1 || !bytes.Contains(data, promptEvalKey)) && (ok2 || !bytes.Contains(data, evalKey)) {
+		return counts{p, c, true}
+	}
+	var o ollamaCounts
+	if json.Unmarshal(data, &o) != nil {
+		return counts{}
+	}
+	return counts{o.PromptEvalCount, o.EvalCount, true}
+}
+
+// intAfter parses the non-negative integer that follows key (spaces
+// allowed); ok is false when key is missing or no integer follows.
+func intAfter(data, key []byte) (n int, ok bool) {
+	i := bytes.Index(data, key)
+	if i < 0 {
+		return 0, false
+	}
+	rest := data[i+len(key):]
+	rest = bytes.TrimLeft(rest, " \t")
+	digits := 0
+	for _, b := range rest {
+		if b < '0' || b > '9' || digits == 18 {
+			break
+		}
+		n = n*10 + int(b-'0')
+		digits++
+	}
+	if digits == 0 || (digits < len(rest) && rest[digits] >= '0' && rest[digits] <= '9') {
+		return 0, false
+	}
+	return n, true
 }
 
 // framer cuts a stream into whole events (SSE) or lines (NDJSON) across
@@ -150,9 +222,8 @@ func (f *framer) inspect(frame []byte) bool {
 		case bytes.Equal(data, doneEvent), bytes.HasPrefix(data, errorPrefix):
 			f.ended = true
 		case bytes.Contains(data, usageKey):
-			var u openAIUsage
-			if json.Unmarshal(data, &u) == nil && u.Usage != nil {
-				f.counts = counts{u.Usage.PromptTokens, u.Usage.CompletionTokens, true}
+			if c := openAICounts(data); c.Known {
+				f.counts = c
 				if f.dropUsage && bytes.Contains(data, noChoices) {
 					return false
 				}
@@ -164,10 +235,7 @@ func (f *framer) inspect(frame []byte) bool {
 			f.ended = true
 		case bytes.Contains(frame, doneTrue):
 			f.ended = true
-			var o ollamaCounts
-			if json.Unmarshal(frame, &o) == nil {
-				f.counts = counts{o.PromptEvalCount, o.EvalCount, true}
-			}
+			f.counts = ollamaAnswerCounts(frame)
 		}
 	}
 	if f.filter != nil && !f.ended {

@@ -123,3 +123,40 @@ func FuzzFramer(f *testing.F) {
 		}
 	})
 }
+
+// The key scan must agree with decoding the frame, and fall back to it
+// where it cannot read the numbers.
+func TestUsageCounts(t *testing.T) {
+	cases := []struct {
+		name   string
+		openAI bool
+		frame  string
+		want   counts
+	}{
+		{"openai chunk", true, `{"id":"c","choices":[],"usage":{"prompt_tokens":12,"completion_tokens":345,"total_tokens":357}}`, counts{12, 345, true}},
+		{"openai spaced", true, `{"usage": {"prompt_tokens": 7, "completion_tokens":	8}}`, counts{7, 8, true}},
+		{"openai key order", true, `{"usage":{"completion_tokens":2,"prompt_tokens":1}}`, counts{1, 2, true}},
+		{"openai no usage", true, `{"choices":[{"delta":{"content":"\"usage\":{\"prompt_tokens\":9"}}]}`, counts{}},
+		{"openai usage null", true, `{"usage":null}`, counts{}},
+		{"openai usage missing field", true, `{"usage":{"prompt_tokens":3}}`, counts{3, 0, true}},
+		{"openai quoted number", true, `{"usage":{"prompt_tokens":"3","completion_tokens":4}}`, counts{}},
+		{"ollama done", false, `{"model":"m","done":true,"prompt_eval_count":26,"eval_count":290}`, counts{26, 290, true}},
+		{"ollama cached prompt", false, `{"done":true,"eval_count":5}`, counts{0, 5, true}},
+		{"ollama content mentions key", false, `{"message":{"content":"\"eval_count\":99"},"done":true,"prompt_eval_count":1,"eval_count":2}`, counts{1, 2, true}},
+		{"ollama null count", false, `{"done":true,"prompt_eval_count":null,"eval_count":4}`, counts{0, 4, true}},
+		{"ollama huge count", false, `{"done":true,"prompt_eval_count":1234567890123456789012,"eval_count":4}`, counts{}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var got counts
+			if tc.openAI {
+				got = openAICounts([]byte(tc.frame))
+			} else {
+				got = ollamaAnswerCounts([]byte(tc.frame))
+			}
+			if got != tc.want {
+				t.Errorf("counts of %s = %+v, want %+v", tc.frame, got, tc.want)
+			}
+		})
+	}
+}
