@@ -234,8 +234,7 @@ func upstreamRequest(ctx context.Context, r *http.Request, u *Upstream, fr forwa
 // roundTrip waits for the upstream's headers. SSE clients get comment
 // lines meanwhile, so a cold model load does not look like a dead server.
 // The comments come from a timer rather than a goroutine per request: the
-// handler is blocked in RoundTrip, and mu keeps the timer's writes from
-// overlapping what follows.
+// handler is blocked in RoundTrip.
 //
 // A nil ureq sends r with the lean client (streaming requests).
 func (g *Gateway) roundTrip(r, ureq *http.Request, u *Upstream, fr forwardReq, c *client) (*http.Response, error) {
@@ -248,32 +247,46 @@ func (g *Gateway) roundTrip(r, ureq *http.Request, u *Upstream, fr forwardReq, c
 	if !(fr.stream && fr.route.sse) {
 		return do()
 	}
-	var mu sync.Mutex
-	done := false
-	var t *time.Timer
-	mu.Lock() // the callback waits until t is set
-	t = time.AfterFunc(g.cfg.KeepAliveInterval, func() {
-		mu.Lock()
-		defer mu.Unlock()
-		if done {
-			return
-		}
-		// Comments are invisible to SSE parsers: a retry on another
-		// instance stays possible after them.
-		c.commitSSE()
-		c.w.Write([]byte(": keep-alive\n\n"))
-		if c.flusher != nil {
-			c.flusher.Flush()
-		}
-		t.Reset(g.cfg.KeepAliveInterval)
-	})
-	mu.Unlock()
+	ka := &keepAlive{c: c, every: g.cfg.KeepAliveInterval}
+	ka.mu.Lock() // fire waits until t is set
+	ka.t = time.AfterFunc(ka.every, ka.fire)
+	ka.mu.Unlock()
 	resp, err := do()
-	mu.Lock()
-	done = true
-	t.Stop()
-	mu.Unlock()
+	ka.stop()
 	return resp, err
+}
+
+// keepAlive writes SSE comment lines to c every so often until stopped;
+// mu keeps its writes from overlapping what the handler writes next.
+type keepAlive struct {
+	mu    sync.Mutex
+	done  bool
+	t     *time.Timer
+	c     *client
+	every time.Duration
+}
+
+func (k *keepAlive) fire() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.done {
+		return
+	}
+	// Comments are invisible to SSE parsers: a retry on another instance
+	// stays possible after them.
+	k.c.commitSSE()
+	k.c.w.Write([]byte(": keep-alive\n\n"))
+	if k.c.flusher != nil {
+		k.c.flusher.Flush()
+	}
+	k.t.Reset(k.every)
+}
+
+func (k *keepAlive) stop() {
+	k.mu.Lock()
+	k.done = true
+	k.t.Stop()
+	k.mu.Unlock()
 }
 
 // attempt tries one upstream. retry means nothing of its answer reached

@@ -59,7 +59,7 @@ type upstreamState struct {
 	fails        atomic.Int32
 	ejectedUntil atomic.Int64 // unix nanos
 	ejections    atomic.Int32
-	served       sync.Map // canonical model → unix nanos of the last success
+	served       sync.Map // canonical model → *atomic.Int64, unix nanos of the last success
 	engineDown   atomic.Bool
 }
 
@@ -83,7 +83,7 @@ func (st *upstreamState) loaded(u *Upstream, model string) bool {
 		return true
 	}
 	if v, ok := st.served.Load(model); ok {
-		return v.(int64) > u.PolledAt.UnixNano()
+		return v.(*atomic.Int64).Load() > u.PolledAt.UnixNano()
 	}
 	return false
 }
@@ -115,7 +115,14 @@ func (st *upstreamState) reset() {
 func (st *upstreamState) success(model string, now time.Time) {
 	st.fails.Store(0)
 	st.ejections.Store(0)
-	if model != "" {
-		st.served.Store(model, now.UnixNano())
+	if model == "" {
+		return
 	}
+	// One cell per model, updated in place: a Store per request would
+	// allocate.
+	v, ok := st.served.Load(model)
+	if !ok {
+		v, _ = st.served.LoadOrStore(model, new(atomic.Int64))
+	}
+	v.(*atomic.Int64).Store(now.UnixNano())
 }
