@@ -314,11 +314,12 @@ func TestClientDisconnectCancelsUpstream(t *testing.T) {
 	// Before headers is a cold model load; mid-stream, a long generation.
 	for _, midStream := range []bool{false, true} {
 		t.Run(fmt.Sprintf("mid-stream %v", midStream), func(t *testing.T) {
-			canceled := make(chan struct{})
+			arrived, canceled := make(chan struct{}), make(chan struct{})
 			up := upstream(t, "i0", func(w http.ResponseWriter, r *http.Request) {
 				// Reading the body, as Ollama does, is what lets net/http
 				// see the connection close before any answer.
 				io.Copy(io.Discard, r.Body)
+				close(arrived)
 				if midStream {
 					w.Header().Set("Content-Type", "application/x-ndjson")
 					io.WriteString(w, `{"done":false}`+"\n")
@@ -340,9 +341,7 @@ func TestClientDisconnectCancelsUpstream(t *testing.T) {
 				cancel()
 			} else {
 				go func() {
-					for g.Inflight("i0") == 0 {
-						time.Sleep(time.Millisecond)
-					}
+					<-arrived
 					cancel()
 				}()
 				if _, err := http.DefaultClient.Do(req); err == nil {
