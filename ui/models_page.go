@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-	"strings"
 
 	"github.com/gin-gonic/gin"
 
@@ -47,7 +46,7 @@ func (a *admin) modelsView() modelsView {
 			On: m.Instances, Placement: "—",
 		}
 		if m.Placement != nil {
-			row.Placement = placementText(*m.Placement)
+			row.Placement = m.Placement.String()
 		}
 		v.Models = append(v.Models, row)
 	}
@@ -81,24 +80,6 @@ func humanBytes(n int64) string {
 		prec = 0
 	}
 	return strconv.FormatFloat(v, 'f', prec, 64) + " " + string("KMGTP"[exp]) + "B"
-}
-
-func placementText(p models.Placement) string {
-	s := fmt.Sprintf("warm on %d instances", p.Replicas)
-	if p.Replicas == 1 {
-		s = "warm on 1 instance"
-	}
-	if len(p.GPUs) > 0 {
-		g := make([]string, len(p.GPUs))
-		for i, n := range p.GPUs {
-			g[i] = strconv.Itoa(n)
-		}
-		s = "pinned to GPUs " + strings.Join(g, ", ")
-	}
-	if p.KeepAlive != "" {
-		s += ", keep-alive " + p.KeepAlive
-	}
-	return s
 }
 
 func orDash(s string) string {

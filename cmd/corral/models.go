@@ -63,26 +63,11 @@ func (a *app) modelsCmd(ctx context.Context, args []string) error {
 		}
 		place := "-"
 		if m.Placement != nil {
-			place = describePlacement(*m.Placement)
+			place = m.Placement.String()
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", m.Name, gib(uint64(m.Size)), dash(m.ParameterSize), dash(m.Quantization), len(on), dash(strings.Join(loaded, ", ")), place)
 	}
 	return tw.Flush()
-}
-
-func describePlacement(p models.Placement) string {
-	s := fmt.Sprintf("%d replicas", p.Replicas)
-	if len(p.GPUs) > 0 {
-		g := make([]string, len(p.GPUs))
-		for i, n := range p.GPUs {
-			g[i] = strconv.Itoa(n)
-		}
-		s = "GPUs " + strings.Join(g, ",")
-	}
-	if p.KeepAlive != "" {
-		s += ", keep-alive " + p.KeepAlive
-	}
-	return s
 }
 
 // pullCmd pulls a model once for every instance and shows its progress.
@@ -233,7 +218,7 @@ func (a *app) placeCmd(ctx context.Context, args []string) error {
 	}
 	for _, q := range out.Placements {
 		if q.Model == models.Canonical(model) {
-			fmt.Fprintf(a.stdout, "%s: %s\n", q.Model, describePlacement(q))
+			fmt.Fprintf(a.stdout, "%s: %s\n", q.Model, q.String())
 		}
 	}
 	return nil

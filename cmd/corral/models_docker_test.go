@@ -279,7 +279,7 @@ func TestModelsPlacement(t *testing.T) {
 		t.Fatalf("rm of a placed model: %v", err)
 	}
 	out, err := f.cli(t, "models")
-	if err != nil || !strings.Contains(out, "2 replicas") {
+	if err != nil || !strings.Contains(out, "warm on 2 instances") {
 		t.Fatalf("corral models after refused rm: %v\n%s", err, out)
 	}
 	if out, err := f.cli(t, "place", model, "--clear"); err != nil {

@@ -104,7 +104,7 @@ func (m *Manager) Delete(ctx context.Context, model string) error {
 	}
 	m.mu.Unlock()
 	if placed {
-		return errorf(ErrConflict, "model %s is placed (%s): remove the placement first with corral place %s --clear", model, p.describe(), model)
+		return errorf(ErrConflict, "model %s is placed (%s): remove the placement first with corral place %s --clear", model, p.String(), model)
 	}
 	t := m.routes.Routes()
 	ups := healthy(t)

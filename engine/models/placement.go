@@ -29,15 +29,24 @@ type Placement struct {
 	KeepAlive string `json:"keep_alive,omitempty"` // as Ollama takes it; default -1 (forever)
 }
 
-func (p Placement) describe() string {
-	if len(p.GPUs) > 0 {
-		s := make([]string, len(p.GPUs))
-		for i, g := range p.GPUs {
-			s[i] = strconv.Itoa(g)
-		}
-		return "pinned to GPUs " + strings.Join(s, ",")
+// String says where the model is kept warm, as the CLI, the pages and
+// the errors put it.
+func (p Placement) String() string {
+	s := fmt.Sprintf("warm on %d instances", p.Replicas)
+	if p.Replicas == 1 {
+		s = "warm on 1 instance"
 	}
-	return fmt.Sprintf("warm on %d instances", p.Replicas)
+	if len(p.GPUs) > 0 {
+		g := make([]string, len(p.GPUs))
+		for i, n := range p.GPUs {
+			g[i] = strconv.Itoa(n)
+		}
+		s = "pinned to GPUs " + strings.Join(g, ", ")
+	}
+	if p.KeepAlive != "" {
+		s += ", keep-alive " + p.KeepAlive
+	}
+	return s
 }
 
 func (p Placement) keepAlive() any {
@@ -197,7 +206,7 @@ func (m *Manager) Place(ctx context.Context, p Placement) error {
 		return err
 	}
 	m.mu.Unlock()
-	m.log.Info("model placed", "model", p.Model, "placement", p.describe())
+	m.log.Info("model placed", "model", p.Model, "placement", p.String())
 	m.poke()
 	return nil
 }
