@@ -162,8 +162,15 @@ func parseModelRequest(body []byte) (modelRequest, *apiError) {
 	if len(body) == 0 {
 		return m, &apiError{Status: http.StatusBadRequest, Message: "request body is empty: send a JSON object with a \"model\""}
 	}
-	if err := json.Unmarshal(body, &m); err != nil {
-		return m, &apiError{Status: http.StatusBadRequest, Message: "request body is not valid JSON: " + err.Error(), Code: "invalid_json"}
+	fast := false
+	if json.Valid(body) {
+		m, fast = scanModelRequest(body)
+	}
+	if !fast {
+		m = modelRequest{}
+		if err := json.Unmarshal(body, &m); err != nil {
+			return m, &apiError{Status: http.StatusBadRequest, Message: "request body is not valid JSON: " + err.Error(), Code: "invalid_json"}
+		}
 	}
 	if m.Model == "" {
 		m.Model = m.Name
