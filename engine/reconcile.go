@@ -373,6 +373,9 @@ func (e *Engine) ensureImage(ctx context.Context, name, image string, showPhase 
 	}
 	report(pullProgress{})
 	if err := e.docker.Pull(ctx, image, report); err != nil {
+		// Docker's words say what failed; the reason shown also says what
+		// to do, since the usual cause is a server without registry access.
+		err = fmt.Errorf("%w (retried every %s; without registry access, docker load the image or pick a local one with --ollama-image)", err, pullRetry)
 		e.log.Error("image pull failed", "image", image, "err", err)
 		e.mu.Lock()
 		e.pullFailed[image] = e.now()

@@ -188,7 +188,7 @@ func TestReconcileFailedPull(t *testing.T) {
 	f.pullErr = errors.New("pull nope:1: repository does not exist")
 	e, clock := newTestEngine(f, cpuSpecs("t", 1, "nope:1"))
 	e.reconcile(context.Background())
-	if p, r := phaseOf(e, 0); p != PhaseFailed || !strings.Contains(r, "repository does not exist") {
+	if p, r := phaseOf(e, 0); p != PhaseFailed || !strings.Contains(r, "repository does not exist") || !strings.Contains(r, "--ollama-image") {
 		t.Fatalf("phase %s (%s)", p, r)
 	}
 	f.takeCalls()

@@ -286,8 +286,8 @@ func TestServeMissingImageFails(t *testing.T) {
 	st := p.waitStatus(t, "failed pull", 60*time.Second, func(st engine.Status) bool {
 		return len(st.Instances) == 1 && st.Instances[0].Phase == engine.PhaseFailed
 	})
-	if r := st.Instances[0].Reason; !strings.Contains(r, "pull "+missing) {
-		t.Fatalf("reason = %q, want Docker's pull error", r)
+	if r := st.Instances[0].Reason; !strings.Contains(r, "pull "+missing) || !strings.Contains(r, "docker load the image or pick a local one with --ollama-image") {
+		t.Fatalf("reason = %q, want Docker's pull error and what to do", r)
 	}
 	var out bytes.Buffer
 	if err := newApp(&out, &out).run(context.Background(), []string{"status", "--data-dir", p.dataDir}); err != nil {
