@@ -89,15 +89,3 @@ type GPUReport struct {
 func (h handler) gpus(c *gin.Context) {
 	c.JSON(http.StatusOK, GPUReport{Inventory: h.GPUs.Inventory(), Metrics: h.GPUs.Latest()})
 }
-
-// RequireToken guards next with a bearer token, compared in constant time.
-func RequireToken(token string, next http.Handler) http.Handler {
-	want := []byte(token)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !bearerOK(r, want) {
-			tokenRequired(w)
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
-}

@@ -34,11 +34,22 @@ func (fakeGPUs) Latest() []gpu.Metrics {
 	return []gpu.Metrics{{Index: 0, UUID: "GPU-1", TemperatureC: 40}}
 }
 
+// adminFor is the admin listener's handler for token over deps.
+func adminFor(t *testing.T, token string, deps Deps) http.Handler {
+	t.Helper()
+	h, err := NewAdmin(AdminConfig{Token: token}, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
 func TestAPI(t *testing.T) {
 	gin.SetMode(gin.TestMode)
 	st := engine.Status{Namespace: "corral", Docker: "ok", Instances: []engine.InstanceStatus{{Name: "corral-ollama-0", GPU: "GPU-1", Phase: engine.PhaseHealthy}}}
-	api := NewAPI(Deps{Engine: fakeEngine{st}, GPUs: fakeGPUs{}})
-	guarded := RequireToken("s3cret", api)
+	deps := Deps{Engine: fakeEngine{st}, GPUs: fakeGPUs{}}
+	api := NewAPI(deps)
+	guarded := adminFor(t, "s3cret", deps)
 
 	cases := []struct {
 		name, path, auth string

@@ -17,6 +17,12 @@ import (
 
 func newKeysAPI(t *testing.T) (http.Handler, *keys.Manager) {
 	t.Helper()
+	d, m := newKeysDeps(t)
+	return NewAPI(d), m
+}
+
+func newKeysDeps(t *testing.T) (Deps, *keys.Manager) {
+	t.Helper()
 	gin.SetMode(gin.TestMode)
 	st, err := store.Open(t.TempDir())
 	if err != nil {
@@ -27,7 +33,7 @@ func newKeysAPI(t *testing.T) (http.Handler, *keys.Manager) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return NewAPI(Deps{Engine: fakeEngine{}, GPUs: fakeGPUs{}, Keys: m}), m
+	return Deps{Engine: fakeEngine{}, GPUs: fakeGPUs{}, Keys: m}, m
 }
 
 // TestKeysAPI walks through the key endpoints in order: each step sees
@@ -141,8 +147,8 @@ func TestKeysAPIStoreFailure(t *testing.T) {
 }
 
 func TestKeysAPINeedsToken(t *testing.T) {
-	api, _ := newKeysAPI(t)
-	guarded := RequireToken("s3cret", api)
+	d, _ := newKeysDeps(t)
+	guarded := adminFor(t, "s3cret", d)
 	rec := httptest.NewRecorder()
 	guarded.ServeHTTP(rec, httptest.NewRequest("POST", "/api/v1/keys", strings.NewReader(`{"name":"x"}`)))
 	if rec.Code != 401 {
