@@ -64,6 +64,8 @@ func fmtDur(d time.Duration) string {
 // benchRun is the state of one benchmark run.
 type benchRun struct {
 	cfg      config
+	cpus     cpuPlan
+	placed   map[string]string // process → the CPUs it could run on, as read back
 	progress io.Writer
 	targets  []*target
 	gateway  *child
@@ -95,7 +97,19 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	} else {
 		defer os.RemoveAll(dir)
 	}
-	b := &benchRun{cfg: cfg, progress: stderr, warm: map[string]*sample{}, load: [2]string{loadAverage()}}
+	plan, err := planCPUs(cfg.CPUs)
+	if err != nil {
+		return err
+	}
+	if perr := plan.pinSelf(); perr != nil {
+		// A container may forbid it: measure shared rather than not at all.
+		fmt.Fprintf(stderr, "corral-bench: %v; running with --cpus shared\n", perr)
+		if plan, err = planCPUs(cpusShared); err != nil {
+			return err
+		}
+		plan.note = "split failed: " + perr.Error()
+	}
+	b := &benchRun{cfg: cfg, cpus: plan, progress: stderr, warm: map[string]*sample{}, load: [2]string{loadAverage()}}
 	defer func() {
 		for _, t := range b.targets {
 			t.client.CloseIdleConnections()
@@ -122,17 +136,18 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	direct := &target{name: "direct", base: s.base, client: newClient(clients)}
 	b.targets = append(b.targets, direct)
 
-	gw, addr, err := startGateway(ctx, dir, self, s.base, cfg)
+	gw, addr, err := startGateway(ctx, dir, self, s.base, cfg, plan)
 	if err != nil {
 		return err
 	}
 	defer gw.stop()
 	b.gateway = gw
+	b.placed = map[string]string{"load client": cpusOf(os.Getpid()), "simulator": cpusOf(s.pid()), "gateway": cpusOf(gw.pid())}
 	b.targets = append(b.targets, &target{name: "gateway", base: "http://" + addr, client: newClient(clients), pids: func() []int { return []int{gw.pid()} }})
 
 	bin, why := findNginx(cfg.Nginx)
 	if bin != "" {
-		n, err := startNginx(ctx, dir, bin, strings.TrimPrefix(s.base, "http://"), cfg.NginxWorkers)
+		n, err := startNginx(ctx, dir, bin, strings.TrimPrefix(s.base, "http://"), cfg.NginxWorkers, plan)
 		switch {
 		case ctx.Err() != nil:
 			return ctx.Err()
@@ -141,6 +156,7 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		default:
 			defer n.stop()
 			b.nginx = n
+			b.placed["nginx worker"] = cpusOf(n.workers[0])
 			b.targets = append(b.targets, &target{name: "nginx", base: n.base, client: newClient(clients), pids: n.pids})
 		}
 	}
@@ -174,7 +190,7 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 
 // startGateway runs `corral-bench gateway` (this binary) in front of the
 // simulator and returns the address it printed.
-func startGateway(ctx context.Context, dir, self, upstream string, cfg config) (*child, string, error) {
+func startGateway(ctx context.Context, dir, self, upstream string, cfg config, plan cpuPlan) (*child, string, error) {
 	args := []string{self, "gateway", "--listen", "127.0.0.1:0", "--upstream", upstream, "--model", cfg.Model, "--key", benchKey}
 	if cfg.Verbose {
 		args = append(args, "--verbose")
@@ -193,7 +209,11 @@ func startGateway(ctx context.Context, dir, self, upstream string, cfg config) (
 	if cfg.MaxProcs > 0 {
 		env = environ([]string{"GOMAXPROCS"}, fmt.Sprintf("GOMAXPROCS=%d", cfg.MaxProcs))
 	}
-	c, err := startChild(ctx, dir, "gateway", env, args...)
+	var c *child
+	err := plan.onProxyCPUs(func() (err error) {
+		c, err = startChild(ctx, dir, "gateway", env, args...)
+		return err
+	})
 	if err != nil {
 		return nil, "", err
 	}

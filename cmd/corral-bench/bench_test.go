@@ -94,6 +94,23 @@ func TestBenchEndToEnd(t *testing.T) {
 			}
 		}
 	}
+	// Split: the proxies run on the last CPU, the load and the simulator on
+	// the others, as read back from the processes.
+	if runtime.NumCPU() >= 2 {
+		if rep.CPUMode != cpusSplit {
+			t.Errorf("cpus mode %q, want split on %d CPUs (%s)", rep.CPUMode, runtime.NumCPU(), rep.CPUPlacement)
+		}
+		obs := rep.CPUsObserved
+		if obs["gateway"] == obs["load client"] || obs["simulator"] != obs["load client"] || strings.Contains(obs["gateway"], ",") || strings.Contains(obs["gateway"], "-") {
+			t.Errorf("placement read back %v: want the gateway alone on one CPU, the simulator with the load client", obs)
+		}
+		if n, ok := obs["nginx worker"]; ok && n != obs["gateway"] {
+			t.Errorf("nginx worker on CPUs %s, gateway on %s: want the same CPU", n, obs["gateway"])
+		}
+		if rep.Memory.GatewayMaxProcs != 1 {
+			t.Errorf("gateway GOMAXPROCS %d, want 1 (its one CPU)", rep.Memory.GatewayMaxProcs)
+		}
+	}
 	if rep.Memory.GatewayHWMMiB <= 0 {
 		t.Errorf("gateway memory not read: %+v", rep.Memory)
 	}

@@ -33,6 +33,7 @@ type config struct {
 	JSON         string // write the numbers here
 	CPUProfile   string // the gateway child writes its CPU profile here
 	MaxProcs     int    // GOMAXPROCS of the gateway child; 0: Go's default
+	CPUs         string // cpusSplit or cpusShared: where the processes run
 	Verbose      bool   // gateway request log on; keep the work directory
 	Full         bool   // gateway with keys, usage metering and metrics, as corral serve runs it
 
@@ -56,6 +57,7 @@ func defaultConfig() config {
 		Nginx:        "auto",
 		NginxWorkers: 1,
 		Model:        "llama3.2:1b",
+		CPUs:         cpusSplit,
 	}
 }
 
@@ -96,6 +98,9 @@ func (c config) Validate() error {
 	}
 	if c.MaxProcs < 0 {
 		errs = append(errs, errors.New("--gateway-gomaxprocs must not be negative"))
+	}
+	if c.CPUs != cpusSplit && c.CPUs != cpusShared {
+		errs = append(errs, fmt.Errorf("--cpus %q: want split (the proxy on a CPU of its own) or shared", c.CPUs))
 	}
 	if c.Model == "" {
 		errs = append(errs, errors.New("--model is empty"))
@@ -143,7 +148,8 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.Sim, "sim", "", "a built ollama-sim binary (default: go build ./cmd/ollama-sim)")
 	fs.StringVar(&c.JSON, "json", "", "also write the numbers to this JSON file")
 	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "the gateway child writes a CPU profile of its whole run here")
-	fs.IntVar(&c.MaxProcs, "gateway-gomaxprocs", 0, "GOMAXPROCS of the gateway child (0: Go's default, the CPU count)")
+	fs.IntVar(&c.MaxProcs, "gateway-gomaxprocs", 0, "GOMAXPROCS of the gateway child (0: Go's default, the CPUs it may run on)")
+	fs.StringVar(&c.CPUs, "cpus", c.CPUs, "split: the proxy measured runs on the last CPU, the load client and simulator on the others; shared: all run anywhere")
 	fs.BoolVar(&c.Full, "full", false, "run the gateway as corral serve does: API keys, usage metering with quotas, Prometheus metrics")
 	fs.BoolVar(&c.Verbose, "verbose", false, "turn the gateway's request log on and keep the work directory (logs, nginx.conf)")
 	if err := fs.Parse(args); err != nil {

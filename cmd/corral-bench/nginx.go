@@ -112,7 +112,7 @@ func (n *nginx) pids() []int { return append([]int{n.pid()}, n.workers...) }
 
 // startNginx runs nginx in the foreground from a prefix in dir, proxying
 // to upstream (host:port), as the current user.
-func startNginx(ctx context.Context, dir, bin, upstream string, workers int) (*nginx, error) {
+func startNginx(ctx context.Context, dir, bin, upstream string, workers int, plan cpuPlan) (*nginx, error) {
 	dir = filepath.Join(dir, "nginx")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
@@ -130,7 +130,11 @@ func startNginx(ctx context.Context, dir, bin, upstream string, workers int) (*n
 	if err := os.WriteFile(confPath, []byte(conf.String()), 0o644); err != nil {
 		return nil, err
 	}
-	c, err := startChild(ctx, dir, "nginx", os.Environ(), bin, "-p", dir, "-c", confPath, "-e", filepath.Join(dir, "error.log"))
+	var c *child
+	err = plan.onProxyCPUs(func() (err error) {
+		c, err = startChild(ctx, dir, "nginx", os.Environ(), bin, "-p", dir, "-c", confPath, "-e", filepath.Join(dir, "error.log"))
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}

@@ -13,20 +13,23 @@ import (
 
 // report is the benchmark's outcome, as printed and as written by --json.
 type report struct {
-	Date         time.Time        `json:"date"`
-	Go           string           `json:"go"`
-	Platform     string           `json:"platform"`
-	CPUs         int              `json:"cpus"`
-	LoadAverage  [2]string        `json:"load_average"`    // 1-minute, at the start and at the end
-	Nginx        string           `json:"nginx,omitempty"` // its version; empty when skipped
-	NginxSkipped string           `json:"nginx_skipped,omitempty"`
-	NginxWorkers int              `json:"nginx_workers"`
-	RequestLog   string           `json:"gateway_request_log"`
-	Settings     settings         `json:"settings"`
-	Scenarios    []scenarioReport `json:"scenarios"`
-	Memory       memoryReport     `json:"memory"`
-	Failures     map[string]int   `json:"failures"` // by target, warm-up included
-	Targets      []check          `json:"targets"`
+	Date         time.Time         `json:"date"`
+	Go           string            `json:"go"`
+	Platform     string            `json:"platform"`
+	CPUs         int               `json:"cpus"`
+	CPUMode      string            `json:"cpus_mode"`       // split or shared
+	CPUPlacement string            `json:"cpu_placement"`   // the plan, in words
+	CPUsObserved map[string]string `json:"cpus_observed"`   // process → CPUs it could run on, read back
+	LoadAverage  [2]string         `json:"load_average"`    // 1-minute, at the start and at the end
+	Nginx        string            `json:"nginx,omitempty"` // its version; empty when skipped
+	NginxSkipped string            `json:"nginx_skipped,omitempty"`
+	NginxWorkers int               `json:"nginx_workers"`
+	RequestLog   string            `json:"gateway_request_log"`
+	Settings     settings          `json:"settings"`
+	Scenarios    []scenarioReport  `json:"scenarios"`
+	Memory       memoryReport      `json:"memory"`
+	Failures     map[string]int    `json:"failures"` // by target, warm-up included
+	Targets      []check           `json:"targets"`
 
 	errors map[string]string // by target: the failures, for the text
 }
@@ -114,6 +117,9 @@ func (b *benchRun) report(scs []*scenario) *report {
 		Go:           runtime.Version(),
 		Platform:     runtime.GOOS + "/" + runtime.GOARCH,
 		CPUs:         runtime.NumCPU(),
+		CPUMode:      b.cpus.mode,
+		CPUPlacement: b.cpus.describe(),
+		CPUsObserved: b.placed,
 		LoadAverage:  b.load,
 		NginxSkipped: b.skipped,
 		NginxWorkers: cfg.NginxWorkers,
@@ -177,7 +183,10 @@ func (b *benchRun) report(scs []*scenario) *report {
 
 	top := cfg.maxLevel()
 	r.Memory = memoryReport{Concurrency: top, GatewayHWMMiB: float64(b.gatewayHWM) / mib,
-		GatewayHWMEnd: float64(b.gatewayHWMEnd) / mib, GatewayMaxProcs: runtime.GOMAXPROCS(0)}
+		GatewayHWMEnd: float64(b.gatewayHWMEnd) / mib, GatewayMaxProcs: runtime.NumCPU()}
+	if b.cpus.split() {
+		r.Memory.GatewayMaxProcs = b.cpus.proxyCPUs()
+	}
 	if cfg.MaxProcs > 0 {
 		r.Memory.GatewayMaxProcs = cfg.MaxProcs
 	}

@@ -17,13 +17,27 @@ func (r *report) writeText(w io.Writer) {
 	}
 	p("corral-bench %s: ollama-sim direct vs. corral gateway vs. %s; loopback, %d CPUs, %s %s",
 		r.Date.Format("2006-01-02 15:04 UTC"), nginx, r.CPUs, r.Go, r.Platform)
+	p("  CPUs %s", r.CPUPlacement)
+	if len(r.CPUsObserved) > 0 {
+		var seen []string
+		for _, name := range []string{"load client", "simulator", "gateway", "nginx worker"} {
+			if c, ok := r.CPUsObserved[name]; ok {
+				seen = append(seen, name+" "+c)
+			}
+		}
+		p("  affinity read back: %s", strings.Join(seen, ", "))
+	}
 	p("  load average %s at the start, %s at the end (anything else running skews all targets; rounds spread it)", r.LoadAverage[0], r.LoadAverage[1])
 	s := r.Settings
 	p("  each cell: %s warm-up, then %s measured in %d round(s), targets interleaved; model %s",
 		secs(s.WarmupS), secs(s.DurationS), s.Rounds, s.Model)
 	p("  gateway: defaults, GOMAXPROCS %d, request log %s", r.Memory.GatewayMaxProcs, r.RequestLog)
 	if r.Nginx != "" {
-		p("  nginx: worker_processes %d (one event loop; the load client, simulator and proxy share the cores), proxy_buffering off,", r.NginxWorkers)
+		why := "one event loop on the proxy's CPU"
+		if r.CPUMode != cpusSplit {
+			why = "one event loop; the load client, simulator and proxy share the cores"
+		}
+		p("  nginx: worker_processes %d (%s), proxy_buffering off,", r.NginxWorkers, why)
 		p("         proxy_request_buffering off, HTTP/1.1 upstream keepalive 256, access_log off")
 	}
 	for _, sc := range r.Scenarios {

@@ -1,0 +1,159 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// cpuPlan places the benchmark's processes on CPUs. Split gives the proxy
+// under test (the gateway, then nginx alike) a CPU of its own and leaves
+// the others to the load client and the simulator, as on a GPU server,
+// where the model's work runs on the GPU and the proxy does not compete
+// with it for cores. Shared lets every process run anywhere: on a small
+// machine the proxy then takes its CPU from the load client and the
+// simulator, so throughput measures that CPU more than the proxy.
+type cpuPlan struct {
+	mode  string // cpusSplit or cpusShared
+	load  unix.CPUSet
+	proxy unix.CPUSet
+	note  string // why split fell back to shared
+}
+
+const (
+	cpusSplit  = "split"
+	cpusShared = "shared"
+)
+
+func planCPUs(mode string) (cpuPlan, error) {
+	var all unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &all); err != nil {
+		return cpuPlan{}, fmt.Errorf("reading this process's CPU affinity: %w", err)
+	}
+	p := cpuPlan{mode: mode, load: all, proxy: all}
+	if mode == cpusShared {
+		return p, nil
+	}
+	cpus := cpuIDs(all)
+	if len(cpus) < 2 {
+		p.mode = cpusShared
+		p.note = "one CPU: nothing to split"
+		return p, nil
+	}
+	last := cpus[len(cpus)-1]
+	p.load.Clear(last)
+	p.proxy.Zero()
+	p.proxy.Set(last)
+	return p, nil
+}
+
+func (p cpuPlan) split() bool { return p.mode == cpusSplit }
+
+// proxyCPUs is how many CPUs the proxy may use: the gateway's GOMAXPROCS.
+func (p cpuPlan) proxyCPUs() int { return p.proxy.Count() }
+
+// describe says where everything runs, for the report's header.
+func (p cpuPlan) describe() string {
+	if !p.split() {
+		s := fmt.Sprintf("shared: the load client, the simulator and the proxy all run on CPUs %s", cpuList(p.load))
+		if p.note != "" {
+			s += " (" + p.note + ")"
+		}
+		return s
+	}
+	return fmt.Sprintf("split: the load client and the simulator on CPU %s, the proxy measured (gateway or nginx) on CPU %s", cpuList(p.load), cpuList(p.proxy))
+}
+
+// pinSelf moves every thread of this process to the load CPUs; threads
+// started later inherit it from the thread that starts them, and so do
+// children (the simulator).
+func (p cpuPlan) pinSelf() error {
+	if !p.split() {
+		return nil
+	}
+	done := map[int]bool{}
+	for {
+		// A thread may start while the list is read: go again until a pass
+		// finds none new.
+		ents, err := os.ReadDir("/proc/self/task")
+		if err != nil {
+			return fmt.Errorf("pinning to CPUs %s: %w", cpuList(p.load), err)
+		}
+		fresh := 0
+		for _, e := range ents {
+			tid, err := strconv.Atoi(e.Name())
+			if err != nil || done[tid] {
+				continue
+			}
+			if err := unix.SchedSetaffinity(tid, &p.load); err != nil && err != unix.ESRCH {
+				return fmt.Errorf("pinning thread %d to CPUs %s: %w", tid, cpuList(p.load), err)
+			}
+			done[tid] = true
+			fresh++
+		}
+		if fresh == 0 {
+			return nil
+		}
+	}
+}
+
+// onProxyCPUs runs start, which starts a child process, on a thread bound
+// to the proxy's CPUs: the child inherits them from its first
+// instruction, so Go sizes GOMAXPROCS by them and nginx's workers, forked
+// later, inherit them too.
+func (p cpuPlan) onProxyCPUs(start func() error) error {
+	if !p.split() {
+		return start()
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if err := unix.SchedSetaffinity(0, &p.proxy); err != nil {
+		return fmt.Errorf("binding to CPU %s: %w", cpuList(p.proxy), err)
+	}
+	// The thread goes back to the load CPUs before others may run on it.
+	defer unix.SchedSetaffinity(0, &p.load)
+	return start()
+}
+
+// cpusOf reads where a process (its main thread) may run, as the report
+// states it: what was observed, not what was asked for.
+func cpusOf(pid int) string {
+	var s unix.CPUSet
+	if err := unix.SchedGetaffinity(pid, &s); err != nil {
+		return "unknown (" + err.Error() + ")"
+	}
+	return cpuList(s)
+}
+
+func cpuIDs(s unix.CPUSet) []int {
+	var ids []int
+	for i := 0; i < len(s)*64; i++ {
+		if s.IsSet(i) {
+			ids = append(ids, i)
+		}
+	}
+	return ids
+}
+
+// cpuList writes a set as Linux does: "0-2,5".
+func cpuList(s unix.CPUSet) string {
+	ids := cpuIDs(s)
+	var parts []string
+	for i := 0; i < len(ids); {
+		j := i
+		for j+1 < len(ids) && ids[j+1] == ids[j]+1 {
+			j++
+		}
+		if j == i {
+			parts = append(parts, strconv.Itoa(ids[i]))
+		} else {
+			parts = append(parts, fmt.Sprintf("%d-%d", ids[i], ids[j]))
+		}
+		i = j + 1
+	}
+	return strings.Join(parts, ",")
+}

@@ -1,0 +1,21 @@
+//go:build !linux
+
+package main
+
+// cpuPlan is Linux-only (CPU affinity); elsewhere the benchmark refuses to
+// run before it places anything, and this keeps the package building.
+type cpuPlan struct{ mode string }
+
+const (
+	cpusSplit  = "split"
+	cpusShared = "shared"
+)
+
+func planCPUs(mode string) (cpuPlan, error)            { return cpuPlan{mode: cpusShared}, nil }
+func (p cpuPlan) split() bool                          { return false }
+func (p cpuPlan) proxyCPUs() int                       { return 0 }
+func (p cpuPlan) describe() string                     { return "shared" }
+func (p cpuPlan) pinSelf() error                       { return nil }
+func (p cpuPlan) onProxyCPUs(start func() error) error { return start() }
+
+func cpusOf(pid int) string { return "unknown" }
