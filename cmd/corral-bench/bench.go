@@ -29,6 +29,9 @@ type result struct {
 	sample
 	cpu time.Duration // used by the target's processes while measured
 	rss uint64        // the largest RSS sampled, where sampled
+	// roundTTFT is the TTFT p50 of each round: how far it moves between
+	// rounds is the noise a difference between proxies must exceed.
+	roundTTFT []float64
 }
 
 func scenarios(cfg config) []*scenario {
@@ -269,6 +272,9 @@ func (b *benchRun) runScenario(ctx context.Context, s *sim, sc *scenario) error 
 				if b.cfg.Requests > 0 {
 					m.requests = max(1, b.cfg.Requests/b.cfg.Rounds)
 				}
+				if sc.latency && b.cfg.MinStreams > 0 {
+					m.minRequests = (b.cfg.MinStreams + b.cfg.Rounds - 1) / b.cfg.Rounds
+				}
 				b.logf("scenario %s c=%d round %d/%d: %s", sc.id, level, round+1, b.cfg.Rounds, t.name)
 				r, err := b.measure(ctx, t, m, top)
 				if err != nil {
@@ -281,6 +287,9 @@ func (b *benchRun) runScenario(ctx context.Context, s *sim, sc *scenario) error 
 				acc.add(r.sample)
 				acc.cpu += r.cpu
 				acc.rss = max(acc.rss, r.rss)
+				if sc.latency && len(r.ttft) > 0 {
+					acc.roundTTFT = append(acc.roundTTFT, percentile(r.ttft, 50))
+				}
 			}
 		}
 		if top && sc.id == "A" {

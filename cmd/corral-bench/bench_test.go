@@ -43,6 +43,7 @@ func TestBenchEndToEnd(t *testing.T) {
 	cfg.Rounds = 1
 	cfg.Chunks, cfg.FirstToken, cfg.Interval = 8, 2*time.Millisecond, time.Millisecond
 	cfg.Tokens = 4
+	cfg.MinStreams = 30 // at c=1 a 250 ms cell holds about 20 streams of 10 ms
 	cfg.JSON = filepath.Join(tmp, "bench.json")
 	cfg.tmpParent = filepath.Join(tmp, "work")
 	if err := os.Mkdir(cfg.tmpParent, 0o755); err != nil {
@@ -90,6 +91,9 @@ func TestBenchEndToEnd(t *testing.T) {
 				}
 				if sc.Latency && (tr.TTFTP50 == nil || tr.GapP50 == nil) {
 					t.Errorf("scenario %s c=%d %s: no latencies", sc.ID, lr.Concurrency, tr.Name)
+				}
+				if sc.Latency && tr.Requests < cfg.MinStreams {
+					t.Errorf("scenario %s c=%d %s: %d streams, want at least --min-streams %d", sc.ID, lr.Concurrency, tr.Name, tr.Requests, cfg.MinStreams)
 				}
 			}
 		}

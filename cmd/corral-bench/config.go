@@ -18,6 +18,9 @@ type config struct {
 	Duration time.Duration // measured, per target, level and scenario
 	Rounds   int           // the measured time is split into rounds, rotating the targets' order
 	Requests int           // cap on measured requests per target and level; 0 = none
+	// MinStreams is the fewest streams a latency scenario measures per
+	// target and level, running past Duration (up to 10x) to get them.
+	MinStreams int
 
 	Chunks     int           // scenario A: tokens per stream
 	FirstToken time.Duration // scenario A: delay before the first token
@@ -49,6 +52,7 @@ func defaultConfig() config {
 		Warmup:       time.Second,
 		Duration:     4 * time.Second,
 		Rounds:       4,
+		MinStreams:   60,
 		Chunks:       64,
 		FirstToken:   20 * time.Millisecond,
 		Interval:     5 * time.Millisecond,
@@ -80,6 +84,9 @@ func (c config) Validate() error {
 	}
 	if c.Rounds < 1 {
 		errs = append(errs, errors.New("--rounds must be at least 1"))
+	}
+	if c.MinStreams < 0 {
+		errs = append(errs, errors.New("--min-streams must not be negative"))
 	}
 	if c.Requests < 0 {
 		errs = append(errs, errors.New("--requests must not be negative"))
@@ -135,6 +142,7 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&c.Warmup, "warmup", c.Warmup, "unmeasured load before each target and level")
 	fs.DurationVar(&c.Duration, "duration", c.Duration, "measured load per target, level and scenario")
 	fs.IntVar(&c.Rounds, "rounds", c.Rounds, "split the measured time into this many rounds, rotating the targets' order")
+	fs.IntVar(&c.MinStreams, "min-streams", c.MinStreams, "scenario A: measure at least this many streams per target and level, running past --duration (up to 10x)")
 	fs.IntVar(&c.Requests, "requests", 0, "stop a measurement after this many requests (0: run for --duration)")
 	fs.IntVar(&c.Chunks, "chunks", c.Chunks, "scenario A: tokens (chunks) per stream")
 	fs.DurationVar(&c.FirstToken, "first-token", c.FirstToken, "scenario A: delay before the first token")

@@ -67,6 +67,7 @@ type load struct {
 	concurrency int
 	duration    time.Duration
 	requests    int           // 0: no cap
+	minRequests int           // keep going past duration until this many were sent (up to 10x duration)
 	wantChunks  int           // content chunks a complete stream has
 	latency     bool          // record time to first token and gaps
 	timeout     time.Duration // per request
@@ -115,17 +116,27 @@ func (s *sample) fail(reason, detail string) {
 func (l load) run(ctx context.Context, t *target) (sample, error) {
 	start := time.Now()
 	deadline := start.Add(l.duration)
-	ctx, cancel := context.WithDeadline(ctx, deadline.Add(l.timeout))
+	// Long streams at low concurrency give few samples in the duration:
+	// a median of a dozen is noise, so run on to minRequests, within bounds.
+	hardDeadline := deadline
+	if l.minRequests > 0 {
+		hardDeadline = start.Add(10 * l.duration)
+	}
+	ctx, cancel := context.WithDeadline(ctx, hardDeadline.Add(l.timeout))
 	defer cancel()
 	var sent atomic.Int64
+	more := func() bool {
+		now := time.Now()
+		return now.Before(deadline) || (sent.Load() < int64(l.minRequests) && now.Before(hardDeadline))
+	}
 	results := make([]sample, l.concurrency)
 	var wg sync.WaitGroup
 	for i := range l.concurrency {
 		wg.Go(func() {
 			w := &results[i]
 			br := bufio.NewReaderSize(nil, 16<<10)
-			for ctx.Err() == nil && time.Now().Before(deadline) {
-				if l.requests > 0 && sent.Add(1) > int64(l.requests) {
+			for ctx.Err() == nil && more() {
+				if n := sent.Add(1); l.requests > 0 && n > int64(l.requests) {
 					return
 				}
 				l.do(ctx, t, br, w)

@@ -29,8 +29,12 @@ func (r *report) writeText(w io.Writer) {
 	}
 	p("  load average %s at the start, %s at the end (anything else running skews all targets; rounds spread it)", r.LoadAverage[0], r.LoadAverage[1])
 	s := r.Settings
-	p("  each cell: %s warm-up, then %s measured in %d round(s), targets interleaved; model %s",
-		secs(s.WarmupS), secs(s.DurationS), s.Rounds, s.Model)
+	atLeast := ""
+	if s.MinStreams > 0 && r.has("A") {
+		atLeast = fmt.Sprintf(" (scenario A: longer where needed for %d streams)", s.MinStreams)
+	}
+	p("  each cell: %s warm-up, then %s measured%s in %d round(s), targets interleaved; model %s",
+		secs(s.WarmupS), secs(s.DurationS), atLeast, s.Rounds, s.Model)
 	p("  gateway: defaults, GOMAXPROCS %d, request log %s", r.Memory.GatewayMaxProcs, r.RequestLog)
 	if r.Nginx != "" {
 		why := "one event loop on the proxy's CPU"
@@ -147,6 +151,15 @@ func (r *report) latencyTable(w io.Writer, sc scenarioReport) {
 		}
 	}
 	r.row(w, "direct TTFT p50/p99 (ms)", sc, both(func(t *targetReport) *float64 { return t.TTFTP50 }, func(t *targetReport) *float64 { return t.TTFTP99 }))
+	if r.Settings.Rounds > 1 {
+		r.row(w, "TTFT p50 round spread (ms) direct/gw/nginx", sc, func(lr levelReport) string {
+			var s []string
+			for _, t := range lr.Targets {
+				s = append(s, f2(t.TTFTP50Spread))
+			}
+			return strings.Join(s, "/")
+		})
+	}
 	r.row(w, "added TTFT p50 (ms)          gateway/nginx", sc, func(lr levelReport) string {
 		return pair(lr, func(t *targetReport) *float64 { return t.AddedTTFTP50 })
 	})
