@@ -4,7 +4,7 @@ package main
 
 // cpuPlan is Linux-only (CPU affinity); elsewhere the benchmark refuses to
 // run before it places anything, and this keeps the package building.
-type cpuPlan struct{ mode string }
+type cpuPlan struct{ mode, note string }
 
 const (
 	cpusSplit  = "split"
