@@ -112,6 +112,11 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		}
 		plan.note = "split failed: " + perr.Error()
 	}
+	defer func() {
+		if err := plan.unpinSelf(); err != nil {
+			fmt.Fprintf(stderr, "corral-bench: %v\n", err)
+		}
+	}()
 	b := &benchRun{cfg: cfg, cpus: plan, progress: stderr, warm: map[string]*sample{}, load: [2]string{loadAverage()}}
 	defer func() {
 		for _, t := range b.targets {

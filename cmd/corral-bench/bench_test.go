@@ -56,6 +56,7 @@ func TestBenchEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 
+	before := cpusOf(os.Getpid())
 	var out, progress bytes.Buffer
 	if err := bench(ctx, cfg, &out, &progress); err != nil {
 		t.Fatalf("bench: %v\nprogress:\n%s", err, progress.String())
@@ -97,6 +98,11 @@ func TestBenchEndToEnd(t *testing.T) {
 				}
 			}
 		}
+	}
+	// The benchmark gives its threads their CPUs back: a second run in
+	// this process (go test -count 2) must find them all.
+	if after := cpusOf(os.Getpid()); after != before {
+		t.Errorf("affinity after the run: %s, before: %s", after, before)
 	}
 	// Split: the proxies run on the last CPU, the load and the simulator on
 	// the others, as read back from the processes.

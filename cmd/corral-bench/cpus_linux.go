@@ -18,7 +18,8 @@ import (
 // machine the proxy then takes its CPU from the load client and the
 // simulator, so throughput measures that CPU more than the proxy.
 type cpuPlan struct {
-	mode  string // cpusSplit or cpusShared
+	mode  string      // cpusSplit or cpusShared
+	all   unix.CPUSet // where this process could run before
 	load  unix.CPUSet
 	proxy unix.CPUSet
 	note  string // why split fell back to shared
@@ -34,7 +35,7 @@ func planCPUs(mode string) (cpuPlan, error) {
 	if err := unix.SchedGetaffinity(0, &all); err != nil {
 		return cpuPlan{}, fmt.Errorf("reading this process's CPU affinity: %w", err)
 	}
-	p := cpuPlan{mode: mode, load: all, proxy: all}
+	p := cpuPlan{mode: mode, all: all, load: all, proxy: all}
 	if mode == cpusShared {
 		return p, nil
 	}
@@ -75,13 +76,26 @@ func (p cpuPlan) pinSelf() error {
 	if !p.split() {
 		return nil
 	}
+	return setAllThreads(p.load)
+}
+
+// unpinSelf gives every thread back the CPUs it had: the process may go
+// on (a test run again) and must find them all.
+func (p cpuPlan) unpinSelf() error {
+	if !p.split() {
+		return nil
+	}
+	return setAllThreads(p.all)
+}
+
+func setAllThreads(set unix.CPUSet) error {
 	done := map[int]bool{}
 	for {
 		// A thread may start while the list is read: go again until a pass
 		// finds none new.
 		ents, err := os.ReadDir("/proc/self/task")
 		if err != nil {
-			return fmt.Errorf("pinning to CPUs %s: %w", cpuList(p.load), err)
+			return fmt.Errorf("binding to CPUs %s: %w", cpuList(set), err)
 		}
 		fresh := 0
 		for _, e := range ents {
@@ -89,8 +103,8 @@ func (p cpuPlan) pinSelf() error {
 			if err != nil || done[tid] {
 				continue
 			}
-			if err := unix.SchedSetaffinity(tid, &p.load); err != nil && err != unix.ESRCH {
-				return fmt.Errorf("pinning thread %d to CPUs %s: %w", tid, cpuList(p.load), err)
+			if err := unix.SchedSetaffinity(tid, &set); err != nil && err != unix.ESRCH {
+				return fmt.Errorf("binding thread %d to CPUs %s: %w", tid, cpuList(set), err)
 			}
 			done[tid] = true
 			fresh++

@@ -16,6 +16,7 @@ func (p cpuPlan) split() bool                          { return false }
 func (p cpuPlan) proxyCPUs() int                       { return 0 }
 func (p cpuPlan) describe() string                     { return "shared" }
 func (p cpuPlan) pinSelf() error                       { return nil }
+func (p cpuPlan) unpinSelf() error                     { return nil }
 func (p cpuPlan) onProxyCPUs(start func() error) error { return start() }
 
 func cpusOf(pid int) string { return "unknown" }
