@@ -35,6 +35,7 @@ type forwardRes struct {
 	ttfb     time.Duration
 	outcome  string
 	counts   counts
+	frames   int    // generated frames passed on (see framer.frames)
 	hit      string // filter phrase that cut the output
 }
 
@@ -381,6 +382,8 @@ func (g *Gateway) stream(clientCtx, ctx context.Context, cancel context.CancelFu
 	}
 	fm := newFramer(fr.route.sse, fr.dropUsage, sf)
 	defer fm.release()
+	// Whichever way the stream ends, what it carried is counted.
+	defer func() { c.res.counts, c.res.frames = fm.counts, fm.frames }()
 	bufp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bufp)
 	buf := *bufp
@@ -400,7 +403,6 @@ func (g *Gateway) stream(clientCtx, ctx context.Context, cancel context.CancelFu
 				// The output matched the filter: end the stream with an error
 				// the client's SDK shows, and stop the generation.
 				c.res.hit = fm.hit
-				c.res.counts = fm.counts
 				c.write(streamError(fr.route.sse, "the answer was stopped by the content filter", "content_filter"))
 				c.res.outcome = "filtered"
 				cancel()
@@ -410,7 +412,6 @@ func (g *Gateway) stream(clientCtx, ctx context.Context, cancel context.CancelFu
 		if err == nil {
 			continue
 		}
-		c.res.counts = fm.counts
 		if clientCtx.Err() != nil {
 			c.res.outcome = "client gone"
 			return

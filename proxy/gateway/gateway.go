@@ -282,9 +282,17 @@ func (g *Gateway) serveModel(w http.ResponseWriter, r *http.Request, rt route, k
 	}
 	start := g.now()
 	res := g.forward(w, r, fr)
+	cnt := res.counts
+	if !cnt.Known && res.frames > 0 {
+		// The stream ended before the instance's own counts, which come
+		// last: the client left (a chat UI's Stop does that), the instance
+		// died, or the filter cut it. What was generated is still use, for
+		// quotas too, so estimate it rather than record nothing.
+		cnt = counts{Prompt: estimatePromptTokens(body), Completion: res.frames}
+	}
 	u = Usage{
 		Start: start, Key: keyName, User: endUser(r, req), Model: model, Instance: res.instance, Route: r.URL.Path,
-		PromptTokens: res.counts.Prompt, CompletionTokens: res.counts.Completion, CountsKnown: res.counts.Known,
+		PromptTokens: cnt.Prompt, CompletionTokens: cnt.Completion, CountsKnown: cnt.Known,
 		TTFT: res.ttfb, Duration: g.now().Sub(start), Status: res.status, Outcome: res.outcome, Attempts: res.attempts,
 	}
 	if res.hit != "" && g.obs != nil {

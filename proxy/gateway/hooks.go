@@ -28,12 +28,15 @@ type Usage struct {
 	Route            string
 	PromptTokens     int
 	CompletionTokens int
-	CountsKnown      bool // the upstream reported counts
-	TTFT             time.Duration
-	Duration         time.Duration
-	Status           int
-	Outcome          string
-	Attempts         int
+	// CountsKnown: the upstream reported the counts. Otherwise, for a
+	// stream that ended early, they are corral's estimate: a token per
+	// frame generated, and the prompt's text at four characters a token.
+	CountsKnown bool
+	TTFT        time.Duration
+	Duration    time.Duration
+	Status      int
+	Outcome     string
+	Attempts    int
 }
 
 // Filter screens prompts and generated text against the admin's list;

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -197,5 +198,101 @@ func TestWithUsage(t *testing.T) {
 		if err := json.Unmarshal(out, &v); err != nil || !v.StreamOptions.IncludeUsage {
 			t.Errorf("withUsage(%s) = %s (%v)", in, out, err)
 		}
+	}
+}
+
+func TestEstimatePromptTokens(t *testing.T) {
+	for _, tc := range []struct {
+		name, body string
+		want       int
+	}{
+		{"chat text", `{"messages":[{"role":"system","content":"12345678"},{"role":"user","content":"1234"}]}`, 3},
+		{"parts: text counts, images do not", `{"messages":[{"role":"user","content":[{"type":"text","text":"12345678"},{"type":"image_url","image_url":{"url":"data:image/png;base64,` + strings.Repeat("A", 4000) + `"}}]}]}`, 2},
+		{"ollama images field is not text", `{"messages":[{"role":"user","content":"1234","images":["` + strings.Repeat("A", 4000) + `"]}]}`, 1},
+		{"generate prompt and system", `{"prompt":"12345678","system":"1234"}`, 3},
+		{"completions prompt list", `{"prompt":["1234","12345"]}`, 3},
+		{"empty", `{}`, 0},
+		{"not JSON", `{"messages":`, 0},
+	} {
+		if got := estimatePromptTokens([]byte(tc.body)); got != tc.want {
+			t.Errorf("%s: %d, want %d", tc.name, got, tc.want)
+		}
+	}
+}
+
+// A stream that ends before the instance's counts (the client's Stop, an
+// instance dying) still records what was generated, as an estimate.
+func TestMeteringEstimatesAStreamCutShort(t *testing.T) {
+	const prompt = `"messages":[{"role":"user","content":"twelve chars"}]` // 3 tokens
+	for _, tc := range []struct {
+		name, path string
+		sse        bool
+		clientStop bool // else the instance dies
+		outcome    string
+	}{
+		{"ollama, client stops", "/api/chat", false, true, "client gone"},
+		{"openai, client stops", "/v1/chat/completions", true, true, "client gone"},
+		{"ollama, instance dies", "/api/chat", false, false, "cut: "},
+		{"openai, instance dies", "/v1/chat/completions", true, false, "cut: "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			up := upstream(t, "i0", func(w http.ResponseWriter, r *http.Request) {
+				io.Copy(io.Discard, r.Body)
+				for i := range 3 {
+					if tc.sse {
+						fmt.Fprintf(w, "data: {\"choices\":[{\"delta\":{\"content\":\"t%d\"}}]}\n\n", i)
+					} else {
+						fmt.Fprintf(w, "{\"message\":{\"content\":\"t%d\"},\"done\":false}\n", i)
+					}
+					w.(http.Flusher).Flush()
+				}
+				if !tc.clientStop {
+					panic(http.ErrAbortHandler) // the connection drops mid-stream
+				}
+				<-r.Context().Done()
+			}, "m:latest")
+			meter := &fakeMeter{}
+			_, _, srv := newTestGateway(t, Config{Meter: meter}, up)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			req, _ := http.NewRequestWithContext(ctx, "POST", srv.URL+tc.path, strings.NewReader(`{"model":"m","stream":true,`+prompt+`}`))
+			req.Header.Set("Authorization", "Bearer good")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			br := bufio.NewReader(resp.Body)
+			for seen := 0; seen < 3; {
+				line, err := br.ReadString('\n')
+				if err != nil {
+					t.Fatalf("after %d frames: %v", seen, err)
+				}
+				if strings.Contains(line, `"content"`) {
+					seen++
+				}
+			}
+			if tc.clientStop {
+				cancel()
+			} else {
+				io.Copy(io.Discard, br)
+			}
+			resp.Body.Close()
+
+			deadline := time.Now().Add(3 * time.Second)
+			meter.mu.Lock()
+			for len(meter.settled) == 0 && time.Now().Before(deadline) {
+				meter.mu.Unlock()
+				time.Sleep(5 * time.Millisecond)
+				meter.mu.Lock()
+			}
+			defer meter.mu.Unlock()
+			if len(meter.settled) != 1 {
+				t.Fatalf("settled %d times, want 1", len(meter.settled))
+			}
+			u := meter.settled[0]
+			if u.CountsKnown || u.CompletionTokens != 3 || u.PromptTokens != 3 || !strings.HasPrefix(u.Outcome, tc.outcome) {
+				t.Fatalf("settled %+v: want 3 completion and 3 prompt tokens, estimated, outcome %q", u, tc.outcome)
+			}
+		})
 	}
 }

@@ -180,3 +180,53 @@ func parseModelRequest(body []byte) (modelRequest, *apiError) {
 	}
 	return m, nil
 }
+
+// estimatePromptTokens guesses a prompt's size from its text, at four
+// characters a token, for a stream whose own counts never came. Only text
+// counts: an image's share depends on the model, and its base64 size
+// would overstate it many times.
+func estimatePromptTokens(body []byte) int {
+	var req struct {
+		Messages []struct {
+			Content json.RawMessage `json:"content"`
+		} `json:"messages"`
+		Prompt json.RawMessage `json:"prompt"`
+		System string          `json:"system"`
+	}
+	if json.Unmarshal(body, &req) != nil {
+		return 0
+	}
+	chars := len(req.System) + textLen(req.Prompt)
+	for _, m := range req.Messages {
+		chars += textLen(m.Content)
+	}
+	return (chars + 3) / 4
+}
+
+// textLen is the length of the text in a content or prompt field: a
+// string, a list of strings, or a list of parts ({"type":"text","text":…}).
+func textLen(raw json.RawMessage) int {
+	if len(raw) == 0 {
+		return 0
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return len(s)
+	}
+	var parts []json.RawMessage
+	if json.Unmarshal(raw, &parts) != nil {
+		return 0
+	}
+	n := 0
+	for _, p := range parts {
+		var part struct {
+			Text string `json:"text"`
+		}
+		if json.Unmarshal(p, &s) == nil {
+			n += len(s)
+		} else if json.Unmarshal(p, &part) == nil {
+			n += len(part.Text)
+		}
+	}
+	return n
+}

@@ -152,7 +152,10 @@ type framer struct {
 	out     []byte // frames to write for the current read
 	ended   bool   // saw [DONE], done:true, or an error the instance reported
 	counts  counts
-	hit     string // filter phrase found in the output
+	// frames of generated output passed on: Ollama streams one token per
+	// frame, so this is the completion's size when its counts never come.
+	frames int
+	hit    string // filter phrase found in the output
 }
 
 func newFramer(sse, dropUsage bool, filter StreamFilter) *framer {
@@ -228,6 +231,8 @@ func (f *framer) inspect(frame []byte) bool {
 					return false
 				}
 			}
+		default:
+			f.frames++
 		}
 	} else {
 		switch {
@@ -236,6 +241,8 @@ func (f *framer) inspect(frame []byte) bool {
 		case bytes.Contains(frame, doneTrue):
 			f.ended = true
 			f.counts = ollamaAnswerCounts(frame)
+		default:
+			f.frames++
 		}
 	}
 	if f.filter != nil && !f.ended {
