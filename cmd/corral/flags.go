@@ -28,18 +28,42 @@ func envName(flagName string) string {
 	return "CORRAL_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
-// parse reads args, then the environment for flags not on the command line.
-// It returns flag.ErrHelp after printing help for -h.
+// parse reads args, which hold flags only, then the environment for flags
+// not on the command line. It returns flag.ErrHelp after printing help for
+// -h.
 func (fs *flagSet) parse(args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fs.printHelp()
-			return err
+	_, err := fs.parseArgs(args, 0)
+	return err
+}
+
+// parseArgs is parse for a command that takes want positional arguments.
+// Flags may stand before, between or after them, as docker's and ollama's
+// CLIs allow (corral keys create --models llama3.2 alice); after "--"
+// everything is positional. Fewer than want is for the caller to report;
+// more is an error.
+func (fs *flagSet) parseArgs(args []string, want int) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				fs.printHelp()
+				return nil, err
+			}
+			return nil, usageError{fmt.Sprintf("%s: %v (run %s --help)", fs.Name(), err, fs.Name())}
 		}
-		return usageError{fmt.Sprintf("%s: %v (run %s --help)", fs.Name(), err, fs.Name())}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		if i := len(args) - len(rest); i > 0 && args[i-1] == "--" {
+			pos = append(pos, rest...)
+			break
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
 	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Sprintf("%s: unexpected argument %q (run %s --help)", fs.Name(), fs.Arg(0), fs.Name())}
+	if len(pos) > want {
+		return nil, usageError{fmt.Sprintf("%s: unexpected argument %q (run %s --help)", fs.Name(), pos[want], fs.Name())}
 	}
 	fs.Visit(func(f *flag.Flag) { fs.set[f.Name] = true })
 	var errs []error
@@ -55,7 +79,20 @@ func (fs *flagSet) parse(args []string) error {
 			fs.set[f.Name] = true
 		}
 	})
-	return errors.Join(errs...)
+	return pos, errors.Join(errs...)
+}
+
+// oneArg parses "CMD ARG [flags]" (flags anywhere): missing is the error
+// when ARG is not there.
+func oneArg(fs *flagSet, args []string, missing string) (string, error) {
+	pos, err := fs.parseArgs(args, 1)
+	if err != nil {
+		return "", err
+	}
+	if len(pos) == 0 {
+		return "", usageError{missing}
+	}
+	return pos[0], nil
 }
 
 func (fs *flagSet) printHelp() {

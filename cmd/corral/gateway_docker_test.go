@@ -244,7 +244,7 @@ func TestGatewayWithOfficialClients(t *testing.T) {
 	// An operator's weight reaches the status, and a bad one is refused.
 	var wout bytes.Buffer
 	name := f.st.Instances[1].Name
-	if err := newApp(&wout, &wout).run(ctx, []string{"weight", name, "3", "--data-dir", f.dataDir}); err != nil {
+	if err := newApp(&wout, &wout).run(ctx, []string{"weight", "--data-dir", f.dataDir, name, "3"}); err != nil {
 		t.Fatalf("corral weight: %v", err)
 	}
 	st, err := f.status(ctx)

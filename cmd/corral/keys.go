@@ -48,15 +48,9 @@ func (a *app) keysCmd(ctx context.Context, args []string) error {
 	return usageError{fmt.Sprintf("keys: unknown subcommand %q: use create, list, revoke, limit or rotate-internal (run corral keys help)", args[0])}
 }
 
-// parseNamed parses `NAME [flags]`: the name comes first.
+// parseNamed parses `NAME [flags]`.
 func parseNamed(fs *flagSet, args []string) (string, error) {
-	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		if err := fs.parse(args); err != nil {
-			return "", err
-		}
-		return "", usageError{fmt.Sprintf("%s: missing NAME (run %s --help)", fs.Name(), fs.Name())}
-	}
-	return args[0], fs.parse(args[1:])
+	return oneArg(fs, args, fmt.Sprintf("%s: missing NAME (run %s --help)", fs.Name(), fs.Name()))
 }
 
 func (a *app) keysCreate(ctx context.Context, args []string) error {

@@ -17,18 +17,6 @@ import (
 	"corral/engine/models"
 )
 
-// modelArg parses "CMD MODEL [flags]": the model comes first, like docker's
-// and ollama's own CLIs.
-func modelArg(fs *flagSet, args []string, usage string) (string, error) {
-	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		if err := fs.parse(args); err != nil {
-			return "", err
-		}
-		return "", usageError{usage}
-	}
-	return args[0], fs.parse(args[1:])
-}
-
 func (a *app) modelsCmd(ctx context.Context, args []string) error {
 	if len(args) > 0 && args[0] == "import" {
 		return a.importCmd(ctx, args[1:])
@@ -75,7 +63,7 @@ func (a *app) pullCmd(ctx context.Context, args []string) error {
 	fs := newFlagSet("pull", a.stdout)
 	dataDir := fs.String("data-dir", defaultDataDir(), "data dir of the running corral")
 	quiet := fs.Bool("quiet", false, "print only the result")
-	model, err := modelArg(fs, args, "usage: corral pull MODEL (a name from ollama.com/library, such as llama3.2:1b)")
+	model, err := oneArg(fs, args, "usage: corral pull MODEL (a name from ollama.com/library, such as llama3.2:1b)")
 	if err != nil {
 		return helpOK(err)
 	}
@@ -169,7 +157,7 @@ func (p *progress) end() {
 func (a *app) rmCmd(ctx context.Context, args []string) error {
 	fs := newFlagSet("rm", a.stdout)
 	dataDir := fs.String("data-dir", defaultDataDir(), "data dir of the running corral")
-	model, err := modelArg(fs, args, "usage: corral rm MODEL")
+	model, err := oneArg(fs, args, "usage: corral rm MODEL")
 	if err != nil {
 		return helpOK(err)
 	}
@@ -188,7 +176,7 @@ func (a *app) placeCmd(ctx context.Context, args []string) error {
 	gpus := fs.String("gpus", "", "keep it loaded on these GPUs (indexes such as 0,2; instance numbers on a CPU host)")
 	keepAlive := fs.String("keep-alive", "", "how long it stays loaded after use (default -1: always)")
 	clear := fs.Bool("clear", false, "remove the model's placement")
-	model, err := modelArg(fs, args, "usage: corral place MODEL --replicas N | --gpus 0,2 [--keep-alive 30m] | --clear")
+	model, err := oneArg(fs, args, "usage: corral place MODEL --replicas N | --gpus 0,2 [--keep-alive 30m] | --clear")
 	if err != nil {
 		return helpOK(err)
 	}
@@ -234,7 +222,7 @@ func (a *app) importCmd(ctx context.Context, args []string) error {
 	system := fs.String("system", "", "the default system prompt")
 	var params stringList
 	fs.Var(&params, "param", "a parameter, key=value (repeatable), such as temperature=0.7 or stop=</s>")
-	file, err := modelArg(fs, args, "usage: corral models import FILE.gguf --name NAME [--template T] [--param k=v]...")
+	file, err := oneArg(fs, args, "usage: corral models import FILE.gguf --name NAME [--template T] [--param k=v]...")
 	if err != nil {
 		return helpOK(err)
 	}

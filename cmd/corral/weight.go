@@ -13,16 +13,14 @@ import (
 func (a *app) weightCmd(ctx context.Context, args []string) error {
 	fs := newFlagSet("weight", a.stdout)
 	dataDir := fs.String("data-dir", defaultDataDir(), "data dir of the running corral")
-	if len(args) < 2 || args[0] == "" || args[0][0] == '-' {
-		if err := fs.parse(args); err != nil {
-			return helpOK(err)
-		}
-		return usageError{"usage: corral weight INSTANCE N (see corral status for instance names)"}
-	}
-	name, raw := args[0], args[1]
-	if err := fs.parse(args[2:]); err != nil {
+	pos, err := fs.parseArgs(args, 2)
+	if err != nil {
 		return helpOK(err)
 	}
+	if len(pos) < 2 || pos[0] == "" {
+		return usageError{"usage: corral weight INSTANCE N (see corral status for instance names)"}
+	}
+	name, raw := pos[0], pos[1]
 	w, err := strconv.Atoi(raw)
 	if err != nil {
 		return usageError{fmt.Sprintf("weight %q: give a whole number from 1 to %d", raw, engine.MaxWeight)}
