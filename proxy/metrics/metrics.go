@@ -182,7 +182,7 @@ func New(opts ...Option) *Metrics {
 		}, []string{"route", "model"}),
 		tokens: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "corral_gateway_tokens_total",
-			Help: "Tokens processed, as the instances counted them: kind is prompt or completion.",
+			Help: "Tokens processed, as the instances counted them (estimated for a stream that ended before its counts): kind is prompt or completion.",
 		}, []string{"model", "instance", "kind"}),
 		inflight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "corral_gateway_in_flight",
@@ -275,7 +275,8 @@ func (m *Metrics) Retry(instance string) {
 // for the end: a stream an instance cut ("cut: ...") also counts in
 // corral_gateway_stream_failures_total. ttft is the time to the first byte
 // of a streamed answer, 0 for an answer sent whole; dur is the whole
-// request. Tokens are the instance's own counts, 0 when unknown.
+// request. Tokens are the instance's own counts, or the gateway's
+// estimate for a stream that ended before them (see gateway.Usage).
 func (m *Metrics) RequestDone(route, model, instance string, status int, outcome string, dur, ttft time.Duration, promptTokens, completionTokens int) {
 	s := m.lookup(route, model, instance)
 	if s.inst != nil {

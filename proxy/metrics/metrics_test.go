@@ -33,7 +33,7 @@ func TestRequestCounters(t *testing.T) {
 # TYPE corral_gateway_requests_total counter
 corral_gateway_requests_total{instance="ollama-0",model="llama3:8b",route="/v1/chat/completions",status="200"} 2
 corral_gateway_requests_total{instance="ollama-1",model="llama3:8b",route="/api/chat",status="500"} 1
-# HELP corral_gateway_tokens_total Tokens processed, as the instances counted them: kind is prompt or completion.
+# HELP corral_gateway_tokens_total Tokens processed, as the instances counted them (estimated for a stream that ended before its counts): kind is prompt or completion.
 # TYPE corral_gateway_tokens_total counter
 corral_gateway_tokens_total{instance="ollama-0",kind="completion",model="llama3:8b"} 40
 corral_gateway_tokens_total{instance="ollama-0",kind="prompt",model="llama3:8b"} 17
