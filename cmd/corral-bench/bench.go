@@ -104,13 +104,10 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if perr := plan.pinSelf(); perr != nil {
+	if err := plan.pinSelf(); err != nil {
 		// A container may forbid it: measure shared rather than not at all.
-		fmt.Fprintf(stderr, "corral-bench: %v; running with --cpus shared\n", perr)
-		if plan, err = planCPUs(cpusShared); err != nil {
-			return err
-		}
-		plan.note = "split failed: " + perr.Error()
+		fmt.Fprintf(stderr, "corral-bench: %v; running with --cpus shared\n", err)
+		plan = plan.shared("split failed: " + err.Error())
 	}
 	defer func() {
 		if err := plan.unpinSelf(); err != nil {

@@ -41,9 +41,7 @@ func planCPUs(mode string) (cpuPlan, error) {
 	}
 	cpus := cpuIDs(all)
 	if len(cpus) < 2 {
-		p.mode = cpusShared
-		p.note = "one CPU: nothing to split"
-		return p, nil
+		return p.shared("one CPU: nothing to split"), nil
 	}
 	last := cpus[len(cpus)-1]
 	p.load.Clear(last)
@@ -53,6 +51,12 @@ func planCPUs(mode string) (cpuPlan, error) {
 }
 
 func (p cpuPlan) split() bool { return p.mode == cpusSplit }
+
+// shared is the plan turned to shared, saying why.
+func (p cpuPlan) shared(note string) cpuPlan {
+	p.mode, p.load, p.proxy, p.note = cpusShared, p.all, p.all, note
+	return p
+}
 
 // proxyCPUs is how many CPUs the proxy may use: the gateway's GOMAXPROCS.
 func (p cpuPlan) proxyCPUs() int { return p.proxy.Count() }
@@ -71,12 +75,17 @@ func (p cpuPlan) describe() string {
 
 // pinSelf moves every thread of this process to the load CPUs; threads
 // started later inherit it from the thread that starts them, and so do
-// children (the simulator).
+// children (the simulator). If that fails, the threads it did move get
+// their CPUs back.
 func (p cpuPlan) pinSelf() error {
 	if !p.split() {
 		return nil
 	}
-	return setAllThreads(p.load)
+	if err := setAllThreads(p.load); err != nil {
+		setAllThreads(p.all)
+		return err
+	}
+	return nil
 }
 
 // unpinSelf gives every thread back the CPUs it had: the process may go

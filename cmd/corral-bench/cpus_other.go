@@ -12,6 +12,7 @@ const (
 )
 
 func planCPUs(mode string) (cpuPlan, error)            { return cpuPlan{mode: cpusShared}, nil }
+func (p cpuPlan) shared(note string) cpuPlan           { return cpuPlan{mode: cpusShared, note: note} }
 func (p cpuPlan) split() bool                          { return false }
 func (p cpuPlan) proxyCPUs() int                       { return 0 }
 func (p cpuPlan) describe() string                     { return "shared" }

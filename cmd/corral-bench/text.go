@@ -152,13 +152,7 @@ func (r *report) latencyTable(w io.Writer, sc scenarioReport) {
 	}
 	r.row(w, "direct TTFT p50/p99 (ms)", sc, both(func(t *targetReport) *float64 { return t.TTFTP50 }, func(t *targetReport) *float64 { return t.TTFTP99 }))
 	if r.Settings.Rounds > 1 {
-		r.row(w, "TTFT p50 round spread (ms) direct/gw/nginx", sc, func(lr levelReport) string {
-			var s []string
-			for _, t := range lr.Targets {
-				s = append(s, f2(t.TTFTP50Spread))
-			}
-			return strings.Join(s, "/")
-		})
+		r.row(w, "TTFT p50 round spread (ms) direct/gw/nginx", sc, eachTarget(func(t *targetReport) string { return f2(t.TTFTP50Spread) }))
 	}
 	r.row(w, "added TTFT p50 (ms)          gateway/nginx", sc, func(lr levelReport) string {
 		return pair(lr, func(t *targetReport) *float64 { return t.AddedTTFTP50 })
@@ -173,13 +167,18 @@ func (r *report) latencyTable(w io.Writer, sc scenarioReport) {
 	r.row(w, "added gap p99 (ms)           gateway/nginx", sc, func(lr levelReport) string {
 		return pair(lr, func(t *targetReport) *float64 { return t.AddedGapP99 })
 	})
-	r.row(w, "streams measured      direct/gateway/nginx", sc, func(lr levelReport) string {
-		var s []string
-		for _, t := range lr.Targets {
-			s = append(s, fmt.Sprint(t.Requests))
+	r.row(w, "streams measured      direct/gateway/nginx", sc, eachTarget(func(t *targetReport) string { return fmt.Sprint(t.Requests) }))
+}
+
+// eachTarget is a cell holding one value per target, direct first.
+func eachTarget(value func(*targetReport) string) func(levelReport) string {
+	return func(lr levelReport) string {
+		s := make([]string, len(lr.Targets))
+		for i := range lr.Targets {
+			s[i] = value(&lr.Targets[i])
 		}
 		return strings.Join(s, "/")
-	})
+	}
 }
 
 func (r *report) throughputTable(w io.Writer, sc scenarioReport) {
