@@ -230,6 +230,8 @@ func (f *framer) inspect(frame []byte) bool {
 				if f.dropUsage && bytes.Contains(data, noChoices) {
 					return false
 				}
+			} else {
+				f.frames++ // a content chunk with "usage":null, as OpenAI sends them
 			}
 		default:
 			f.frames++

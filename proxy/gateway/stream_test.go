@@ -160,3 +160,26 @@ func TestUsageCounts(t *testing.T) {
 		})
 	}
 }
+
+// frames counts the generated chunks, the estimate of a stream whose
+// counts never came, whether or not a chunk carries "usage":null.
+func TestFramerCountsGeneratedFrames(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		sse    bool
+		stream string
+		want   int
+	}{
+		{"ollama sse", true, "data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\ndata: {\"choices\":[{\"delta\":{\"content\":\"b\"}}]}\n\n", 2},
+		{"openai sse with usage null", true, "data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}],\"usage\":null}\n\ndata: {\"choices\":[{\"delta\":{\"content\":\"b\"}}],\"usage\":null}\n\n", 2},
+		{"sse end and usage are not output", true, "data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\ndata: {\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1}}\n\ndata: [DONE]\n\n", 1},
+		{"ndjson", false, "{\"message\":{\"content\":\"a\"},\"done\":false}\n{\"message\":{\"content\":\"b\"},\"done\":false}\n{\"done\":true,\"eval_count\":2}\n", 2},
+	} {
+		f := newFramer(tc.sse, false, nil)
+		f.feed([]byte(tc.stream))
+		if f.frames != tc.want {
+			t.Errorf("%s: frames = %d, want %d", tc.name, f.frames, tc.want)
+		}
+		f.release()
+	}
+}
