@@ -24,6 +24,7 @@ type Route struct {
 	Models   []ModelInfo   // models present, from /api/tags
 	Loaded   []LoadedModel // models in memory, from /api/ps
 	PolledAt time.Time     // when Models and Loaded were read
+	Since    time.Time     // when it entered its phase: a healthy one is healthy since then
 }
 
 // ModelInfo is one entry of an instance's /api/tags.
@@ -75,7 +76,7 @@ func (e *Engine) publish() {
 			Status:   string(in.phase) + ": " + in.reason,
 			Weight:   max(s.Weight, 1),
 			Parallel: parallelOf(s),
-			Models:   in.models, Loaded: in.loaded, PolledAt: in.polledAt,
+			Models:   in.models, Loaded: in.loaded, PolledAt: in.polledAt, Since: in.since,
 		})
 	}
 	e.routes.Store(t)

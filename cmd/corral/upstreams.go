@@ -54,7 +54,7 @@ func (u *upstreams) Snapshot() *gateway.Snapshot {
 		}
 		up := gateway.Upstream{
 			Name: r.Name, URL: base, Healthy: r.Healthy, Draining: r.Draining, Status: r.Status,
-			Weight: r.Weight, Parallel: r.Parallel, PolledAt: r.PolledAt, FreeMemory: free[r.GPU],
+			Weight: r.Weight, Parallel: r.Parallel, PolledAt: r.PolledAt, Since: r.Since, FreeMemory: free[r.GPU],
 			Models: make(map[string]bool, len(r.Models)), Loaded: make(map[string]bool, len(r.Loaded)),
 			Placed: placed[r.Name],
 		}

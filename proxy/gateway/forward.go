@@ -102,15 +102,10 @@ func (g *Gateway) pick(model string, tried map[string]bool) (*Upstream, *upstrea
 		has++
 		st := g.states.get(u.Name)
 		if !u.Healthy || u.Draining {
-			st.engineDown.Store(true)
 			down = append(down, fmt.Sprintf("%s is %s", u.Name, u.Status))
 			continue
 		}
-		if st.engineDown.Swap(false) {
-			// The engine saw it fail and come back: its active check is
-			// fresher than our passive record.
-			st.reset()
-		}
+		st.healedSince(u.Since)
 		if tried[u.Name] {
 			continue
 		}

@@ -479,33 +479,44 @@ func TestRoutesToLoadedInstance(t *testing.T) {
 }
 
 // TestEngineRecoveryLiftsEjection: an instance ejected by passive health
-// takes requests again as soon as the engine saw it down and back up.
+// takes requests again as soon as the engine reports it healthy anew
+// (after a restart, say), whether or not a request saw it down meanwhile;
+// while the engine's healthy period began before the failures, the
+// ejection holds.
 func TestEngineRecoveryLiftsEjection(t *testing.T) {
-	var hits atomic.Int32
-	a := upstream(t, "a", func(w http.ResponseWriter, r *http.Request) { hits.Add(1); ollamaChat(1)(w, r) }, "m:latest")
-	b := upstream(t, "b", ollamaChat(1), "m:latest")
-	g, ups, srv := newTestGateway(t, Config{}, a, b)
-	st := g.states.get("a")
-	for range 3 {
-		st.failure(time.Now(), 3, time.Hour, time.Hour)
-	}
-	for range 5 {
-		readAll(t, post(t, srv, "/api/chat", "good", `{"model":"m"}`))
-	}
-	if hits.Load() != 0 {
-		t.Fatal("ejected instance got requests")
-	}
-	down := a
-	down.Healthy = false
-	ups.s.Store(&Snapshot{Version: 2, Upstreams: []Upstream{down, b}})
-	readAll(t, post(t, srv, "/api/chat", "good", `{"model":"m"}`))
-	a.Loaded = map[string]bool{"m:latest": true} // so it ties with b
-	ups.s.Store(&Snapshot{Version: 3, Upstreams: []Upstream{a, b}})
-	for range 20 {
-		readAll(t, post(t, srv, "/api/chat", "good", `{"model":"m"}`))
-	}
-	if hits.Load() == 0 {
-		t.Fatal("recovered instance got no requests")
+	for _, seenDown := range []bool{true, false} {
+		t.Run(fmt.Sprintf("seen down %v", seenDown), func(t *testing.T) {
+			var hits atomic.Int32
+			a := upstream(t, "a", func(w http.ResponseWriter, r *http.Request) { hits.Add(1); ollamaChat(1)(w, r) }, "m:latest")
+			a.Since = time.Now().Add(-time.Minute)
+			b := upstream(t, "b", ollamaChat(1), "m:latest")
+			g, ups, srv := newTestGateway(t, Config{}, a, b)
+			st := g.states.get("a")
+			for range 3 {
+				st.failure(time.Now(), 3, time.Hour, time.Hour)
+			}
+			for range 5 {
+				readAll(t, post(t, srv, "/api/chat", "good", `{"model":"m"}`))
+			}
+			if hits.Load() != 0 {
+				t.Fatal("ejected instance got requests")
+			}
+			if seenDown {
+				down := a
+				down.Healthy, down.Since = false, time.Now()
+				ups.s.Store(&Snapshot{Version: 2, Upstreams: []Upstream{down, b}})
+				readAll(t, post(t, srv, "/api/chat", "good", `{"model":"m"}`))
+			}
+			a.Loaded = map[string]bool{"m:latest": true} // so it ties with b
+			a.Since = time.Now()
+			ups.s.Store(&Snapshot{Version: 3, Upstreams: []Upstream{a, b}})
+			for range 20 {
+				readAll(t, post(t, srv, "/api/chat", "good", `{"model":"m"}`))
+			}
+			if hits.Load() == 0 {
+				t.Fatal("recovered instance got no requests")
+			}
+		})
 	}
 }
 

@@ -25,6 +25,9 @@ type Upstream struct {
 	Placed     map[string]bool
 	PolledAt   time.Time // when Models and Loaded were read
 	FreeMemory uint64    // bytes free on its GPU; 0 when unknown
+	// Since is when the engine last changed the upstream's health: a
+	// healthy one has been so since then. Zero when unknown.
+	Since time.Time
 }
 
 // Snapshot is an immutable view of every upstream. The owner replaces it
@@ -59,8 +62,8 @@ type upstreamState struct {
 	fails        atomic.Int32
 	ejectedUntil atomic.Int64 // unix nanos
 	ejections    atomic.Int32
-	served       sync.Map // canonical model → *atomic.Int64, unix nanos of the last success
-	engineDown   atomic.Bool
+	served       sync.Map     // canonical model → *atomic.Int64, unix nanos of the last success
+	lastFailure  atomic.Int64 // unix nanos
 }
 
 // states holds upstreamState by upstream name for the gateway's lifetime.
@@ -96,6 +99,7 @@ func (st *upstreamState) ejected(now time.Time) bool {
 // failure records a failed attempt; after ejectAfter in a row the upstream
 // is ejected for a back-off that doubles with each ejection.
 func (st *upstreamState) failure(now time.Time, ejectAfter int, base, maxEject time.Duration) {
+	st.lastFailure.Store(now.UnixNano())
 	if int(st.fails.Add(1)) < ejectAfter {
 		return
 	}
@@ -105,11 +109,20 @@ func (st *upstreamState) failure(now time.Time, ejectAfter int, base, maxEject t
 	st.ejectedUntil.Store(now.Add(d).UnixNano())
 }
 
-// reset forgets passive failures and ejection.
-func (st *upstreamState) reset() {
-	st.fails.Store(0)
-	st.ejections.Store(0)
-	st.ejectedUntil.Store(0)
+// healedSince forgets passive failures and ejection older than the
+// engine's latest healthy period, which began at since: the engine saw the
+// instance fail and come back (a restart, say), and that active check is
+// fresher than the gateway's record. The gateway need not have seen it
+// down in between.
+func (st *upstreamState) healedSince(since time.Time) {
+	if since.IsZero() || st.lastFailure.Load() >= since.UnixNano() {
+		return
+	}
+	if st.fails.Load() != 0 || st.ejectedUntil.Load() != 0 {
+		st.fails.Store(0)
+		st.ejections.Store(0)
+		st.ejectedUntil.Store(0)
+	}
 }
 
 func (st *upstreamState) success(model string, now time.Time) {
