@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"corral/proxy/gateway"
+	"corral/proxy/rawconn"
 )
 
 // benchKey is the API key the benchmark's gateway admits.
@@ -107,7 +108,7 @@ func serveGateway(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fmt.Fprintln(stdout, ln.Addr().String())
 
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- srv.Serve(rawconn.Listener{Listener: ln}) }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("gateway: %w", err)

@@ -28,6 +28,7 @@ import (
 	"corral/engine/usage"
 	"corral/gpu"
 	"corral/proxy/gateway"
+	"corral/proxy/rawconn"
 	"corral/ui"
 )
 
@@ -310,7 +311,9 @@ func (a *app) serve(ctx context.Context, c serveConfig, log *slog.Logger) error 
 		{Handler: api, ReadHeaderTimeout: 10 * time.Second},
 		{Handler: gw, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute},
 	}
-	listeners := []net.Listener{sock, front}
+	// The gateway's connections skip the scheduler's system call
+	// bookkeeping (see package rawconn).
+	listeners := []net.Listener{sock, rawconn.Listener{Listener: front}}
 	log.Info("gateway listening", "addr", front.Addr().String())
 	if admin != nil {
 		// The admin listener: the admin pages and the API (token or

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"corral/proxy/rawconn"
 )
 
 // leanClient is the HTTP/1.1 client for streaming requests. It runs
@@ -197,6 +199,7 @@ func (lc *leanClient) roundTrip(r *http.Request, u *Upstream, fr forwardReq) (*h
 			if err != nil {
 				return nil, err
 			}
+			conn = rawconn.Wrap(conn)
 		}
 		b := &leanBody{lc: lc, addr: addr, conn: conn}
 		resp, stale, err := b.exchange(ctx, r.Method, hdr, fr.body)
@@ -220,8 +223,6 @@ type leanBody struct {
 	tp      textproto.Reader
 	stop    func() bool
 	aborted atomic.Bool
-	bufs    [2][]byte
-	nb      net.Buffers
 
 	chunked   bool
 	cr        io.Reader
@@ -245,12 +246,7 @@ func (b *leanBody) exchange(ctx context.Context, method string, hdr, body []byte
 			b.release(false)
 		}
 	}()
-	b.bufs = [2][]byte{hdr, body}
-	b.nb = b.bufs[:]
-	if len(body) == 0 {
-		b.nb = b.bufs[:1]
-	}
-	if _, err := b.nb.WriteTo(b.conn); err != nil {
+	if _, err := rawconn.Writev(b.conn, hdr, body); err != nil {
 		if b.aborted.Load() {
 			return nil, false, context.Canceled
 		}
