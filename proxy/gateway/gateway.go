@@ -108,17 +108,30 @@ func New(cfg Config, upstreams Upstreams, auth Authorizer) *Gateway {
 		cfg:       cfg,
 		upstreams: upstreams,
 		auth:      auth,
-		transport: newTransport(cfg),
-		lean:      newLeanClient(cfg),
 		log:       cfg.Logger,
 		now:       time.Now,
 		obs:       cfg.Observer,
 		rnd:       mrand.New(mrand.NewPCG(mrand.Uint64(), mrand.Uint64())),
 	}
+	d := newUpstreamDialer(g.inService)
+	g.transport, g.lean = newTransport(cfg, d), newLeanClient(cfg, d)
 	var p [4]byte
 	rand.Read(p[:])
 	hex.Encode(g.ridPrefix[:], p[:])
 	return g
+}
+
+// inService reports whether the snapshot has a healthy instance at addr
+// (host:port), for a connect in progress.
+func (g *Gateway) inService(addr string) bool {
+	s := g.upstreams.Snapshot()
+	for i := range s.Upstreams {
+		u := &s.Upstreams[i]
+		if u.URL != nil && hostPort(u) == addr {
+			return u.Healthy
+		}
+	}
+	return false
 }
 
 // Close drops idle upstream connections.

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"net"
 	"net/http"
 	"time"
 )
@@ -10,13 +9,10 @@ import (
 // Go's default of 2 idle connections per host churns connections under
 // load (0.40x throughput measured). No compression: streams must pass as
 // produced.
-func newTransport(cfg Config) *http.Transport {
+func newTransport(cfg Config, d *upstreamDialer) *http.Transport {
 	return &http.Transport{
-		Proxy: nil,
-		DialContext: (&net.Dialer{
-			Timeout:   5 * time.Second,
-			KeepAlive: 30 * time.Second,
-		}).DialContext,
+		Proxy:                 nil,
+		DialContext:           d.DialContext,
 		MaxIdleConns:          cfg.IdleConnsPerHost * 16,
 		MaxIdleConnsPerHost:   cfg.IdleConnsPerHost,
 		IdleConnTimeout:       90 * time.Second,

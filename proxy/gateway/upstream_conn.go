@@ -26,7 +26,7 @@ import (
 // connection deadlines; a client that goes away sets a deadline in the
 // past, which aborts the read at once.
 type leanClient struct {
-	dialer        net.Dialer
+	dialer        *upstreamDialer
 	headerTimeout time.Duration
 	idleTimeout   time.Duration // per read of a body
 	maxIdle       int           // idle connections kept per host
@@ -51,9 +51,9 @@ var errUpstreamIdle = errors.New("upstream idle")
 
 var errHeaderTimeout = errors.New("timeout awaiting response headers")
 
-func newLeanClient(cfg Config) *leanClient {
+func newLeanClient(cfg Config, d *upstreamDialer) *leanClient {
 	return &leanClient{
-		dialer:        net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second},
+		dialer:        d,
 		headerTimeout: cfg.HeaderTimeout,
 		idleTimeout:   cfg.IdleTimeout,
 		maxIdle:       cfg.IdleConnsPerHost,
@@ -122,11 +122,14 @@ var hdrPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b 
 func leanUsable(u *Upstream) bool { return u.URL != nil && u.URL.Scheme == "http" }
 
 func hostPort(u *Upstream) string {
-	h := u.URL.Host
-	if u.URL.Port() == "" {
-		return net.JoinHostPort(u.URL.Hostname(), "80")
+	if u.URL.Port() != "" {
+		return u.URL.Host
 	}
-	return h
+	port := "80"
+	if u.URL.Scheme == "https" {
+		port = "443"
+	}
+	return net.JoinHostPort(u.URL.Hostname(), port)
 }
 
 // appendRequestHeader writes the request line and headers for r sent to u,

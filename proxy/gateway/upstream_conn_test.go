@@ -57,7 +57,7 @@ func leanReq(ctx context.Context, path string) *http.Request {
 
 func testLean(cfg Config) *leanClient {
 	cfg.defaults()
-	return newLeanClient(cfg)
+	return newLeanClient(cfg, newUpstreamDialer(func(string) bool { return true }))
 }
 
 func leanGet(t *testing.T, lc *leanClient, u *Upstream, path, body string) (*http.Response, string) {
