@@ -114,6 +114,16 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 			fmt.Fprintf(stderr, "corral-bench: %v\n", err)
 		}
 	}()
+	spinnerCPUs := ""
+	if cfg.Awake && plan.split() {
+		sp, err := startSpinner(ctx, dir, plan)
+		if err != nil {
+			return err
+		}
+		defer sp.stop()
+		// Reported as read back: the spinner's policy and its CPU.
+		plan.awake, spinnerCPUs = spinsIdle(sp.pid()), cpusOf(sp.pid())
+	}
 	b := &benchRun{cfg: cfg, cpus: plan, progress: stderr, warm: map[string]*sample{}, load: [2]string{loadAverage()}}
 	defer func() {
 		for _, t := range b.targets {
@@ -148,6 +158,9 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	defer gw.stop()
 	b.gateway = gw
 	b.placed = map[string]string{"load client": cpusOf(os.Getpid()), "simulator": cpusOf(s.pid()), "gateway": cpusOf(gw.pid())}
+	if spinnerCPUs != "" {
+		b.placed["spinner"] = spinnerCPUs
+	}
 	b.targets = append(b.targets, &target{name: "gateway", base: "http://" + addr, client: newClient(clients), pids: func() []int { return []int{gw.pid()} }})
 
 	bin, why := findNginx(cfg.Nginx)

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -19,7 +20,7 @@ var raceEnabled bool
 // TestMain lets the test binary stand in for corral-bench: the harness
 // starts its gateway child as os.Executable() with "gateway".
 func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && os.Args[1] == "gateway" {
+	if len(os.Args) > 1 && (os.Args[1] == "gateway" || os.Args[1] == "spin") {
 		main()
 		os.Exit(0)
 	}
@@ -44,6 +45,7 @@ func TestBenchEndToEnd(t *testing.T) {
 	cfg.Chunks, cfg.FirstToken, cfg.Interval = 8, 2*time.Millisecond, time.Millisecond
 	cfg.Tokens = 4
 	cfg.MinStreams = 30 // at c=1 a 250 ms cell holds about 20 streams of 10 ms
+	cfg.Awake = runtime.NumCPU() >= 2
 	cfg.JSON = filepath.Join(tmp, "bench.json")
 	cfg.tmpParent = filepath.Join(tmp, "work")
 	if err := os.Mkdir(cfg.tmpParent, 0o755); err != nil {
@@ -116,6 +118,9 @@ func TestBenchEndToEnd(t *testing.T) {
 		}
 		if n, ok := obs["nginx worker"]; ok && n != obs["gateway"] {
 			t.Errorf("nginx worker on CPUs %s, gateway on %s: want the same CPU", n, obs["gateway"])
+		}
+		if !rep.ProxyAwake || obs["spinner"] != obs["gateway"] {
+			t.Errorf("--awake: proxy_cpu_awake %v, spinner on CPUs %q, gateway on %s: want a SCHED_IDLE spinner on the gateway's CPU", rep.ProxyAwake, obs["spinner"], obs["gateway"])
 		}
 		if rep.Memory.GatewayMaxProcs != 1 {
 			t.Errorf("gateway GOMAXPROCS %d, want 1 (its one CPU)", rep.Memory.GatewayMaxProcs)
@@ -192,7 +197,9 @@ func TestConfigValidate(t *testing.T) {
 	if err == nil {
 		t.Fatal("want errors")
 	}
-	for _, want := range []string{"--levels", "--duration", "--rounds"} {
+	_, err2 := parseConfig([]string{"--awake", "--cpus", "shared"}, &bytes.Buffer{})
+	err = errors.Join(err, err2)
+	for _, want := range []string{"--levels", "--duration", "--rounds", "--awake"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %s: %v", want, err)
 		}

@@ -37,6 +37,7 @@ type config struct {
 	CPUProfile   string // the gateway child writes its CPU profile here
 	MaxProcs     int    // GOMAXPROCS of the gateway child; 0: Go's default
 	CPUs         string // cpusSplit or cpusShared: where the processes run
+	Awake        bool   // split: a SCHED_IDLE spinner keeps the proxy's CPU from idling
 	Verbose      bool   // gateway request log on; keep the work directory
 	Full         bool   // gateway with keys, usage metering and metrics, as corral serve runs it
 
@@ -109,6 +110,9 @@ func (c config) Validate() error {
 	if c.CPUs != cpusSplit && c.CPUs != cpusShared {
 		errs = append(errs, fmt.Errorf("--cpus %q: want split (the proxy on a CPU of its own) or shared", c.CPUs))
 	}
+	if c.Awake && c.CPUs != cpusSplit {
+		errs = append(errs, errors.New("--awake keeps the proxy's own CPU busy: it needs --cpus split"))
+	}
 	if c.Model == "" {
 		errs = append(errs, errors.New("--model is empty"))
 	}
@@ -158,6 +162,7 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "the gateway child writes a CPU profile of its whole run here")
 	fs.IntVar(&c.MaxProcs, "gateway-gomaxprocs", 0, "GOMAXPROCS of the gateway child (0: Go's default, the CPUs it may run on)")
 	fs.StringVar(&c.CPUs, "cpus", c.CPUs, "split: the proxy measured runs on the last CPU, the load client and simulator on the others; shared: all run anywhere")
+	fs.BoolVar(&c.Awake, "awake", false, "split only: keep the proxy's CPU from idling with a lowest-priority (SCHED_IDLE) spinner that yields to the proxy at once, as on a busy server; on a VM an idle vCPU halts, and each wake-up then costs the proxy a VM exit and cold caches")
 	fs.BoolVar(&c.Full, "full", false, "run the gateway as corral serve does: API keys, usage metering with quotas, Prometheus metrics")
 	fs.BoolVar(&c.Verbose, "verbose", false, "turn the gateway's request log on and keep the work directory (logs, nginx.conf)")
 	if err := fs.Parse(args); err != nil {

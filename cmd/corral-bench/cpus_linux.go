@@ -1,11 +1,14 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -23,6 +26,7 @@ type cpuPlan struct {
 	load  unix.CPUSet
 	proxy unix.CPUSet
 	note  string // why split fell back to shared
+	awake bool   // a spinner keeps the proxy's CPU from idling (--awake)
 }
 
 const (
@@ -70,7 +74,11 @@ func (p cpuPlan) describe() string {
 		}
 		return s
 	}
-	return fmt.Sprintf("split: the load client and the simulator on CPU %s, the proxy measured (gateway or nginx) on CPU %s", cpuList(p.load), cpuList(p.proxy))
+	s := fmt.Sprintf("split: the load client and the simulator on CPU %s, the proxy measured (gateway or nginx) on CPU %s", cpuList(p.load), cpuList(p.proxy))
+	if p.awake {
+		s += "; a SCHED_IDLE spinner keeps CPU " + cpuList(p.proxy) + " from idling (--awake)"
+	}
+	return s
 }
 
 // pinSelf moves every thread of this process to the load CPUs; threads
@@ -180,3 +188,78 @@ func cpuList(s unix.CPUSet) string {
 	}
 	return strings.Join(parts, ",")
 }
+
+// startSpinner runs `corral-bench spin` on the proxy's CPU (--awake).
+func startSpinner(ctx context.Context, dir string, p cpuPlan) (*child, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	var c *child
+	err = p.onProxyCPUs(func() (err error) {
+		c, err = startChild(ctx, dir, "spin", os.Environ(), self, "spin")
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("--awake: %w", err)
+	}
+	return c, nil
+}
+
+// spin keeps its CPU busy at the lowest priority there is, until ctx
+// ends. A SCHED_IDLE thread runs only when nothing else wants the CPU and
+// yields to a waking proxy at once, so the CPU never idles, and never
+// halts as an idle vCPU does, while the proxy loses nothing to it.
+// Threads the runtime starts later inherit the policy from the one that
+// starts them.
+func spin(ctx context.Context) error {
+	runtime.LockOSThread()
+	ents, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return err
+	}
+	idle := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_IDLE}
+	for _, e := range ents {
+		tid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if err := unix.SchedSetAttr(tid, &idle, 0); err != nil && err != unix.ESRCH {
+			return fmt.Errorf("spin: SCHED_IDLE for thread %d: %w", tid, err)
+		}
+	}
+	for ctx.Err() == nil {
+		for i := 0; i < 1<<20; i++ {
+			spinSink.Add(1)
+		}
+	}
+	return nil
+}
+
+// spinsIdle reports whether every thread of process pid runs SCHED_IDLE.
+// The spinner sets its policy right after it starts: wait for that.
+func spinsIdle(pid int) bool {
+	for range 100 {
+		ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+		if err != nil {
+			return false
+		}
+		all := len(ents) > 0
+		for _, e := range ents {
+			tid, _ := strconv.Atoi(e.Name())
+			a, err := unix.SchedGetAttr(tid, 0)
+			if err != nil || a.Policy != unix.SCHED_IDLE {
+				all = false
+				break
+			}
+		}
+		if all {
+			return true
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return false
+}
+
+// spinSink gives the spin loop an effect the compiler must keep.
+var spinSink atomic.Uint64

@@ -2,9 +2,17 @@
 
 package main
 
+import (
+	"context"
+	"errors"
+)
+
 // cpuPlan is Linux-only (CPU affinity); elsewhere the benchmark refuses to
 // run before it places anything, and this keeps the package building.
-type cpuPlan struct{ mode, note string }
+type cpuPlan struct {
+	mode, note string
+	awake      bool
+}
 
 const (
 	cpusSplit  = "split"
@@ -21,3 +29,11 @@ func (p cpuPlan) unpinSelf() error                     { return nil }
 func (p cpuPlan) onProxyCPUs(start func() error) error { return start() }
 
 func cpusOf(pid int) string { return "unknown" }
+
+func startSpinner(ctx context.Context, dir string, p cpuPlan) (*child, error) {
+	return nil, errors.New("--awake: Linux only")
+}
+
+func spin(ctx context.Context) error { return errors.New("spin: Linux only") }
+
+func spinsIdle(pid int) bool { return false }

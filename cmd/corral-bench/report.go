@@ -19,6 +19,7 @@ type report struct {
 	CPUs         int               `json:"cpus"`
 	CPUMode      string            `json:"cpus_mode"`       // split or shared
 	CPUPlacement string            `json:"cpu_placement"`   // the plan, in words
+	ProxyAwake   bool              `json:"proxy_cpu_awake"` // --awake: a spinner kept the proxy's CPU from idling
 	CPUsObserved map[string]string `json:"cpus_observed"`   // process → CPUs it could run on, read back
 	LoadAverage  [2]string         `json:"load_average"`    // 1-minute, at the start and at the end
 	Nginx        string            `json:"nginx,omitempty"` // its version; empty when skipped
@@ -123,6 +124,7 @@ func (b *benchRun) report(scs []*scenario) *report {
 		CPUs:         runtime.NumCPU(),
 		CPUMode:      b.cpus.mode,
 		CPUPlacement: b.cpus.describe(),
+		ProxyAwake:   b.cpus.awake,
 		CPUsObserved: b.placed,
 		LoadAverage:  b.load,
 		NginxSkipped: b.skipped,

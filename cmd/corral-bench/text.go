@@ -20,7 +20,7 @@ func (r *report) writeText(w io.Writer) {
 	p("  CPUs %s", r.CPUPlacement)
 	if len(r.CPUsObserved) > 0 {
 		var seen []string
-		for _, name := range []string{"load client", "simulator", "gateway", "nginx worker"} {
+		for _, name := range []string{"load client", "simulator", "gateway", "nginx worker", "spinner"} {
 			if c, ok := r.CPUsObserved[name]; ok {
 				seen = append(seen, name+" "+c)
 			}
