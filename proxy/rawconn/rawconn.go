@@ -14,11 +14,18 @@ func (l Listener) Accept() (net.Conn, error) {
 }
 
 // Writev writes bufs to c in order, as one writev where c is a raw
-// connection (else as net.Buffers does).
+// connection, else one Write each.
 func Writev(c net.Conn, bufs ...[]byte) (int64, error) {
 	if rc, ok := c.(*Conn); ok {
 		return rc.writev(bufs)
 	}
-	nb := net.Buffers(bufs)
-	return nb.WriteTo(c)
+	var total int64
+	for _, b := range bufs {
+		n, err := c.Write(b)
+		total += int64(n)
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
 }

@@ -96,7 +96,7 @@ func TestWritevKeepsOrderAcrossCallsAndPartialWrites(t *testing.T) {
 	var want []byte
 	// More buffers than one writev takes, empty ones among them, and
 	// enough bytes that the kernel takes them in several calls.
-	for i := 0; i < 3*maxIovecs+5; i++ {
+	for i := 0; i < 5*maxIovecs+3; i++ {
 		b := pattern((i % 7) * 40000)
 		if len(b) > 0 {
 			b[0] = byte(i)

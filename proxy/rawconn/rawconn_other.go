@@ -10,6 +10,13 @@ type Conn struct{ net.Conn }
 func Wrap(c net.Conn) net.Conn { return c }
 
 func (c *Conn) writev(bufs [][]byte) (int64, error) {
-	nb := net.Buffers(bufs)
-	return nb.WriteTo(c.Conn)
+	var total int64
+	for _, b := range bufs {
+		n, err := c.Write(b)
+		total += int64(n)
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
 }
