@@ -19,6 +19,10 @@ func Writev(c net.Conn, bufs ...[]byte) (int64, error) {
 	if rc, ok := c.(*Conn); ok {
 		return rc.writev(bufs)
 	}
+	return writeEach(c, bufs)
+}
+
+func writeEach(c net.Conn, bufs [][]byte) (int64, error) {
 	var total int64
 	for _, b := range bufs {
 		n, err := c.Write(b)

@@ -9,14 +9,4 @@ type Conn struct{ net.Conn }
 
 func Wrap(c net.Conn) net.Conn { return c }
 
-func (c *Conn) writev(bufs [][]byte) (int64, error) {
-	var total int64
-	for _, b := range bufs {
-		n, err := c.Write(b)
-		total += int64(n)
-		if err != nil {
-			return total, err
-		}
-	}
-	return total, nil
-}
+func (c *Conn) writev(bufs [][]byte) (int64, error) { return writeEach(c.Conn, bufs) }
