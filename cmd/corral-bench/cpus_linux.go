@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"runtime"
 	"strconv"
@@ -106,13 +108,25 @@ func (p cpuPlan) unpinSelf() error {
 }
 
 func setAllThreads(set unix.CPUSet) error {
+	if err := eachThread(0, func(tid int) error { return unix.SchedSetaffinity(tid, &set) }); err != nil {
+		return fmt.Errorf("binding to CPUs %s: %w", cpuList(set), err)
+	}
+	return nil
+}
+
+// eachThread calls fn for every thread of process pid (0: this one). A
+// thread may start while the list is read: it goes again until a pass
+// finds none new. A thread gone meanwhile (ESRCH) is passed over.
+func eachThread(pid int, fn func(tid int) error) error {
+	dir := "/proc/self/task"
+	if pid != 0 {
+		dir = fmt.Sprintf("/proc/%d/task", pid)
+	}
 	done := map[int]bool{}
 	for {
-		// A thread may start while the list is read: go again until a pass
-		// finds none new.
-		ents, err := os.ReadDir("/proc/self/task")
+		ents, err := os.ReadDir(dir)
 		if err != nil {
-			return fmt.Errorf("binding to CPUs %s: %w", cpuList(set), err)
+			return err
 		}
 		fresh := 0
 		for _, e := range ents {
@@ -120,8 +134,8 @@ func setAllThreads(set unix.CPUSet) error {
 			if err != nil || done[tid] {
 				continue
 			}
-			if err := unix.SchedSetaffinity(tid, &set); err != nil && err != unix.ESRCH {
-				return fmt.Errorf("binding thread %d to CPUs %s: %w", tid, cpuList(set), err)
+			if err := fn(tid); err != nil && err != unix.ESRCH {
+				return fmt.Errorf("thread %d: %w", tid, err)
 			}
 			done[tid] = true
 			fresh++
@@ -214,19 +228,9 @@ func startSpinner(ctx context.Context, dir string, p cpuPlan) (*child, error) {
 // starts them.
 func spin(ctx context.Context) error {
 	runtime.LockOSThread()
-	ents, err := os.ReadDir("/proc/self/task")
-	if err != nil {
-		return err
-	}
 	idle := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_IDLE}
-	for _, e := range ents {
-		tid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if err := unix.SchedSetAttr(tid, &idle, 0); err != nil && err != unix.ESRCH {
-			return fmt.Errorf("spin: SCHED_IDLE for thread %d: %w", tid, err)
-		}
+	if err := eachThread(0, func(tid int) error { return unix.SchedSetAttr(tid, &idle, 0) }); err != nil {
+		return fmt.Errorf("spin: SCHED_IDLE: %w", err)
 	}
 	for ctx.Err() == nil {
 		for i := 0; i < 1<<20; i++ {
@@ -240,26 +244,25 @@ func spin(ctx context.Context) error {
 // The spinner sets its policy right after it starts: wait for that.
 func spinsIdle(pid int) bool {
 	for range 100 {
-		ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
-		if err != nil {
-			return false
-		}
-		all := len(ents) > 0
-		for _, e := range ents {
-			tid, _ := strconv.Atoi(e.Name())
+		err := eachThread(pid, func(tid int) error {
 			a, err := unix.SchedGetAttr(tid, 0)
-			if err != nil || a.Policy != unix.SCHED_IDLE {
-				all = false
-				break
+			if err == nil && a.Policy != unix.SCHED_IDLE {
+				err = errNotIdle
 			}
-		}
-		if all {
+			return err
+		})
+		switch {
+		case err == nil:
 			return true
+		case errors.Is(err, fs.ErrNotExist):
+			return false // the spinner is gone
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 	return false
 }
+
+var errNotIdle = errors.New("not SCHED_IDLE")
 
 // spinSink gives the spin loop an effect the compiler must keep.
 var spinSink atomic.Uint64
