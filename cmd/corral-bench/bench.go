@@ -24,13 +24,22 @@ type scenario struct {
 	results map[int]map[string]*result // level → target → result
 }
 
+// paired says whether a level measures one stream per target and round:
+// at concurrency 1 of a latency scenario, where streams run one at a
+// time anyway, unless --requests caps the run.
+func (sc *scenario) paired(level int, cfg config) bool {
+	return sc.latency && level == 1 && cfg.MinStreams > 0 && cfg.Requests == 0
+}
+
 // result is one target at one level of one scenario.
 type result struct {
 	sample
 	cpu time.Duration // used by the target's processes while measured
 	rss uint64        // the largest RSS sampled, where sampled
-	// roundTTFT is the TTFT p50 of each round: how far it moves between
-	// rounds is the noise a difference between proxies must exceed.
+	// roundTTFT is the TTFT p50 of each round, in the rounds' order: how
+	// far it moves between rounds is the noise a difference between
+	// proxies must exceed, and in paired levels (one stream a round) the
+	// rounds pair the targets' streams.
 	roundTTFT []float64
 }
 
@@ -278,19 +287,31 @@ func (b *benchRun) runScenario(ctx context.Context, s *sim, sc *scenario) error 
 			}
 		}
 		top := level == b.cfg.maxLevel() && sc.latency
-		slice := b.cfg.Duration / time.Duration(b.cfg.Rounds)
-		for round := range b.cfg.Rounds {
+		rounds, slice := b.cfg.Rounds, b.cfg.Duration/time.Duration(b.cfg.Rounds)
+		paired := sc.paired(level, b.cfg)
+		if paired {
+			// One stream per target and round: the targets' streams of a
+			// round run back to back, so a drift in the machine's speed
+			// moves them alike and their differences stay comparable.
+			rounds, slice = max(b.cfg.Rounds, b.cfg.MinStreams), b.cfg.Duration
+		}
+		for round := range rounds {
 			for i := range b.targets {
 				t := b.targets[(i+round)%len(b.targets)]
 				m := base
 				m.duration = slice
-				if b.cfg.Requests > 0 {
+				switch {
+				case paired:
+					m.requests = 1
+				case b.cfg.Requests > 0:
 					m.requests = max(1, b.cfg.Requests/b.cfg.Rounds)
 				}
-				if sc.latency && b.cfg.MinStreams > 0 {
+				if sc.latency && b.cfg.MinStreams > 0 && !paired {
 					m.minRequests = (b.cfg.MinStreams + b.cfg.Rounds - 1) / b.cfg.Rounds
 				}
-				b.logf("scenario %s c=%d round %d/%d: %s", sc.id, level, round+1, b.cfg.Rounds, t.name)
+				if !paired || round%10 == 0 {
+					b.logf("scenario %s c=%d round %d/%d: %s", sc.id, level, round+1, rounds, t.name)
+				}
 				r, err := b.measure(ctx, t, m, top)
 				if err != nil {
 					return err
@@ -302,8 +323,8 @@ func (b *benchRun) runScenario(ctx context.Context, s *sim, sc *scenario) error 
 				acc.add(r.sample)
 				acc.cpu += r.cpu
 				acc.rss = max(acc.rss, r.rss)
-				if sc.latency && len(r.ttft) > 0 {
-					acc.roundTTFT = append(acc.roundTTFT, percentile(r.ttft, 50))
+				if sc.latency {
+					acc.roundTTFT = append(acc.roundTTFT, percentile(r.ttft, 50)) // NaN: no stream completed
 				}
 			}
 		}

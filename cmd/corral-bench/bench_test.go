@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -203,5 +204,36 @@ func TestConfigValidate(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %s: %v", want, err)
 		}
+	}
+}
+
+func TestDiffRounds(t *testing.T) {
+	nan := math.NaN()
+	// Each round's a is b plus 0.1, while the rounds themselves drift by
+	// far more: pairing cancels the drift.
+	var a, b []float64
+	for i := range 40 {
+		drift := float64(i%7) * 0.5
+		a, b = append(a, 20+drift+0.1), append(b, 20+drift)
+	}
+	d := diffRounds(a, b)
+	if d == nil || d.Pairs != 40 || math.Abs(d.MedianMS-0.1) > 1e-9 || d.LowMS > d.MedianMS || d.HighMS < d.MedianMS {
+		t.Fatalf("diffRounds = %+v, want median 0.1 over 40 pairs inside its interval", d)
+	}
+	// A round either target lacks is skipped, not paired with another.
+	a[3], b[5] = nan, nan
+	if d := diffRounds(a, b); d == nil || d.Pairs != 38 {
+		t.Fatalf("with two missing rounds: %+v, want 38 pairs", d)
+	}
+	if d := diffRounds(a[:minPairs-1], b[:minPairs-1]); d != nil {
+		t.Fatalf("too few pairs gave an interval: %+v", d)
+	}
+	// Noise around zero: the interval holds zero.
+	a, b = nil, nil
+	for i := range 60 {
+		a, b = append(a, 20+float64(i%5)*0.01), append(b, 20+float64((i+2)%5)*0.01)
+	}
+	if d := diffRounds(a, b); d == nil || d.LowMS > 0 || d.HighMS < 0 {
+		t.Fatalf("differences symmetric around zero: %+v, want an interval holding zero", d)
 	}
 }

@@ -168,6 +168,15 @@ func (r *report) latencyTable(w io.Writer, sc scenarioReport) {
 		return pair(lr, func(t *targetReport) *float64 { return t.AddedGapP99 })
 	})
 	r.row(w, "streams measured      direct/gateway/nginx", sc, eachTarget(func(t *targetReport) string { return fmt.Sprint(t.Requests) }))
+	for _, lr := range sc.Levels {
+		if d := lr.GatewayMinusNginxTTFT; d != nil {
+			how := "rounds"
+			if lr.Paired {
+				how = "streams, one per target and round"
+			}
+			fmt.Fprintf(w, "  c=%d gateway TTFT minus nginx's, paired by %s (ms): median %s\n", lr.Concurrency, how, d)
+		}
+	}
 }
 
 // eachTarget is a cell holding one value per target, direct first.
