@@ -8,13 +8,13 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"runtime/pprof"
 	"time"
 
 	"corral/proxy/gateway"
+	"corral/proxy/h1"
 	"corral/proxy/rawconn"
 )
 
@@ -41,8 +41,9 @@ func (a keyAuth) Authorize(_ context.Context, key, _ string) (string, error) {
 }
 
 // serveGateway is `corral-bench gateway`: the gateway with its defaults in
-// front of one upstream, behind an http.Server set up as corral serve sets
-// up its own (ReadHeaderTimeout, no WriteTimeout: streams run long). It
+// front of one upstream, behind the h1 server set up as corral serve sets
+// up its own (raw connections, ReadHeaderTimeout, IdleTimeout, no write
+// timeout: streams run long). It
 // prints the address it listens on, then serves until ctx ends.
 func serveGateway(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("corral-bench gateway", flag.ContinueOnError)
@@ -104,7 +105,7 @@ func serveGateway(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			f.Close()
 		}()
 	}
-	srv := &http.Server{Handler: g, ReadHeaderTimeout: 10 * time.Second}
+	srv := &h1.Server{Handler: g, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, Logger: cfg.Logger}
 	fmt.Fprintln(stdout, ln.Addr().String())
 
 	errc := make(chan error, 1)

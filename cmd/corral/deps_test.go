@@ -37,6 +37,7 @@ func TestDependencyDirection(t *testing.T) {
 		"assets":        {},
 		"proxy/gateway": {"proxy/rawconn"},
 		"proxy/rawconn": {},
+		"proxy/h1":      {"proxy/rawconn"},
 		"proxy/metrics": {},
 		"proxy/filter":  {},
 	}

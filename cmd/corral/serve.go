@@ -28,6 +28,7 @@ import (
 	"corral/engine/usage"
 	"corral/gpu"
 	"corral/proxy/gateway"
+	"corral/proxy/h1"
 	"corral/proxy/rawconn"
 	"corral/ui"
 )
@@ -307,12 +308,14 @@ func (a *app) serve(ctx context.Context, c serveConfig, log *slog.Logger) error 
 	defer cancel()
 	var wg sync.WaitGroup
 	// No WriteTimeout on the gateway: generations stream for minutes.
-	servers := []*http.Server{
-		{Handler: api, ReadHeaderTimeout: 10 * time.Second},
-		{Handler: gw, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute},
+	// The gateway gets h1, which serves what LLM clients send with less
+	// work per request than net/http and hands it the rest, and
+	// connections that skip the scheduler's system call bookkeeping (see
+	// packages h1 and rawconn).
+	servers := []server{
+		&http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second},
+		&h1.Server{Handler: gw, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, Logger: log},
 	}
-	// The gateway's connections skip the scheduler's system call
-	// bookkeeping (see package rawconn).
 	listeners := []net.Listener{sock, rawconn.Listener{Listener: front}}
 	log.Info("gateway listening", "addr", front.Addr().String())
 	if admin != nil {
@@ -380,6 +383,12 @@ func (a *app) serve(ctx context.Context, c serveConfig, log *slog.Logger) error 
 	}
 	wg.Wait()
 	return runErr
+}
+
+// server is what serve needs of net/http's Server and of h1's.
+type server interface {
+	Serve(net.Listener) error
+	Shutdown(context.Context) error
 }
 
 // listenSocket opens the control socket, mode 0600. We hold the store's
