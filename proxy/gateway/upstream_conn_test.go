@@ -253,6 +253,28 @@ func TestLeanBodyIdleTimeout(t *testing.T) {
 	}
 }
 
+// TestLeanBodyIdleTimeoutMoves: the idle timeout bounds each wait, not
+// the stream: bytes that keep coming keep it going past it.
+func TestLeanBodyIdleTimeoutMoves(t *testing.T) {
+	srv, _ := leanServer(t, func(w http.ResponseWriter, r *http.Request) {
+		for range 8 {
+			io.WriteString(w, "a")
+			w.(http.Flusher).Flush()
+			time.Sleep(60 * time.Millisecond)
+		}
+	})
+	lc := testLean(Config{IdleTimeout: 150 * time.Millisecond})
+	resp, err := lc.roundTrip(leanReq(context.Background(), "/"), leanTarget(t, srv.URL), forwardReq{body: []byte(`{}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if string(b) != "aaaaaaaa" || err != nil {
+		t.Fatalf("a stream of 480 ms with 60 ms gaps under a 150 ms idle timeout: %q %v", b, err)
+	}
+}
+
 func TestLeanClientCancelUnblocksRead(t *testing.T) {
 	release := make(chan struct{})
 	defer close(release)
