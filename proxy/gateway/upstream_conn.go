@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -311,30 +312,13 @@ func (b *leanBody) readErr(err error, header bool) error {
 }
 
 func (b *leanBody) readHeader(method string) (*http.Response, error) {
-	line, err := b.tp.ReadLine()
-	if err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
+	proto, status, sc, h, ok := b.bufferedHeader()
+	if !ok {
+		var err error
+		if proto, status, sc, h, err = b.readHeaderLines(); err != nil {
+			return nil, err
 		}
-		return nil, err
 	}
-	proto, status, ok := strings.Cut(line, " ")
-	if !ok || !strings.HasPrefix(proto, "HTTP/1.") {
-		return nil, fmt.Errorf("malformed HTTP response %q", line)
-	}
-	code, _, _ := strings.Cut(status, " ")
-	sc, err := strconv.Atoi(code)
-	if err != nil || len(code) != 3 {
-		return nil, fmt.Errorf("malformed HTTP status code %q", code)
-	}
-	mh, err := b.tp.ReadMIMEHeader()
-	if err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		}
-		return nil, err
-	}
-	h := http.Header(mh)
 	resp := &http.Response{
 		Status:     status,
 		StatusCode: sc,
@@ -372,6 +356,105 @@ func (b *leanBody) readHeader(method string) (*http.Response, error) {
 		resp.ContentLength = -1
 	}
 	return resp, nil
+}
+
+// bufferedHeader parses the usual answer's head in place: already whole
+// in the buffer (the status line, the headers and the first bytes of the
+// body come in one segment), in plain lines. Its strings share one
+// allocation, against one per line and value with textproto, on the
+// path of a stream's first token. ok is false for anything else, which
+// readHeaderLines then reads.
+func (b *leanBody) bufferedHeader() (proto, status string, code int, h http.Header, ok bool) {
+	buf, _ := b.br.Peek(b.br.Buffered())
+	end := bytes.Index(buf, crlfCRLF)
+	if end < 0 {
+		return "", "", 0, nil, false
+	}
+	block := string(buf[:end+2]) // every line with its CRLF
+	i := strings.Index(block, "\r\n")
+	line, rest := block[:i], block[i+2:]
+	proto, status, _ = strings.Cut(line, " ")
+	if (proto != "HTTP/1.1" && proto != "HTTP/1.0") || len(status) < 3 || (len(status) > 3 && status[3] != ' ') {
+		return "", "", 0, nil, false
+	}
+	for _, c := range []byte(status[:3]) {
+		if c < '0' || c > '9' {
+			return "", "", 0, nil, false
+		}
+		code = code*10 + int(c-'0')
+	}
+	n := strings.Count(rest, "\r\n")
+	h = make(http.Header, n)
+	vals := make([]string, n)
+	for rest != "" {
+		i := strings.Index(rest, "\r\n")
+		line, rest = rest[:i], rest[i+2:]
+		name, value, found := strings.Cut(line, ":")
+		if !found || !plainLine(name, value) {
+			return "", "", 0, nil, false
+		}
+		key := textproto.CanonicalMIMEHeaderKey(name)
+		value = strings.Trim(value, " \t")
+		if vv, ok := h[key]; ok {
+			h[key] = append(vv, value)
+		} else {
+			h[key], vals = vals[:1:1], vals[1:]
+			h[key][0] = value
+		}
+	}
+	b.br.Discard(end + 4)
+	return proto, status, code, h, true
+}
+
+var crlfCRLF = []byte("\r\n\r\n")
+
+// plainLine: a field name of visible characters and a value without
+// control characters but tab; anything else (a folded line, a stray CR
+// or LF) is for textproto to judge.
+func plainLine(name, value string) bool {
+	if name == "" {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c <= ' ' || c >= 0x7f {
+			return false
+		}
+	}
+	for i := 0; i < len(value); i++ {
+		if c := value[i]; (c < ' ' && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// readHeaderLines reads the head line by line, for what bufferedHeader
+// leaves.
+func (b *leanBody) readHeaderLines() (proto, status string, code int, h http.Header, err error) {
+	line, err := b.tp.ReadLine()
+	if err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return "", "", 0, nil, err
+	}
+	proto, status, ok := strings.Cut(line, " ")
+	if !ok || !strings.HasPrefix(proto, "HTTP/1.") {
+		return "", "", 0, nil, fmt.Errorf("malformed HTTP response %q", line)
+	}
+	c, _, _ := strings.Cut(status, " ")
+	code, err = strconv.Atoi(c)
+	if err != nil || len(c) != 3 {
+		return "", "", 0, nil, fmt.Errorf("malformed HTTP status code %q", c)
+	}
+	mh, err := b.tp.ReadMIMEHeader()
+	if err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return "", "", 0, nil, err
+	}
+	return proto, status, code, http.Header(mh), nil
 }
 
 func hasToken(vs []string, tok string) bool {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -309,5 +310,53 @@ func TestLeanClientCancelUnblocksRead(t *testing.T) {
 	_, err = lc.roundTrip(leanReq(ctx, "/"), leanTarget(t, srv2.URL), forwardReq{body: []byte(`{}`)})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("header wait: err %v", err)
+	}
+}
+
+// TestBufferedHeaderMatchesTextproto: where the in-place parse takes a
+// head, it reads what textproto reads; where it declines, textproto's
+// reading is what the response gets.
+func TestBufferedHeaderMatchesTextproto(t *testing.T) {
+	cases := []struct {
+		name, head string
+		fast       bool
+	}{
+		{"sse", "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nDate: Mon, 30 Nov 2026 07:00:00 GMT\r\nTransfer-Encoding: chunked\r\n\r\n", true},
+		{"repeated and lower-case", "HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\nVary: a\r\nVary:  b \r\nContent-Length: 0\r\n\r\n", true},
+		{"HTTP/1.0 without reason", "HTTP/1.0 503\r\nConnection: close\r\n\r\n", true},
+		{"empty value", "HTTP/1.1 200 OK\r\nX-Empty:\r\nContent-Length: 0\r\n\r\n", true},
+		{"folded", "HTTP/1.1 200 OK\r\nX-A: 1\r\n 2\r\nContent-Length: 0\r\n\r\n", false},
+		{"space before colon", "HTTP/1.1 200 OK\r\nX-A : 1\r\nContent-Length: 0\r\n\r\n", false},
+		{"HTTP/2 line", "HTTP/2 200\r\nContent-Length: 0\r\n\r\n", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			read := func() *leanBody {
+				b := &leanBody{br: bufio.NewReader(strings.NewReader(tc.head + "body"))}
+				b.tp.R = b.br
+				b.br.Peek(1)
+				return b
+			}
+			fb := read()
+			proto, status, code, h, ok := fb.bufferedHeader()
+			if ok != tc.fast {
+				t.Fatalf("in place: %v, want %v", ok, tc.fast)
+			}
+			sb := read()
+			sproto, sstatus, scode, sh, err := sb.readHeaderLines()
+			if !ok {
+				return
+			}
+			if err != nil {
+				t.Fatalf("textproto refused what the in-place parse took: %v", err)
+			}
+			if proto != sproto || status != sstatus || code != scode || !reflect.DeepEqual(h, sh) {
+				t.Errorf("in place %q %q %d %v; textproto %q %q %d %v", proto, status, code, h, sproto, sstatus, scode, sh)
+			}
+			rest, _ := io.ReadAll(fb.br)
+			if string(rest) != "body" {
+				t.Errorf("after the head: %q, want the body", rest)
+			}
+		})
 	}
 }

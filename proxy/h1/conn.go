@@ -254,7 +254,13 @@ func (c *conn) abortBackgroundRead() {
 	}
 }
 
+// isTimeout runs twice a request: a type assertion first, as the
+// connections' errors are *net.OpError, because errors.As walks types
+// by reflection.
 func isTimeout(err error) bool {
+	if ne, ok := err.(net.Error); ok {
+		return ne.Timeout()
+	}
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
 }
