@@ -481,11 +481,12 @@ func (b *leanBody) Read(p []byte) (int, error) {
 		return 0, b.err
 	}
 	// The deadline moves only when what is left of it is out of
-	// [IdleTimeout, 17/16 IdleTimeout], and then to the top: a stream is
-	// cut after IdleTimeout to 17/16 of it without a byte, at one timer
-	// update per sixteenth of IdleTimeout rather than one per read.
+	// IdleTimeout ± 1/16, and then to the top: a stream is cut after
+	// 15/16 to 17/16 of IdleTimeout without a byte, at one timer update
+	// per eighth of IdleTimeout rather than one per read. The header's
+	// deadline (the same 5 minutes by default) is taken over as it is.
 	if idle := b.lc.idleTimeout; idle > 0 {
-		if left := time.Until(b.deadline); left < idle || left > idle+idle/16 {
+		if left := time.Until(b.deadline); left < idle-idle/16 || left > idle+idle/16 {
 			b.deadline = time.Now().Add(idle + idle/16)
 			b.conn.SetReadDeadline(b.deadline)
 		}
