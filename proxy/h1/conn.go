@@ -27,7 +27,10 @@ const (
 const maxDiscard = 256 << 10
 
 var (
-	errTooLarge  = errors.New("request headers too large")
+	// errHandOff: the head is net/http's to read (too large, or lines
+	// ending in a bare LF, which h1 never finds the end of).
+	errHandOff   = errors.New("request head for net/http")
+	lf2          = []byte("\n\n")
 	crlf2        = []byte("\r\n\r\n")
 	aLongTimeAgo = time.Unix(1, 0)
 )
@@ -83,7 +86,7 @@ func (c *conn) serve() {
 	for {
 		end, err := c.readHeader(first)
 		first = false
-		if errors.Is(err, errTooLarge) {
+		if errors.Is(err, errHandOff) {
 			handedOff = c.handOff()
 			return
 		}
@@ -134,6 +137,9 @@ func (c *conn) readHeader(first bool) (int, error) {
 			c.setDeadline(0)
 			return from + i + 4, nil
 		}
+		if bytes.Contains(c.buf[from:c.w], lf2) {
+			return 0, errHandOff
+		}
 		scanned = c.w
 		if err != nil {
 			return 0, err
@@ -145,7 +151,7 @@ func (c *conn) readHeader(first bool) (int, error) {
 				scanned -= c.r
 				c.r = 0
 			case len(c.buf) >= maxHeaderBytes:
-				return 0, errTooLarge
+				return 0, errHandOff
 			default:
 				nb := make([]byte, min(2*len(c.buf), maxHeaderBytes))
 				copy(nb, c.buf[:c.w])

@@ -23,8 +23,8 @@
 // but HTTP/1.1, a target that is not a path, Transfer-Encoding, Expect,
 // Upgrade, a Connection header with other tokens than close and
 // keep-alive, a missing or repeated Host, a repeated or malformed
-// Content-Length, folded or malformed header lines, and headers larger
-// than net/http's limit. net/http then answers exactly as it would have
+// Content-Length, folded or malformed header lines, lines ending in a
+// bare LF, and headers larger than net/http's limit. net/http then answers exactly as it would have
 // (a 400, a 431, a 100 Continue, a protocol switch), and the connection
 // stays with it. So h1 never has to get a rare case right: it only has
 // to recognise it.

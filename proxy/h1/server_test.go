@@ -105,6 +105,7 @@ func TestWhoServes(t *testing.T) {
 		{"signed length", "POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: +2\r\n\r\nhi", 400, "", ""},
 		{"folded header", "GET /p HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n  2\r\n\r\n", 200, "net/http", "body="},
 		{"space in a name", "GET /p HTTP/1.1\r\nHost: x\r\nBad Name: 1\r\n\r\n", 400, "", ""},
+		{"bare LF lines", "GET /p HTTP/1.1\nHost: x\n\n", 200, "net/http", "host=x len=0 body="},
 		{"headers too large", "GET /p HTTP/1.1\r\nHost: x\r\nX-Big: " + big + "\r\n\r\n", 431, "", ""},
 	}
 	for _, tc := range cases {
