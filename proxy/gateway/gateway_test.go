@@ -3,6 +3,8 @@ package gateway
 import (
 	"bufio"
 	"context"
+	"corral/proxy/h1"
+	"corral/proxy/rawconn"
 	"errors"
 	"fmt"
 	"io"
@@ -73,18 +75,40 @@ func deadURL(t *testing.T) string {
 	return "http://" + addr
 }
 
-func newTestGateway(t *testing.T, cfg Config, ups ...Upstream) (*Gateway, *staticUpstreams, *httptest.Server) {
+// testFront is the gateway's front door in a test: its base URL.
+type testFront struct{ URL string }
+
+// fronts are the servers the gateway runs behind: h1, as corral serve
+// runs it, and net/http, which serves what h1 hands over.
+var fronts = []string{"h1", "net/http"}
+
+func newTestGateway(t *testing.T, cfg Config, ups ...Upstream) (*Gateway, *staticUpstreams, *testFront) {
+	t.Helper()
+	return newTestGatewayOn(t, "h1", cfg, ups...)
+}
+
+func newTestGatewayOn(t *testing.T, front string, cfg Config, ups ...Upstream) (*Gateway, *staticUpstreams, *testFront) {
 	t.Helper()
 	st := &staticUpstreams{}
 	st.s.Store(&Snapshot{Version: 1, Upstreams: ups})
 	cfg.Logger = quiet()
 	g := New(cfg, st, keyAuth{})
-	srv := httptest.NewServer(g)
+	if front == "net/http" {
+		srv := httptest.NewServer(g)
+		t.Cleanup(func() { srv.Close(); g.Close() })
+		return g, st, &testFront{URL: srv.URL}
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &h1.Server{Handler: g, Logger: quiet()}
+	go srv.Serve(rawconn.Listener{Listener: l})
 	t.Cleanup(func() { srv.Close(); g.Close() })
-	return g, st, srv
+	return g, st, &testFront{URL: "http://" + l.Addr().String()}
 }
 
-func post(t *testing.T, srv *httptest.Server, path, key, body string) *http.Response {
+func post(t *testing.T, srv *testFront, path, key, body string) *http.Response {
 	t.Helper()
 	req, _ := http.NewRequest("POST", srv.URL+path, strings.NewReader(body))
 	if key != "" {
@@ -191,6 +215,12 @@ func TestNDJSONStreamAndRequestID(t *testing.T) {
 // TestSSEChunksArriveAsProduced: each chunk reaches the client before the
 // instance produces the next one.
 func TestSSEChunksArriveAsProduced(t *testing.T) {
+	for _, front := range fronts {
+		t.Run(front, func(t *testing.T) { testSSEChunksArriveAsProduced(t, front) })
+	}
+}
+
+func testSSEChunksArriveAsProduced(t *testing.T, front string) {
 	next := make(chan struct{})
 	up := upstream(t, "i0", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
@@ -205,7 +235,7 @@ func TestSSEChunksArriveAsProduced(t *testing.T) {
 		}
 		fmt.Fprint(w, "data: [DONE]\n\n")
 	}, "m:latest")
-	_, _, srv := newTestGateway(t, Config{}, up)
+	_, _, srv := newTestGatewayOn(t, front, Config{}, up)
 	resp := post(t, srv, "/v1/chat/completions", "good", `{"model":"m","stream":true}`)
 	defer resp.Body.Close()
 	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
@@ -312,8 +342,12 @@ func TestKeepAliveDuringColdLoad(t *testing.T) {
 
 func TestClientDisconnectCancelsUpstream(t *testing.T) {
 	// Before headers is a cold model load; mid-stream, a long generation.
-	for _, midStream := range []bool{false, true} {
-		t.Run(fmt.Sprintf("mid-stream %v", midStream), func(t *testing.T) {
+	for _, tc := range []struct {
+		front     string
+		midStream bool
+	}{{"h1", false}, {"h1", true}, {"net/http", false}, {"net/http", true}} {
+		midStream := tc.midStream
+		t.Run(fmt.Sprintf("%s mid-stream %v", tc.front, midStream), func(t *testing.T) {
 			arrived, canceled := make(chan struct{}), make(chan struct{})
 			up := upstream(t, "i0", func(w http.ResponseWriter, r *http.Request) {
 				// Reading the body, as Ollama does, is what lets net/http
@@ -328,7 +362,7 @@ func TestClientDisconnectCancelsUpstream(t *testing.T) {
 				<-r.Context().Done()
 				close(canceled)
 			}, "m:latest")
-			g, _, srv := newTestGateway(t, Config{}, up)
+			g, _, srv := newTestGatewayOn(t, tc.front, Config{}, up)
 			ctx, cancel := context.WithCancel(context.Background())
 			req, _ := http.NewRequestWithContext(ctx, "POST", srv.URL+"/api/chat", strings.NewReader(`{"model":"m"}`))
 			req.Header.Set("Authorization", "Bearer good")

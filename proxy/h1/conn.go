@@ -56,6 +56,9 @@ type conn struct {
 	bgErr  error
 
 	deadline bool // a read deadline is set
+	// linger: the client may still be sending a body the handler did not
+	// read; see closeWriteAndWait.
+	linger bool
 
 	hdr  []byte // response headers being built
 	out  []byte // response bytes not yet written
@@ -78,6 +81,9 @@ func (c *conn) serve() {
 		}
 		c.cancel()
 		if !handedOff {
+			if c.linger {
+				c.closeWriteAndWait()
+			}
 			c.nc.Close()
 		}
 		c.s.forget(c)
@@ -103,6 +109,24 @@ func (c *conn) serve() {
 			return
 		}
 	}
+}
+
+// rstAvoidance bounds closeWriteAndWait (net/http's figure).
+const rstAvoidance = 500 * time.Millisecond
+
+// closeWriteAndWait ends a connection whose client may still be sending
+// a body: closing at once would answer its next bytes with a reset, and
+// the reset makes the client's kernel drop the response it has not read
+// yet (the 413 for a body too large, say). So the response is followed
+// by a FIN, and what the client still sends is read away until it
+// closes too, at most rstAvoidance, as net/http does.
+func (c *conn) closeWriteAndWait() {
+	cw, ok := c.nc.(interface{ CloseWrite() error })
+	if !ok || cw.CloseWrite() != nil {
+		return
+	}
+	c.nc.SetReadDeadline(time.Now().Add(rstAvoidance))
+	io.Copy(io.Discard, c.nc)
 }
 
 // handOff gives the connection, with what was read of it, to net/http.
@@ -214,6 +238,7 @@ func (c *conn) serveRequest(req *http.Request, cl int64) bool {
 	c.abortBackgroundRead()
 	if b != nil && b.remain > 0 {
 		if b.remain > maxDiscard || !w.keepAlive {
+			c.linger = true
 			return false
 		}
 		if !b.discard() {

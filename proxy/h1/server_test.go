@@ -448,3 +448,22 @@ func TestStandardClient(t *testing.T) {
 		}
 	}
 }
+
+// TestEarlyAnswerReachesClient: a handler that refuses a large body
+// without reading it gets its answer to a client still sending the body;
+// closing at once would reset the connection and lose the answer.
+func TestEarlyAnswerReachesClient(t *testing.T) {
+	_, addr := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "too large", http.StatusRequestEntityTooLarge)
+	}))
+	for range 3 {
+		resp, err := http.Post("http://"+addr+"/p", "application/octet-stream", bytes.NewReader(make([]byte, 10<<20)))
+		if err != nil {
+			t.Fatalf("the client lost the answer: %v", err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestEntityTooLarge {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+	}
+}
