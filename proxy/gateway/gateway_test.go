@@ -269,10 +269,16 @@ func TestRetryBeforeFirstByte(t *testing.T) {
 	dead.Loaded["m:latest"] = true // preferred, so it is tried first
 	dead.Parallel = 10
 	g, _, srv := newTestGateway(t, Config{MaxAttempts: 3}, dead, refusing, good)
-	for range 10 {
+	// Once good has answered, it counts as loaded too and ties are broken
+	// at random: how often dead comes first varies, so run until it was
+	// ejected (three failures), within a bound no fair draw misses.
+	for range 60 {
 		resp := post(t, srv, "/api/chat", "good", `{"model":"m"}`)
 		if body := readAll(t, resp); resp.StatusCode != 200 || !strings.Contains(body, `"done":true`) {
 			t.Fatalf("%d %s", resp.StatusCode, body)
+		}
+		if g.states.get("dead").ejectedUntil.Load() != 0 && busy.Load() > 0 {
+			break
 		}
 	}
 	if g.states.get("dead").ejectedUntil.Load() == 0 {
