@@ -209,6 +209,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch rt.kind {
 	case kindForbidden:
+		if _, err := g.auth.Authorize(r.Context(), key, ""); err != nil {
+			authError(err).write(w, rt.dialect)
+			return
+		}
 		apiError{Status: http.StatusForbidden, Message: fmt.Sprintf("%s changes models on every instance, so corral does it: use corral's model management (corral pull, corral rm), not the gateway", r.URL.Path), Code: "model_management"}.write(w, rt.dialect)
 	case kindModel:
 		g.serveModel(w, r, rt, key, rid)
@@ -239,12 +243,17 @@ func (g *Gateway) serveModel(w http.ResponseWriter, r *http.Request, rt route, k
 		return
 	}
 	body, aerr := readBody(w, r, g.cfg.MaxBodyBytes)
-	if aerr != nil {
-		aerr.write(w, rt.dialect)
-		return
+	var req modelRequest
+	if aerr == nil {
+		req, aerr = parseModelRequest(body)
 	}
-	req, aerr := parseModelRequest(body)
 	if aerr != nil {
+		// The key is checked with the model, once the body is read; a bad
+		// body is reported only to a caller whose key is good.
+		if _, err := g.auth.Authorize(r.Context(), key, ""); err != nil {
+			authError(err).write(w, rt.dialect)
+			return
+		}
 		aerr.write(w, rt.dialect)
 		return
 	}
