@@ -209,8 +209,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch rt.kind {
 	case kindForbidden:
-		if _, err := g.auth.Authorize(r.Context(), key, ""); err != nil {
-			authError(err).write(w, rt.dialect)
+		if g.refuseKey(w, r, key, rt.dialect) {
 			return
 		}
 		apiError{Status: http.StatusForbidden, Message: fmt.Sprintf("%s changes models on every instance, so corral does it: use corral's model management (corral pull, corral rm), not the gateway", r.URL.Path), Code: "model_management"}.write(w, rt.dialect)
@@ -221,12 +220,22 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			apiError{Status: http.StatusMethodNotAllowed, Message: r.URL.Path + " answers GET"}.write(w, rt.dialect)
 			return
 		}
-		if _, err := g.auth.Authorize(r.Context(), key, ""); err != nil {
-			authError(err).write(w, rt.dialect)
+		if g.refuseKey(w, r, key, rt.dialect) {
 			return
 		}
 		g.serveAggregate(w, r, rt)
 	}
+}
+
+// refuseKey answers 401 (or 403) and reports true when key is not good
+// for any model: for the routes without one, and before a request's
+// other faults are told to its caller.
+func (g *Gateway) refuseKey(w http.ResponseWriter, r *http.Request, key string, d dialect) bool {
+	if _, err := g.auth.Authorize(r.Context(), key, ""); err != nil {
+		authError(err).write(w, d)
+		return true
+	}
+	return false
 }
 
 func authError(err error) apiError {
@@ -250,8 +259,7 @@ func (g *Gateway) serveModel(w http.ResponseWriter, r *http.Request, rt route, k
 	if aerr != nil {
 		// The key is checked with the model, once the body is read; a bad
 		// body is reported only to a caller whose key is good.
-		if _, err := g.auth.Authorize(r.Context(), key, ""); err != nil {
-			authError(err).write(w, rt.dialect)
+		if g.refuseKey(w, r, key, rt.dialect) {
 			return
 		}
 		aerr.write(w, rt.dialect)
