@@ -35,7 +35,7 @@ func TestDependencyDirection(t *testing.T) {
 		"ui":            {"assets", "engine", "engine/keys", "engine/models", "engine/store", "engine/usage", "gpu"},
 		"engine/models": {"engine", "engine/store"},
 		"assets":        {},
-		"proxy/gateway": {"proxy/rawconn"},
+		"proxy/gateway": {"proxy/h1", "proxy/rawconn"},
 		"proxy/rawconn": {},
 		"proxy/h1":      {"proxy/rawconn"},
 		"proxy/metrics": {},

@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"corral/proxy/h1"
 	"corral/proxy/rawconn"
 )
 
@@ -332,13 +333,13 @@ func (b *leanBody) readHeader(method string) (*http.Response, error) {
 		resp.ProtoMinor = 0
 	}
 	conn := h["Connection"]
-	b.keepAlive = !hasToken(conn, "close") && (resp.ProtoMinor == 1 || hasToken(conn, "keep-alive"))
+	b.keepAlive = !h1.HasToken(conn, "close") && (resp.ProtoMinor == 1 || h1.HasToken(conn, "keep-alive"))
 	b.remain = -1
 	b.chunked = false
 	switch {
 	case method == "HEAD" || sc == http.StatusNoContent || sc == http.StatusNotModified || (sc >= 100 && sc < 200):
 		b.remain = 0
-	case hasToken(h["Transfer-Encoding"], "chunked"):
+	case h1.HasToken(h["Transfer-Encoding"], "chunked"):
 		b.chunked = true
 		b.cr = httputil.NewChunkedReader(b.br)
 		delete(h, "Transfer-Encoding")
@@ -383,50 +384,14 @@ func (b *leanBody) bufferedHeader() (proto, status string, code int, h http.Head
 		}
 		code = code*10 + int(c-'0')
 	}
-	n := strings.Count(rest, "\r\n")
-	h = make(http.Header, n)
-	vals := make([]string, n)
-	for rest != "" {
-		i := strings.Index(rest, "\r\n")
-		line, rest = rest[:i], rest[i+2:]
-		name, value, found := strings.Cut(line, ":")
-		if !found || !plainLine(name, value) {
-			return "", "", 0, nil, false
-		}
-		key := textproto.CanonicalMIMEHeaderKey(name)
-		value = strings.Trim(value, " \t")
-		if vv, ok := h[key]; ok {
-			h[key] = append(vv, value)
-		} else {
-			h[key], vals = vals[:1:1], vals[1:]
-			h[key][0] = value
-		}
+	if h, ok = h1.ParseFields(rest); !ok {
+		return "", "", 0, nil, false
 	}
 	b.br.Discard(end + 4)
 	return proto, status, code, h, true
 }
 
 var crlfCRLF = []byte("\r\n\r\n")
-
-// plainLine: a field name of visible characters and a value without
-// control characters but tab; anything else (a folded line, a stray CR
-// or LF) is for textproto to judge.
-func plainLine(name, value string) bool {
-	if name == "" {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		if c := name[i]; c <= ' ' || c >= 0x7f {
-			return false
-		}
-	}
-	for i := 0; i < len(value); i++ {
-		if c := value[i]; (c < ' ' && c != '\t') || c == 0x7f {
-			return false
-		}
-	}
-	return true
-}
 
 // readHeaderLines reads the head line by line, for what bufferedHeader
 // leaves.
@@ -455,19 +420,6 @@ func (b *leanBody) readHeaderLines() (proto, status string, code int, h http.Hea
 		return "", "", 0, nil, err
 	}
 	return proto, status, code, http.Header(mh), nil
-}
-
-func hasToken(vs []string, tok string) bool {
-	for _, v := range vs {
-		for len(v) > 0 {
-			var t string
-			t, v, _ = strings.Cut(v, ",")
-			if strings.EqualFold(strings.TrimSpace(t), tok) {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // Read reads the body, each read bounded by the idle timeout. At the

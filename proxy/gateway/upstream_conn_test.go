@@ -326,6 +326,7 @@ func TestBufferedHeaderMatchesTextproto(t *testing.T) {
 		{"HTTP/1.0 without reason", "HTTP/1.0 503\r\nConnection: close\r\n\r\n", true},
 		{"empty value", "HTTP/1.1 200 OK\r\nX-Empty:\r\nContent-Length: 0\r\n\r\n", true},
 		{"folded", "HTTP/1.1 200 OK\r\nX-A: 1\r\n 2\r\nContent-Length: 0\r\n\r\n", false},
+		{"name not a token", "HTTP/1.1 200 OK\r\nX(Y): 1\r\nContent-Length: 0\r\n\r\n", false},
 		{"space before colon", "HTTP/1.1 200 OK\r\nX-A : 1\r\nContent-Length: 0\r\n\r\n", false},
 		{"HTTP/2 line", "HTTP/2 200\r\nContent-Length: 0\r\n\r\n", false},
 	}

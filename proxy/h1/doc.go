@@ -1,7 +1,9 @@
 // Package h1 is the front door's HTTP/1.1 server: it serves the requests
 // an LLM client sends (a request line, plain headers, a body with a
 // Content-Length) with a fraction of net/http's work per request, and
-// hands every connection with anything else to a net/http Server.
+// hands every connection with anything else to a net/http Server. Its
+// header-line parsing (ParseFields, HasToken) also reads the upstreams'
+// answers in the gateway's HTTP/1.1 client.
 //
 // Why: a streamed chat request crosses the gateway twice before the
 // first token reaches the client, and each crossing starts from a cold

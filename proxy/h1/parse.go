@@ -23,46 +23,70 @@ func (c *conn) parse(end int) (req *http.Request, cl int64, ok bool) {
 	if err != nil {
 		return nil, 0, false
 	}
-	n := strings.Count(rest, "\r\n")
-	h := make(http.Header, n)
+	h, ok := ParseFields(rest)
+	if !ok {
+		return nil, 0, false // folded, no name, a bad value: net/http's 400
+	}
+	hosts, lengths := h["Host"], h["Content-Length"]
+	if len(hosts) != 1 || !validHost(hosts[0]) || len(lengths) > 1 {
+		return nil, 0, false
+	}
+	host := hosts[0]
+	delete(h, "Host") // r.Host, as net/http has it
+	if len(lengths) == 1 {
+		if cl, ok = parseLength(lengths[0]); !ok {
+			return nil, 0, false
+		}
+	}
+	for _, k := range []string{"Transfer-Encoding", "Expect", "Upgrade"} {
+		if _, ok := h[k]; ok {
+			return nil, 0, false
+		}
+	}
+	closing := false
+	for _, v := range h["Connection"] {
+		for tok := range strings.SplitSeq(v, ",") {
+			switch tok = strings.Trim(tok, " \t"); {
+			case strings.EqualFold(tok, "close"):
+				closing = true
+			case strings.EqualFold(tok, "keep-alive"), tok == "":
+			default:
+				return nil, 0, false
+			}
+		}
+	}
+	return &http.Request{
+		Method: method, URL: u, Proto: proto, ProtoMajor: 1, ProtoMinor: 1,
+		Header: h, ContentLength: cl, Host: host, RemoteAddr: c.remote, RequestURI: target, Close: closing,
+	}, cl, true
+}
+
+// ParseFields reads header lines, each ending in CRLF, into a header
+// whose strings are slices of lines: a head read into one string costs
+// one allocation for all its names and values. ok is false for anything
+// Go's textproto would judge otherwise or refuse: a folded line, a name
+// that is not a token, a value with control characters. The gateway's
+// client reads its upstreams' heads with it too.
+func ParseFields(lines string) (h http.Header, ok bool) {
+	n := strings.Count(lines, "\r\n")
+	h = make(http.Header, n)
 	vals := make([]string, n) // one value per key in the usual case
-	var host string
-	hosts, lengths, closing := 0, 0, false
-	for rest != "" {
-		i := strings.Index(rest, "\r\n")
-		line, rest = rest[:i], rest[i+2:]
+	for lines != "" {
+		i := strings.Index(lines, "\r\n")
+		if i < 0 {
+			return nil, false
+		}
+		var line string
+		line, lines = lines[:i], lines[i+2:]
 		name, value, found := strings.Cut(line, ":")
 		if !found || !validToken(name) {
-			return nil, 0, false // folded, or no name: net/http's 400
+			return nil, false
 		}
 		value = strings.Trim(value, " \t")
 		if !validValue(value) {
-			return nil, 0, false
+			return nil, false
 		}
 		key := textproto.CanonicalMIMEHeaderKey(name)
-		switch key {
-		case "Host":
-			hosts++
-			host = value
-			continue // r.Host, as net/http has it
-		case "Content-Length":
-			lengths++
-			if cl, ok = parseLength(value); !ok {
-				return nil, 0, false
-			}
-		case "Transfer-Encoding", "Expect", "Upgrade":
-			return nil, 0, false
-		case "Connection":
-			for tok := range strings.SplitSeq(value, ",") {
-				switch tok = strings.Trim(tok, " \t"); {
-				case strings.EqualFold(tok, "close"):
-					closing = true
-				case strings.EqualFold(tok, "keep-alive"), tok == "":
-				default:
-					return nil, 0, false
-				}
-			}
-		}
 		if vv, ok := h[key]; ok {
 			h[key] = append(vv, value)
 		} else {
@@ -70,13 +94,7 @@ func (c *conn) parse(end int) (req *http.Request, cl int64, ok bool) {
 			h[key][0] = value
 		}
 	}
-	if hosts != 1 || lengths > 1 || !validHost(host) {
-		return nil, 0, false
-	}
-	return &http.Request{
-		Method: method, URL: u, Proto: proto, ProtoMajor: 1, ProtoMinor: 1,
-		Header: h, ContentLength: cl, Host: host, RemoteAddr: c.remote, RequestURI: target, Close: closing,
-	}, cl, true
+	return h, true
 }
 
 func parseLength(s string) (int64, bool) {
@@ -149,7 +167,9 @@ func validHost(s string) bool {
 	return true
 }
 
-func hasToken(vs []string, tok string) bool {
+// HasToken reports whether a comma-separated header value lists tok,
+// case-insensitively (Connection: close, Transfer-Encoding: chunked).
+func HasToken(vs []string, tok string) bool {
 	for _, v := range vs {
 		for t := range strings.SplitSeq(v, ",") {
 			if strings.EqualFold(strings.Trim(t, " \t"), tok) {

@@ -67,7 +67,7 @@ func (w *response) WriteHeader(code int) {
 			c.s.Logger.Warn("invalid Content-Length from handler, ignored", "value", v[0], "path", w.req.URL.Path)
 		}
 	}
-	w.sentClose = hasToken(h["Connection"], "close")
+	w.sentClose = HasToken(h["Connection"], "close")
 	if w.sentClose {
 		w.keepAlive = false
 	}
