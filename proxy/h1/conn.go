@@ -154,6 +154,7 @@ func (c *conn) readHeader(first bool) (int, error) {
 		c.state.Store(stateIdle)
 	}
 	scanned := c.r
+	arrived := false // a next request's first bytes came in the last read
 	var err error
 	for {
 		from := max(c.r, scanned-3)
@@ -167,6 +168,12 @@ func (c *conn) readHeader(first bool) (int, error) {
 		scanned = c.w
 		if err != nil {
 			return 0, err
+		}
+		if arrived {
+			// Not the whole head with its first bytes: from now on the
+			// head's own limit.
+			arrived = false
+			c.setDeadline(c.s.ReadHeaderTimeout)
 		}
 		if c.w == len(c.buf) {
 			switch {
@@ -190,9 +197,7 @@ func (c *conn) readHeader(first bool) (int, error) {
 			if !c.state.CompareAndSwap(stateIdle, stateActive) {
 				return 0, net.ErrClosed // Shutdown closed it meanwhile
 			}
-			if !first && !bytes.Contains(c.buf[c.r:c.w], crlf2) {
-				c.setDeadline(c.s.ReadHeaderTimeout)
-			}
+			arrived = !first
 		}
 	}
 }

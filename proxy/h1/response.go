@@ -24,7 +24,6 @@ type response struct {
 
 	wroteHeader bool
 	committed   bool // the headers are in c.out or gone
-	status      int
 	noBody      bool // HEAD, 204, 304: no body bytes on the wire
 	bodyless    bool // 204, 304: Write is an error
 	chunked     bool
@@ -56,7 +55,7 @@ func (w *response) WriteHeader(code int) {
 		c.flush()
 		return
 	}
-	w.wroteHeader, w.status, w.cl = true, code, -1
+	w.wroteHeader, w.cl = true, -1
 	w.bodyless = code == http.StatusNoContent || code == http.StatusNotModified || code == http.StatusSwitchingProtocols
 	w.noBody = w.bodyless || w.req.Method == http.MethodHead
 	h := w.header
