@@ -232,9 +232,11 @@ func spin(ctx context.Context) error {
 	if err := eachThread(0, func(tid int) error { return unix.SchedSetAttr(tid, &idle, 0) }); err != nil {
 		return fmt.Errorf("spin: SCHED_IDLE: %w", err)
 	}
+	// An atomic counter gives the loop an effect the compiler must keep.
+	var n atomic.Uint64
 	for ctx.Err() == nil {
 		for i := 0; i < 1<<20; i++ {
-			spinSink.Add(1)
+			n.Add(1)
 		}
 	}
 	return nil
@@ -263,6 +265,3 @@ func spinsIdle(pid int) bool {
 }
 
 var errNotIdle = errors.New("not SCHED_IDLE")
-
-// spinSink gives the spin loop an effect the compiler must keep.
-var spinSink atomic.Uint64
