@@ -357,12 +357,8 @@ func (g *Gateway) stream(clientCtx, ctx context.Context, cancel context.CancelFu
 			return
 		}
 	} else {
-		h := c.w.Header()
-		copyHeader(h, resp.Header)
-		h.Del("Content-Length")
-		h.Set("X-Accel-Buffering", "no")
 		c.res.status = resp.StatusCode
-		c.w.WriteHeader(resp.StatusCode)
+		writeStreamHeader(c.w, resp)
 		c.committed = true
 	}
 	// The lean client's body bounds each read by the idle timeout itself.
@@ -446,9 +442,50 @@ func (g *Gateway) settle(st *upstreamState, fr forwardReq, status int, c *client
 	}
 }
 
+// headerLineWriter is a front door that takes header fields as lines
+// (h1's response): a stream's upstream fields then pass through with no
+// map on either side.
+type headerLineWriter interface {
+	WriteHeaderLines(code int, lines []byte)
+}
+
+// accelLine tells a proxy in front of corral (nginx) not to buffer.
+const accelLine = "X-Accel-Buffering: no\r\n"
+
+// writeStreamHeader sends a streaming answer's status and header.
+func writeStreamHeader(w http.ResponseWriter, resp *http.Response) {
+	if lb, ok := resp.Body.(*leanBody); ok {
+		if lw, ok := w.(headerLineWriter); ok && resp.Header == nil {
+			lw.WriteHeaderLines(resp.StatusCode, append(lb.fields, accelLine...))
+			return
+		}
+		lb.header(resp)
+	}
+	h := w.Header()
+	copyHeader(h, resp.Header)
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(resp.StatusCode)
+}
+
+// responseDrop are an answer's fields that do not reach the client: the
+// hop-by-hop ones, the framing (the front door's own), and those the
+// gateway sets itself.
+var responseDrop = []string{"Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer",
+	"Transfer-Encoding", "Upgrade", "Content-Length", "X-Request-Id", "X-Accel-Buffering"}
+
+// dropResponseField reports whether name, as sent, is in responseDrop.
+func dropResponseField(name string) bool {
+	for _, d := range responseDrop {
+		if len(name) == len(d) && strings.EqualFold(name, d) {
+			return true
+		}
+	}
+	return false
+}
+
 func copyHeader(dst, src http.Header) {
 	for k, vs := range src {
-		if !dropHeaders[k] {
+		if !dropResponseField(k) {
 			dst[k] = vs
 		}
 	}

@@ -228,6 +228,9 @@ func testSSEChunksArriveAsProduced(t *testing.T, front string) {
 	next := make(chan struct{})
 	up := upstream(t, "i0", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
+		w.Header().Set("X-Upstream", "yes")
+		w.Header().Set("X-Request-Id", "theirs")
+		w.Header().Set("X-Accel-Buffering", "yes")
 		for i := range 3 {
 			fmt.Fprintf(w, "data: {\"choices\":[{\"delta\":{\"content\":\"t%d\"}}]}\n\n", i)
 			w.(http.Flusher).Flush()
@@ -242,8 +245,13 @@ func testSSEChunksArriveAsProduced(t *testing.T, front string) {
 	_, _, srv := newTestGatewayOn(t, front, Config{}, up)
 	resp := post(t, srv, "/v1/chat/completions", "good", `{"model":"m","stream":true}`)
 	defer resp.Body.Close()
-	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
-		t.Fatalf("content type %q", ct)
+	// The upstream's fields pass through; the gateway's own are there
+	// once, whatever the upstream said.
+	h := resp.Header
+	if len(h["Content-Type"]) != 1 || h.Get("Content-Type") != "text/event-stream" || h.Get("X-Upstream") != "yes" ||
+		len(h["X-Accel-Buffering"]) != 1 || h.Get("X-Accel-Buffering") != "no" || len(h["X-Request-Id"]) != 1 || h.Get("X-Request-Id") == "theirs" ||
+		len(h["Date"]) != 1 || len(resp.TransferEncoding) != 1 {
+		t.Fatalf("header %v, transfer encoding %v", h, resp.TransferEncoding)
 	}
 	rd := bufio.NewReader(resp.Body)
 	for i := range 3 {

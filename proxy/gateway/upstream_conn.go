@@ -178,7 +178,9 @@ func appendRequestHeader(b []byte, r *http.Request, u *Upstream, fr forwardReq) 
 	return append(b, "\r\n"...)
 }
 
-// roundTrip sends fr.body to u and reads the response headers. A pooled
+// roundTrip sends fr.body to u and reads the response headers; the
+// response's Header is nil where its fields are kept as lines (see
+// bufferedHeader and leanBody.header). A pooled
 // connection that turns out stale (fails on write, or closes before a
 // byte of answer) is replaced by one fresh dial.
 func (lc *leanClient) roundTrip(r *http.Request, u *Upstream, fr forwardReq) (*http.Response, error) {
@@ -229,6 +231,10 @@ type leanBody struct {
 	stop     func() bool
 	aborted  atomic.Bool
 	deadline time.Time // the connection's read deadline
+
+	// fields are the header lines of a head read in place that pass
+	// through to the client, as they came; resp.Header is nil then.
+	fields []byte
 
 	chunked   bool
 	cr        io.Reader
@@ -312,43 +318,60 @@ func (b *leanBody) readErr(err error, header bool) error {
 	return err
 }
 
+// framing is what the client takes from an answer's head for itself.
+type framing struct {
+	close, keepAlive bool // Connection tokens
+	chunked          bool
+	length           string // the first Content-Length; "" when none
+}
+
+// take notes a field the answer is framed with, and reports whether the
+// field stays out of what passes through to the client: the framing,
+// the other hop-by-hop fields, and those the gateway sets itself.
+func (f *framing) take(name, value string) (drop bool) {
+	switch {
+	case strings.EqualFold(name, "Connection"):
+		f.close = f.close || h1.HasToken([]string{value}, "close")
+		f.keepAlive = f.keepAlive || h1.HasToken([]string{value}, "keep-alive")
+	case strings.EqualFold(name, "Transfer-Encoding"):
+		f.chunked = f.chunked || h1.HasToken([]string{value}, "chunked")
+	case strings.EqualFold(name, "Content-Length"):
+		if f.length == "" {
+			f.length = value
+		}
+	default:
+		return dropResponseField(name)
+	}
+	return true
+}
+
 func (b *leanBody) readHeader(method string) (*http.Response, error) {
-	proto, status, sc, h, ok := b.bufferedHeader()
-	if !ok {
-		var err error
-		if proto, status, sc, h, err = b.readHeaderLines(); err != nil {
+	resp := &http.Response{ProtoMajor: 1, ProtoMinor: 1, Body: b}
+	var f framing
+	if !b.bufferedHeader(resp, &f) {
+		if err := b.readHeaderLines(resp, &f); err != nil {
 			return nil, err
 		}
 	}
-	resp := &http.Response{
-		Status:     status,
-		StatusCode: sc,
-		Proto:      proto,
-		ProtoMajor: 1,
-		ProtoMinor: 1,
-		Header:     h,
-		Body:       b,
-	}
-	if proto == "HTTP/1.0" {
+	if resp.Proto == "HTTP/1.0" {
 		resp.ProtoMinor = 0
 	}
-	conn := h["Connection"]
-	b.keepAlive = !h1.HasToken(conn, "close") && (resp.ProtoMinor == 1 || h1.HasToken(conn, "keep-alive"))
+	sc := resp.StatusCode
+	b.keepAlive = !f.close && (resp.ProtoMinor == 1 || f.keepAlive)
 	b.remain = -1
 	b.chunked = false
 	switch {
 	case method == "HEAD" || sc == http.StatusNoContent || sc == http.StatusNotModified || (sc >= 100 && sc < 200):
 		b.remain = 0
-	case h1.HasToken(h["Transfer-Encoding"], "chunked"):
+	case f.chunked:
 		b.chunked = true
 		b.cr = httputil.NewChunkedReader(b.br)
-		delete(h, "Transfer-Encoding")
 		resp.TransferEncoding = []string{"chunked"}
 		resp.ContentLength = -1
-	case len(h["Content-Length"]) > 0:
-		n, err := strconv.ParseInt(strings.TrimSpace(h["Content-Length"][0]), 10, 64)
+	case f.length != "":
+		n, err := strconv.ParseInt(f.length, 10, 64)
 		if err != nil || n < 0 {
-			return nil, fmt.Errorf("bad Content-Length %q", h["Content-Length"][0])
+			return nil, fmt.Errorf("bad Content-Length %q", f.length)
 		}
 		b.remain = n
 		resp.ContentLength = n
@@ -359,67 +382,98 @@ func (b *leanBody) readHeader(method string) (*http.Response, error) {
 	return resp, nil
 }
 
-// bufferedHeader parses the usual answer's head in place: already whole
+// bufferedHeader reads the usual answer's head in place: already whole
 // in the buffer (the status line, the headers and the first bytes of the
-// body come in one segment), in plain lines. Its strings share one
-// allocation, against one per line and value with textproto, on the
-// path of a stream's first token. ok is false for anything else, which
-// readHeaderLines then reads.
-func (b *leanBody) bufferedHeader() (proto, status string, code int, h http.Header, ok bool) {
+// body come in one segment), in plain lines. Its fields are not read
+// into a map: those that pass through to the client are kept as they
+// came, in b.fields, and a front door that takes them so (h1) writes
+// them out as they are, which spares a map on each side on the path of
+// a stream's first token. false leaves anything else to readHeaderLines.
+func (b *leanBody) bufferedHeader(resp *http.Response, f *framing) bool {
 	buf, _ := b.br.Peek(b.br.Buffered())
 	end := bytes.Index(buf, crlfCRLF)
 	if end < 0 {
-		return "", "", 0, nil, false
+		return false
 	}
 	block := string(buf[:end+2]) // every line with its CRLF
 	i := strings.Index(block, "\r\n")
 	line, rest := block[:i], block[i+2:]
-	proto, status, _ = strings.Cut(line, " ")
+	proto, status, _ := strings.Cut(line, " ")
 	if (proto != "HTTP/1.1" && proto != "HTTP/1.0") || len(status) < 3 || (len(status) > 3 && status[3] != ' ') {
-		return "", "", 0, nil, false
+		return false
 	}
+	code := 0
 	for _, c := range []byte(status[:3]) {
 		if c < '0' || c > '9' {
-			return "", "", 0, nil, false
+			return false
 		}
 		code = code*10 + int(c-'0')
 	}
-	if h, ok = h1.ParseFields(rest); !ok {
-		return "", "", 0, nil, false
+	// Room for the line stream adds, so adding it does not copy them.
+	fields := make([]byte, 0, len(rest)+len(accelLine))
+	var fr framing
+	for lines := rest; lines != ""; {
+		name, value, next, ok := h1.NextField(lines)
+		if !ok {
+			return false
+		}
+		if !fr.take(name, value) {
+			fields = append(fields, lines[:len(lines)-len(next)]...)
+		}
+		lines = next
 	}
 	b.br.Discard(end + 4)
-	return proto, status, code, h, true
+	resp.Proto, resp.Status, resp.StatusCode = proto, status, code
+	b.fields, *f = fields, fr
+	return true
 }
 
 var crlfCRLF = []byte("\r\n\r\n")
 
 // readHeaderLines reads the head line by line, for what bufferedHeader
-// leaves.
-func (b *leanBody) readHeaderLines() (proto, status string, code int, h http.Header, err error) {
+// leaves, into resp.Header.
+func (b *leanBody) readHeaderLines(resp *http.Response, f *framing) error {
 	line, err := b.tp.ReadLine()
 	if err != nil {
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF
 		}
-		return "", "", 0, nil, err
+		return err
 	}
 	proto, status, ok := strings.Cut(line, " ")
 	if !ok || !strings.HasPrefix(proto, "HTTP/1.") {
-		return "", "", 0, nil, fmt.Errorf("malformed HTTP response %q", line)
+		return fmt.Errorf("malformed HTTP response %q", line)
 	}
 	c, _, _ := strings.Cut(status, " ")
-	code, err = strconv.Atoi(c)
+	code, err := strconv.Atoi(c)
 	if err != nil || len(c) != 3 {
-		return "", "", 0, nil, fmt.Errorf("malformed HTTP status code %q", c)
+		return fmt.Errorf("malformed HTTP status code %q", c)
 	}
 	mh, err := b.tp.ReadMIMEHeader()
 	if err != nil {
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF
 		}
-		return "", "", 0, nil, err
+		return err
 	}
-	return proto, status, code, http.Header(mh), nil
+	h := http.Header(mh)
+	for _, k := range []string{"Connection", "Transfer-Encoding", "Content-Length"} {
+		for _, v := range h[k] {
+			f.take(k, v)
+		}
+	}
+	delete(h, "Transfer-Encoding")
+	resp.Proto, resp.Status, resp.StatusCode, resp.Header = proto, status, code, h
+	return nil
+}
+
+// header is the answer's header: resp.Header, or for a head read in
+// place, its fields read into one now.
+func (b *leanBody) header(resp *http.Response) http.Header {
+	if resp.Header == nil && b.fields != nil {
+		resp.Header, _ = h1.ParseFields(string(b.fields))
+	}
+	return resp.Header
 }
 
 // Read reads the body, each read bounded by the idle timeout. At the

@@ -99,7 +99,8 @@ func TestLeanChunkedAndLengthBodies(t *testing.T) {
 	u := leanTarget(t, srv.URL)
 	for range 3 {
 		resp, body := leanGet(t, lc, u, "/chunked?q=1", `{"model":"m"}`)
-		if resp.StatusCode != 200 || body != strings.Repeat("data: x\n\n", 3) || resp.Header.Get("Content-Type") != "text/event-stream" {
+		h := resp.Body.(*leanBody).header(resp)
+		if resp.StatusCode != 200 || body != strings.Repeat("data: x\n\n", 3) || h.Get("Content-Type") != "text/event-stream" {
 			t.Fatalf("chunked: %d %q %v", resp.StatusCode, body, resp.Header)
 		}
 		resp, body = leanGet(t, lc, u, "/length?q=1", `{"model":"m"}`)
@@ -320,15 +321,19 @@ func TestBufferedHeaderMatchesTextproto(t *testing.T) {
 	cases := []struct {
 		name, head string
 		fast       bool
+		fields     string // what passes through, as sent ("": not checked)
 	}{
-		{"sse", "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nDate: Mon, 30 Nov 2026 07:00:00 GMT\r\nTransfer-Encoding: chunked\r\n\r\n", true},
-		{"repeated and lower-case", "HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\nVary: a\r\nVary:  b \r\nContent-Length: 0\r\n\r\n", true},
-		{"HTTP/1.0 without reason", "HTTP/1.0 503\r\nConnection: close\r\n\r\n", true},
-		{"empty value", "HTTP/1.1 200 OK\r\nX-Empty:\r\nContent-Length: 0\r\n\r\n", true},
-		{"folded", "HTTP/1.1 200 OK\r\nX-A: 1\r\n 2\r\nContent-Length: 0\r\n\r\n", false},
-		{"name not a token", "HTTP/1.1 200 OK\r\nX(Y): 1\r\nContent-Length: 0\r\n\r\n", false},
-		{"space before colon", "HTTP/1.1 200 OK\r\nX-A : 1\r\nContent-Length: 0\r\n\r\n", false},
-		{"HTTP/2 line", "HTTP/2 200\r\nContent-Length: 0\r\n\r\n", false},
+		{"sse", "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nDate: Mon, 30 Nov 2026 07:00:00 GMT\r\nTransfer-Encoding: chunked\r\n\r\n", true,
+			"Content-Type: text/event-stream\r\nDate: Mon, 30 Nov 2026 07:00:00 GMT\r\n"},
+		{"hop-by-hop and the gateway's own", "HTTP/1.1 200 OK\r\nconnection: keep-alive, Foo\r\nKeep-Alive: timeout=5\r\nx-request-id: theirs\r\nX-Accel-Buffering: yes\r\nTrailer: X\r\nContent-Type: application/x-ndjson\r\ntransfer-encoding: gzip, chunked\r\nSet-Cookie: a=1\r\n\r\n", true,
+			"Content-Type: application/x-ndjson\r\nSet-Cookie: a=1\r\n"},
+		{"repeated and lower-case", "HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\nVary: a\r\nVary:  b \r\nContent-Length: 0\r\n\r\n", true, ""},
+		{"HTTP/1.0 without reason", "HTTP/1.0 503\r\nConnection: close\r\n\r\n", true, ""},
+		{"empty value", "HTTP/1.1 200 OK\r\nX-Empty:\r\nContent-Length: 0\r\n\r\n", true, ""},
+		{"folded", "HTTP/1.1 200 OK\r\nX-A: 1\r\n 2\r\nContent-Length: 0\r\n\r\n", false, ""},
+		{"name not a token", "HTTP/1.1 200 OK\r\nX(Y): 1\r\nContent-Length: 0\r\n\r\n", false, ""},
+		{"space before colon", "HTTP/1.1 200 OK\r\nX-A : 1\r\nContent-Length: 0\r\n\r\n", false, ""},
+		{"HTTP/2 line", "HTTP/2 200\r\nContent-Length: 0\r\n\r\n", false, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -338,21 +343,29 @@ func TestBufferedHeaderMatchesTextproto(t *testing.T) {
 				b.br.Peek(1)
 				return b
 			}
-			fb := read()
-			proto, status, code, h, ok := fb.bufferedHeader()
+			fb, fresp, ff := read(), &http.Response{}, framing{}
+			ok := fb.bufferedHeader(fresp, &ff)
 			if ok != tc.fast {
 				t.Fatalf("in place: %v, want %v", ok, tc.fast)
 			}
-			sb := read()
-			sproto, sstatus, scode, sh, err := sb.readHeaderLines()
+			sb, sresp, sf := read(), &http.Response{}, framing{}
+			err := sb.readHeaderLines(sresp, &sf)
 			if !ok {
 				return
 			}
 			if err != nil {
 				t.Fatalf("textproto refused what the in-place parse took: %v", err)
 			}
-			if proto != sproto || status != sstatus || code != scode || !reflect.DeepEqual(h, sh) {
-				t.Errorf("in place %q %q %d %v; textproto %q %q %d %v", proto, status, code, h, sproto, sstatus, scode, sh)
+			// What passes through is textproto's header but the fields
+			// the client keeps for itself.
+			want := http.Header{}
+			copyHeader(want, sresp.Header)
+			h := fb.header(fresp)
+			if fresp.Proto != sresp.Proto || fresp.Status != sresp.Status || fresp.StatusCode != sresp.StatusCode || !reflect.DeepEqual(h, want) || ff != sf {
+				t.Errorf("in place %q %q %d %v %+v; textproto %q %q %d %v %+v", fresp.Proto, fresp.Status, fresp.StatusCode, h, ff, sresp.Proto, sresp.Status, sresp.StatusCode, want, sf)
+			}
+			if tc.fields != "" && string(fb.fields) != tc.fields {
+				t.Errorf("fields passed through: %q, want %q", fb.fields, tc.fields)
 			}
 			rest, _ := io.ReadAll(fb.br)
 			if string(rest) != "body" {

@@ -2,8 +2,10 @@
 // an LLM client sends (a request line, plain headers, a body with a
 // Content-Length) with a fraction of net/http's work per request, and
 // hands every connection with anything else to a net/http Server. Its
-// header-line parsing (ParseFields, HasToken) also reads the upstreams'
-// answers in the gateway's HTTP/1.1 client.
+// header-line parsing (NextField, ParseFields, HasToken) also reads the
+// upstreams' answers in the gateway's HTTP/1.1 client, and its responses
+// take an upstream's fields as lines (WriteHeaderLines), so a stream's
+// header passes through without a map on either side.
 //
 // Why: a streamed chat request crosses the gateway twice before the
 // first token reaches the client, and each crossing starts from a cold

@@ -72,18 +72,8 @@ func ParseFields(lines string) (h http.Header, ok bool) {
 	h = make(http.Header, n)
 	vals := make([]string, n) // one value per key in the usual case
 	for lines != "" {
-		i := strings.Index(lines, "\r\n")
-		if i < 0 {
-			return nil, false
-		}
-		var line string
-		line, lines = lines[:i], lines[i+2:]
-		name, value, found := strings.Cut(line, ":")
-		if !found || !validToken(name) {
-			return nil, false
-		}
-		value = strings.Trim(value, " \t")
-		if !validValue(value) {
+		var name, value string
+		if name, value, lines, ok = NextField(lines); !ok {
 			return nil, false
 		}
 		key := textproto.CanonicalMIMEHeaderKey(name)
@@ -95,6 +85,25 @@ func ParseFields(lines string) (h http.Header, ok bool) {
 		}
 	}
 	return h, true
+}
+
+// NextField takes the first of header lines, each ending in CRLF: its
+// name as sent, its value trimmed, and the lines after it. ok is false
+// for what ParseFields refuses, and for a line without its CRLF.
+func NextField(lines string) (name, value, rest string, ok bool) {
+	i := strings.Index(lines, "\r\n")
+	if i < 0 {
+		return "", "", "", false
+	}
+	name, value, found := strings.Cut(lines[:i], ":")
+	if !found || !validToken(name) {
+		return "", "", "", false
+	}
+	value = strings.Trim(value, " \t")
+	if !validValue(value) {
+		return "", "", "", false
+	}
+	return name, value, lines[i+2:], true
 }
 
 func parseLength(s string) (int64, bool) {
@@ -113,8 +122,8 @@ func parseLength(s string) (int64, bool) {
 
 // validToken reports whether s is an RFC 9110 token (a method, a field
 // name).
-func validToken(s string) bool {
-	if s == "" {
+func validToken[T string | []byte](s T) bool {
+	if len(s) == 0 {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
@@ -130,7 +139,7 @@ func validToken(s string) bool {
 }
 
 // validValue rejects control characters but tab, as net/http does.
-func validValue(s string) bool {
+func validValue[T string | []byte](s T) bool {
 	for i := 0; i < len(s); i++ {
 		if b := s[i]; (b < ' ' && b != '\t') || b == 0x7f {
 			return false

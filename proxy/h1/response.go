@@ -1,6 +1,7 @@
 package h1
 
 import (
+	"bytes"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -38,7 +39,16 @@ func (w *response) Header() http.Header { return w.header }
 
 // WriteHeader serializes the headers at once, so later changes to the map
 // do not count, as with net/http; they leave with the first body bytes.
-func (w *response) WriteHeader(code int) {
+func (w *response) WriteHeader(code int) { w.writeHeader(code, nil) }
+
+// WriteHeaderLines is WriteHeader for a proxy: lines are more header
+// fields, already serialized, each ending in CRLF (an upstream's, passed
+// through without building a map for them), written after the map's.
+// Framing is h1's, so a Content-Length, Transfer-Encoding or Connection
+// among them is left out, as is a line net/http would refuse to send.
+func (w *response) WriteHeaderLines(code int, lines []byte) { w.writeHeader(code, lines) }
+
+func (w *response) writeHeader(code int, lines []byte) {
 	if code < 100 || code > 999 {
 		panic(fmt.Sprintf("invalid WriteHeader code %v", code))
 	}
@@ -50,6 +60,7 @@ func (w *response) WriteHeader(code int) {
 	if code < 200 && code != http.StatusSwitchingProtocols {
 		// Informational: out now, and the final status comes later.
 		b := appendHeaders(appendStatusLine(c.hdr[:0], code), w.header)
+		b, _, _ = appendLines(b, lines)
 		c.hdr = append(b, "\r\n"...)
 		c.out = append(c.out, c.hdr...)
 		c.flush()
@@ -70,10 +81,11 @@ func (w *response) WriteHeader(code int) {
 	if w.sentClose {
 		w.keepAlive = false
 	}
-	_, hasType := h["Content-Type"]
-	w.sniff = !hasType && !w.bodyless
 	b := appendHeaders(appendStatusLine(c.hdr[:0], code), h)
-	if _, ok := h["Date"]; !ok {
+	b, hasDate, hasType := appendLines(b, lines)
+	_, typed := h["Content-Type"]
+	w.sniff = !typed && !hasType && !w.bodyless
+	if _, dated := h["Date"]; !dated && !hasDate {
 		b = append(b, "Date: "...)
 		b = c.s.appendDate(b)
 		b = append(b, "\r\n"...)
@@ -267,6 +279,50 @@ func appendHeaders(b []byte, h http.Header) []byte {
 		}
 	}
 	return b
+}
+
+// appendLines writes the valid lines of a WriteHeaderLines but those for
+// framing, and says whether they carry a Date and a Content-Type.
+func appendLines(b, lines []byte) (out []byte, date, ctype bool) {
+	for len(lines) > 0 {
+		i := bytes.Index(lines, crlf)
+		if i < 0 {
+			break
+		}
+		line := lines[:i+2]
+		lines = lines[i+2:]
+		name, value, ok := bytes.Cut(line[:i], colon)
+		if !ok || !validToken(name) || !validValue(bytes.Trim(value, " \t")) {
+			continue
+		}
+		switch {
+		case fieldIs(name, "Content-Length"), fieldIs(name, "Transfer-Encoding"), fieldIs(name, "Connection"):
+			continue
+		case fieldIs(name, "Date"):
+			date = true
+		case fieldIs(name, "Content-Type"):
+			ctype = true
+		}
+		b = append(b, line...)
+	}
+	return b, date, ctype
+}
+
+var colon = []byte(":")
+
+// fieldIs compares a field name as sent, a token, with a canonical one
+// of letters and dashes, ASCII case-insensitively: among token bytes,
+// only a letter's two cases are equal once 0x20 is set.
+func fieldIs(name []byte, canon string) bool {
+	if len(name) != len(canon) {
+		return false
+	}
+	for i, c := range name {
+		if c|0x20 != canon[i]|0x20 {
+			return false
+		}
+	}
+	return true
 }
 
 func appendField(b []byte, k string, n int64) []byte {

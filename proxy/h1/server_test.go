@@ -234,6 +234,33 @@ func TestResponseFraming(t *testing.T) {
 
 // TestKeepAlive sends requests on one connection, two of them in one
 // write, with bodies left unread by the handler in between.
+// TestWriteHeaderLines: fields given as lines go out after the map's,
+// as they came, but h1 keeps the framing, and a line net/http would not
+// send is left out; their Date and Content-Type stand.
+func TestWriteHeaderLines(t *testing.T) {
+	const date = "Mon, 30 Nov 2026 07:00:00 GMT"
+	_, addr := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Map", "1")
+		w.(interface{ WriteHeaderLines(int, []byte) }).WriteHeaderLines(http.StatusAccepted, []byte(
+			"Content-Type: text/event-stream\r\ndate: "+date+"\r\nContent-Length: 99\r\nconnection: close\r\n"+
+				"Transfer-Encoding: gzip\r\nX-No-Colon\r\nX-Ctl: a\x01b\r\nX-Up:  2 \r\n"))
+		w.Write([]byte("data: 1\n\n"))
+	}))
+	resp, body := roundTrip(t, addr, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	h := resp.Header
+	if resp.StatusCode != http.StatusAccepted || body != "data: 1\n\n" || resp.ContentLength != 9 || resp.Close || resp.TransferEncoding != nil {
+		t.Errorf("status %d, body %q, length %d, close %v, TE %v", resp.StatusCode, body, resp.ContentLength, resp.Close, resp.TransferEncoding)
+	}
+	if h.Get("Content-Type") != "text/event-stream" || len(h["Date"]) != 1 || h.Get("Date") != date || h.Get("X-Up") != "2" || h.Get("X-Map") != "1" {
+		t.Errorf("header %v", h)
+	}
+	for _, k := range []string{"X-No-Colon", "X-Ctl"} {
+		if _, ok := h[k]; ok {
+			t.Errorf("%s sent: %v", k, h)
+		}
+	}
+}
+
 func TestKeepAlive(t *testing.T) {
 	var conns atomic.Int32
 	s, addr := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
