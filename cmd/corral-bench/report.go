@@ -319,14 +319,14 @@ func (r *report) checks() []check {
 			// else how far direct's p50 moved between rounds, says which
 			// differences are noise.
 			if d := r.level("A", l).GatewayMinusNginxTTFT; d != nil {
-				noise = append(noise, fmt.Sprintf("c=%d gateway-nginx paired %s", l, d))
+				noise = append(noise, fmt.Sprintf("c=%d gateway-nginx paired: %s", l, d))
 			} else if sp := r.find("A", l, "direct").TTFTP50Spread; sp != nil {
-				noise = append(noise, fmt.Sprintf("c=%d direct's p50 moved by %s", l, f2(sp)))
+				noise = append(noise, fmt.Sprintf("c=%d direct's p50 moved by %s ms", l, f2(sp)))
 			}
 		}
 		detail := fmt.Sprintf("c=%s: %s ms", joinLevels(levels), strings.Join(vals, ", "))
 		if len(noise) > 0 {
-			detail += " (" + strings.Join(noise, "; ") + " ms)"
+			detail += " (" + strings.Join(noise, "; ") + ")"
 		}
 		out = append(out, check{Target: ttftNginx, Pass: pass, Detail: detail})
 	}

@@ -36,7 +36,7 @@ type pairedDiff struct {
 }
 
 func (d *pairedDiff) String() string {
-	return fmt.Sprintf("%+.3f, 95%% CI %+.3f..%+.3f over %d", d.MedianMS, d.LowMS, d.HighMS, d.Pairs)
+	return fmt.Sprintf("median %+.3f ms, 95%% CI %+.3f..%+.3f ms, %d pairs", d.MedianMS, d.LowMS, d.HighMS, d.Pairs)
 }
 
 // minPairs is the fewest pairs a bootstrap interval is given for.

@@ -174,7 +174,7 @@ func (r *report) latencyTable(w io.Writer, sc scenarioReport) {
 			if lr.Paired {
 				how = "streams, one per target and round"
 			}
-			fmt.Fprintf(w, "  c=%d gateway TTFT minus nginx's, paired by %s (ms): median %s\n", lr.Concurrency, how, d)
+			fmt.Fprintf(w, "  c=%d gateway TTFT minus nginx's, paired by %s: %s\n", lr.Concurrency, how, d)
 		}
 	}
 }
