@@ -220,7 +220,7 @@ func upstreamRequest(ctx context.Context, r *http.Request, u *Upstream, fr forwa
 			ureq.Header[k] = vs
 		}
 	}
-	ureq.Header.Set("X-Request-ID", fr.rid)
+	ureq.Header.Set(requestIDKey, fr.rid)
 	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
 		ureq.Header.Set("X-Forwarded-For", host)
 	}
@@ -232,34 +232,41 @@ func upstreamRequest(ctx context.Context, r *http.Request, u *Upstream, fr forwa
 // The comments come from a timer rather than a goroutine per request: the
 // handler is blocked in RoundTrip.
 //
-// A nil ureq sends r with the lean client (streaming requests).
+// A nil ureq sends r with the lean client (streaming requests), which
+// starts the timer once the request is out.
 func (g *Gateway) roundTrip(r, ureq *http.Request, u *Upstream, fr forwardReq, c *client) (*http.Response, error) {
-	do := func() (*http.Response, error) {
-		if ureq == nil {
-			return g.lean.roundTrip(r, u, fr)
-		}
-		return g.transport.RoundTrip(ureq)
+	var ka *keepAlive
+	if fr.stream && fr.route.sse {
+		ka = &keepAlive{c: c, every: g.cfg.KeepAliveInterval}
+		defer ka.stop()
 	}
-	if !(fr.stream && fr.route.sse) {
-		return do()
+	if ureq == nil {
+		return g.lean.roundTrip(r, u, fr, ka.start)
 	}
-	ka := &keepAlive{c: c, every: g.cfg.KeepAliveInterval}
-	ka.mu.Lock() // fire waits until t is set
-	ka.t = time.AfterFunc(ka.every, ka.fire)
-	ka.mu.Unlock()
-	resp, err := do()
-	ka.stop()
-	return resp, err
+	ka.start()
+	return g.transport.RoundTrip(ureq)
 }
 
 // keepAlive writes SSE comment lines to c every so often until stopped;
-// mu keeps its writes from overlapping what the handler writes next.
+// mu keeps its writes from overlapping what the handler writes next. A
+// nil keepAlive does nothing.
 type keepAlive struct {
 	mu    sync.Mutex
 	done  bool
 	t     *time.Timer
 	c     *client
 	every time.Duration
+}
+
+func (k *keepAlive) start() {
+	if k == nil {
+		return
+	}
+	k.mu.Lock() // fire waits until t is set
+	if !k.done && k.t == nil {
+		k.t = time.AfterFunc(k.every, k.fire)
+	}
+	k.mu.Unlock()
 }
 
 func (k *keepAlive) fire() {
@@ -279,9 +286,14 @@ func (k *keepAlive) fire() {
 }
 
 func (k *keepAlive) stop() {
+	if k == nil {
+		return
+	}
 	k.mu.Lock()
 	k.done = true
-	k.t.Stop()
+	if k.t != nil {
+		k.t.Stop()
+	}
 	k.mu.Unlock()
 }
 

@@ -163,7 +163,7 @@ func (g *Gateway) WaitIdle(ctx context.Context, instance string) {
 // random prefix per gateway and a sequence number, unique without a call
 // to the random source per request.
 func (g *Gateway) requestID(r *http.Request) string {
-	if id := r.Header.Get("X-Request-ID"); id != "" && len(id) <= 128 {
+	if id := r.Header.Get(requestIDKey); id != "" && len(id) <= 128 {
 		return id
 	}
 	var b [16]byte
@@ -178,6 +178,10 @@ func (g *Gateway) requestID(r *http.Request) string {
 
 const hexDigits = "0123456789abcdef"
 
+// requestIDKey is X-Request-ID as Go's header maps key it: given so, Get
+// and Set find it without making the canonical form anew each request.
+const requestIDKey = "X-Request-Id"
+
 func bearer(r *http.Request) string {
 	h := r.Header.Get("Authorization")
 	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
@@ -188,7 +192,7 @@ func bearer(r *http.Request) string {
 
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rid := g.requestID(r)
-	w.Header().Set("X-Request-ID", rid)
+	w.Header().Set(requestIDKey, rid)
 	rt, ok := routes[r.URL.Path]
 	rt.name = r.URL.Path
 	if !ok && strings.HasPrefix(r.URL.Path, "/v1/models/") {

@@ -84,7 +84,8 @@ func (m modelRequest) maxTokens() int {
 // endUser names who is asking: a chat UI's forwarded user headers (Open
 // WebUI sends X-OpenWebUI-User-*), else the OpenAI "user" field.
 func endUser(r *http.Request, m modelRequest) string {
-	for _, h := range []string{"X-OpenWebUI-User-Email", "X-OpenWebUI-User-Name", "X-OpenWebUI-User-Id"} {
+	// In the header map's canonical form, which Get then need not make.
+	for _, h := range []string{"X-Openwebui-User-Email", "X-Openwebui-User-Name", "X-Openwebui-User-Id"} {
 		if v := r.Header.Get(h); v != "" {
 			return v
 		}

@@ -180,10 +180,11 @@ func appendRequestHeader(b []byte, r *http.Request, u *Upstream, fr forwardReq) 
 
 // roundTrip sends fr.body to u and reads the response headers; the
 // response's Header is nil where its fields are kept as lines (see
-// bufferedHeader and leanBody.header). A pooled
-// connection that turns out stale (fails on write, or closes before a
-// byte of answer) is replaced by one fresh dial.
-func (lc *leanClient) roundTrip(r *http.Request, u *Upstream, fr forwardReq) (*http.Response, error) {
+// bufferedHeader and leanBody.header). sent, if not nil, runs once the
+// request is out: what can wait until then is off the path to the first
+// token. A pooled connection that turns out stale (fails on write, or
+// closes before a byte of answer) is replaced by one fresh dial.
+func (lc *leanClient) roundTrip(r *http.Request, u *Upstream, fr forwardReq, sent func()) (*http.Response, error) {
 	ctx := r.Context()
 	addr := hostPort(u)
 	hp := hdrPool.Get().(*[]byte)
@@ -209,7 +210,8 @@ func (lc *leanClient) roundTrip(r *http.Request, u *Upstream, fr forwardReq) (*h
 			conn = rawconn.Wrap(conn)
 		}
 		b := &leanBody{lc: lc, addr: addr, conn: conn}
-		resp, stale, err := b.exchange(ctx, r.Method, hdr, fr.body)
+		resp, stale, err := b.exchange(ctx, r.Method, hdr, fr.body, sent)
+		sent = nil // once
 		if err == nil {
 			return resp, nil
 		}
@@ -249,20 +251,37 @@ func (b *leanBody) abort() {
 	b.conn.SetDeadline(aLongTimeAgo)
 }
 
+// smallBody is a request body that fits a socket's send buffer at its
+// smallest default (tcp_wmem): writing it never waits for the upstream.
+const smallBody = 16 << 10
+
 // exchange writes the request and reads the response headers. stale says
-// the error is that of a connection the server had closed.
-func (b *leanBody) exchange(ctx context.Context, method string, hdr, body []byte) (resp *http.Response, stale bool, err error) {
-	b.stop = context.AfterFunc(ctx, b.abort)
+// the error is that of a connection the server had closed. sent runs once
+// the request is out.
+func (b *leanBody) exchange(ctx context.Context, method string, hdr, body []byte, sent func()) (resp *http.Response, stale bool, err error) {
 	defer func() {
 		if err != nil {
 			b.release(false)
 		}
 	}()
+	// The client leaving aborts the exchange. A write that may wait on the
+	// upstream needs that before it starts; a small one does not, and
+	// then the watch is set up after it, off the path to the first token
+	// (a client already gone then aborts at once).
+	if len(hdr)+len(body) > smallBody {
+		b.stop = context.AfterFunc(ctx, b.abort)
+	}
 	if _, err := rawconn.Writev(b.conn, hdr, body); err != nil {
-		if b.aborted.Load() {
+		if b.aborted.Load() || ctx.Err() != nil {
 			return nil, false, context.Canceled
 		}
 		return nil, true, err
+	}
+	if b.stop == nil {
+		b.stop = context.AfterFunc(ctx, b.abort)
+	}
+	if sent != nil {
+		sent()
 	}
 	b.br = brPool.Get().(*bufio.Reader)
 	b.br.Reset(b.conn)

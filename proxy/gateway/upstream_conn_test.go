@@ -63,7 +63,7 @@ func testLean(cfg Config) *leanClient {
 
 func leanGet(t *testing.T, lc *leanClient, u *Upstream, path, body string) (*http.Response, string) {
 	t.Helper()
-	resp, err := lc.roundTrip(leanReq(context.Background(), path), u, forwardReq{body: []byte(body), rid: "rid-1", stream: true})
+	resp, err := lc.roundTrip(leanReq(context.Background(), path), u, forwardReq{body: []byte(body), rid: "rid-1", stream: true}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +127,7 @@ func TestLeanReusesConnection(t *testing.T) {
 		t.Fatalf("%d dials for 20 sequential requests, want 1", n)
 	}
 	// A body closed before its end is not reused.
-	resp, err := lc.roundTrip(leanReq(context.Background(), "/api/chat"), u, forwardReq{body: []byte(`{}`)})
+	resp, err := lc.roundTrip(leanReq(context.Background(), "/api/chat"), u, forwardReq{body: []byte(`{}`)}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,7 +229,7 @@ func TestLeanHeaderTimeout(t *testing.T) {
 	})
 	lc := testLean(Config{HeaderTimeout: 100 * time.Millisecond})
 	start := time.Now()
-	_, err := lc.roundTrip(leanReq(context.Background(), "/"), leanTarget(t, srv.URL), forwardReq{body: []byte(`{}`)})
+	_, err := lc.roundTrip(leanReq(context.Background(), "/"), leanTarget(t, srv.URL), forwardReq{body: []byte(`{}`)}, nil)
 	if !errors.Is(err, errHeaderTimeout) || time.Since(start) > 3*time.Second {
 		t.Fatalf("err %v after %s", err, time.Since(start))
 	}
@@ -244,7 +244,7 @@ func TestLeanBodyIdleTimeout(t *testing.T) {
 		<-release
 	})
 	lc := testLean(Config{IdleTimeout: 100 * time.Millisecond})
-	resp, err := lc.roundTrip(leanReq(context.Background(), "/"), leanTarget(t, srv.URL), forwardReq{body: []byte(`{}`)})
+	resp, err := lc.roundTrip(leanReq(context.Background(), "/"), leanTarget(t, srv.URL), forwardReq{body: []byte(`{}`)}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -266,7 +266,7 @@ func TestLeanBodyIdleTimeoutMoves(t *testing.T) {
 		}
 	})
 	lc := testLean(Config{IdleTimeout: 150 * time.Millisecond})
-	resp, err := lc.roundTrip(leanReq(context.Background(), "/"), leanTarget(t, srv.URL), forwardReq{body: []byte(`{}`)})
+	resp, err := lc.roundTrip(leanReq(context.Background(), "/"), leanTarget(t, srv.URL), forwardReq{body: []byte(`{}`)}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -289,7 +289,7 @@ func TestLeanClientCancelUnblocksRead(t *testing.T) {
 	defer lc.closeIdle()
 	u := leanTarget(t, srv.URL)
 	ctx, cancel := context.WithCancel(context.Background())
-	resp, err := lc.roundTrip(leanReq(ctx, "/"), u, forwardReq{body: []byte(`{}`)})
+	resp, err := lc.roundTrip(leanReq(ctx, "/"), u, forwardReq{body: []byte(`{}`)}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -308,9 +308,50 @@ func TestLeanClientCancelUnblocksRead(t *testing.T) {
 	ctx, cancel = context.WithCancel(context.Background())
 	time.AfterFunc(50*time.Millisecond, cancel)
 	srv2, _ := leanServer(t, func(w http.ResponseWriter, r *http.Request) { <-release })
-	_, err = lc.roundTrip(leanReq(ctx, "/"), leanTarget(t, srv2.URL), forwardReq{body: []byte(`{}`)})
+	_, err = lc.roundTrip(leanReq(ctx, "/"), leanTarget(t, srv2.URL), forwardReq{body: []byte(`{}`)}, nil)
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("header wait: err %v", err)
+	}
+}
+
+// TestLeanCancelUnblocksLargeWrite: a body larger than the socket
+// buffers, sent to an upstream that never reads it, still ends when the
+// client leaves.
+func TestLeanCancelUnblocksLargeWrite(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	stuck := make(chan net.Conn, 1)
+	go func() {
+		if c, err := l.Accept(); err == nil {
+			stuck <- c // accepted, never read
+		}
+	}()
+	defer func() {
+		select {
+		case c := <-stuck:
+			c.Close()
+		default:
+		}
+	}()
+	lc := testLean(Config{})
+	defer lc.closeIdle()
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(100*time.Millisecond, cancel)
+	done := make(chan error, 1)
+	go func() {
+		_, err := lc.roundTrip(leanReq(ctx, "/"), leanTarget(t, "http://"+l.Addr().String()), forwardReq{body: make([]byte, 64<<20)}, nil)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("err %v, want context.Canceled", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the write still waits on the upstream after the client left")
 	}
 }
 
