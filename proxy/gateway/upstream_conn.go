@@ -385,7 +385,7 @@ func (b *leanBody) readHeader(method string) (*http.Response, error) {
 	case f.chunked:
 		b.chunked = true
 		b.cr = httputil.NewChunkedReader(b.br)
-		resp.TransferEncoding = []string{"chunked"}
+		resp.TransferEncoding = chunkedTE
 		resp.ContentLength = -1
 	case f.length != "":
 		n, err := strconv.ParseInt(f.length, 10, 64)
@@ -447,7 +447,10 @@ func (b *leanBody) bufferedHeader(resp *http.Response, f *framing) bool {
 	return true
 }
 
-var crlfCRLF = []byte("\r\n\r\n")
+var (
+	crlfCRLF  = []byte("\r\n\r\n")
+	chunkedTE = []string{"chunked"} // shared: read, never changed
+)
 
 // readHeaderLines reads the head line by line, for what bufferedHeader
 // leaves, into resp.Header.
@@ -529,11 +532,8 @@ func (b *leanBody) Read(p []byte) (int, error) {
 		if err == io.EOF {
 			// The chunked reader stops at the last chunk: the trailer and
 			// its blank line follow.
-			if _, terr := b.tp.ReadMIMEHeader(); terr != nil {
+			if terr := b.skipTrailer(); terr != nil {
 				err = terr
-				if err == io.EOF {
-					err = io.ErrUnexpectedEOF
-				}
 			} else {
 				b.finish()
 				return n, b.err
@@ -565,6 +565,28 @@ func (b *leanBody) Read(p []byte) (int, error) {
 		b.release(false)
 	}
 	return n, b.err
+}
+
+// skipTrailer reads a chunked body's trailer to its blank line: no
+// trailer is passed on, so its lines are not parsed.
+func (b *leanBody) skipTrailer() error {
+	mid := false // the last read ended inside a long line
+	for {
+		line, err := b.br.ReadSlice('\n')
+		switch {
+		case err == bufio.ErrBufferFull:
+			mid = true
+			continue
+		case err == io.EOF:
+			return io.ErrUnexpectedEOF
+		case err != nil:
+			return err
+		}
+		if !mid && (string(line) == "\r\n" || string(line) == "\n") {
+			return nil
+		}
+		mid = false
+	}
 }
 
 // finish ends a body read to its end: the connection is reused unless

@@ -113,6 +113,38 @@ func TestLeanChunkedAndLengthBodies(t *testing.T) {
 	}
 }
 
+// TestLeanSkipsTrailer: a chunked answer's trailer, a line longer than
+// the read buffer among it, is read away whole, and the connection
+// serves the next request.
+func TestLeanSkipsTrailer(t *testing.T) {
+	srv, cl := leanServer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Trailer", "X-Short, X-Long")
+		io.WriteString(w, "data: x\n\n")
+		w.(http.Flusher).Flush()
+		w.Header().Set("X-Short", "1")
+		w.Header().Set("X-Long", strings.Repeat("a", 40<<10))
+	})
+	lc := testLean(Config{})
+	defer lc.closeIdle()
+	u := leanTarget(t, srv.URL)
+	for range 3 {
+		if _, body := leanGet(t, lc, u, "/", `{}`); body != "data: x\n\n" {
+			t.Fatalf("body %q", body)
+		}
+	}
+	if n := cl.n.Load(); n != 1 {
+		t.Fatalf("%d dials for 3 sequential requests, want 1", n)
+	}
+	// A line's end read apart from it is not the blank line.
+	b := &leanBody{br: bufio.NewReaderSize(strings.NewReader("X-Long: 12345678\r\n\r\nnext"), 16)}
+	if err := b.skipTrailer(); err != nil {
+		t.Fatal(err)
+	}
+	if rest, _ := io.ReadAll(b.br); string(rest) != "next" {
+		t.Fatalf("after the trailer: %q", rest)
+	}
+}
+
 func TestLeanReusesConnection(t *testing.T) {
 	srv, cl := leanServer(t, ollamaChat(3))
 	lc := testLean(Config{})
