@@ -35,6 +35,10 @@ func (sc *scenario) paired(level int, cfg config) bool {
 type result struct {
 	sample
 	cpu time.Duration // used by the target's processes while measured
+	// What the simulator and this process (the load client) used
+	// meanwhile: a proxy costs them too, and where they bound the
+	// throughput (split), that is where it goes.
+	simCPU, loadCPU time.Duration
 	rss uint64        // the largest RSS sampled, where sampled
 	// roundTTFT is the TTFT p50 of each round, in the rounds' order: how
 	// far it moves between rounds is the noise a difference between
@@ -82,6 +86,7 @@ type benchRun struct {
 	targets  []*target
 	gateway  *child
 	nginx    *nginx
+	simPID   int
 	skipped  string             // why nginx is not measured
 	warm     map[string]*sample // warm-up, by target: its failures count too
 	load     [2]string          // load average at the start and at the end
@@ -155,6 +160,7 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	if err := s.preload(ctx, cfg.Model); err != nil {
 		return err
 	}
+	b.simPID = s.pid()
 
 	clients := max(cfg.maxLevel(), 1)
 	direct := &target{name: "direct", base: s.base, client: newClient(clients)}
@@ -322,6 +328,8 @@ func (b *benchRun) runScenario(ctx context.Context, s *sim, sc *scenario) error 
 				acc := res[t.name]
 				acc.add(r.sample)
 				acc.cpu += r.cpu
+				acc.simCPU += r.simCPU
+				acc.loadCPU += r.loadCPU
 				acc.rss = max(acc.rss, r.rss)
 				if sc.latency {
 					acc.roundTTFT = append(acc.roundTTFT, percentile(r.ttft, 50)) // NaN: no stream completed
@@ -350,7 +358,8 @@ func (b *benchRun) measure(ctx context.Context, t *target, l load, sampleMem boo
 	if t.pids != nil {
 		pids = t.pids()
 	}
-	cpu0, err := cpuTime(pids)
+	others := []int{b.simPID, os.Getpid()}
+	cpu0, err := cpuTimes(append(others, pids...))
 	if err != nil {
 		return r, fmt.Errorf("%s: %w", t.name, err)
 	}
@@ -365,10 +374,13 @@ func (b *benchRun) measure(ctx context.Context, t *target, l load, sampleMem boo
 	if err != nil {
 		return r, err
 	}
-	cpu1, err := cpuTime(pids)
+	cpu1, err := cpuTimes(append(others, pids...))
 	if err != nil {
 		return r, fmt.Errorf("%s: %w", t.name, err)
 	}
-	r.cpu = cpu1 - cpu0
+	r.simCPU, r.loadCPU = cpu1[0]-cpu0[0], cpu1[1]-cpu0[1]
+	for i := range pids {
+		r.cpu += cpu1[2+i] - cpu0[2+i]
+	}
 	return r, nil
 }

@@ -65,7 +65,7 @@ func TestBenchEndToEnd(t *testing.T) {
 		t.Fatalf("bench: %v\nprogress:\n%s", err, progress.String())
 	}
 	text := out.String()
-	for _, want := range []string{"scenario A", "scenario B", "added TTFT p50", "gateway RSS at c=2", "failures", "targets:"} {
+	for _, want := range []string{"scenario A", "scenario B", "added TTFT p50", "simulator", "load client", "gateway RSS at c=2", "failures", "targets:"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("report lacks %q:\n%s", want, text)
 		}
@@ -92,6 +92,9 @@ func TestBenchEndToEnd(t *testing.T) {
 			for _, tr := range lr.Targets {
 				if tr.Requests == 0 {
 					t.Errorf("scenario %s c=%d %s: no requests", sc.ID, lr.Concurrency, tr.Name)
+				}
+				if tr.SimCPUPerRequestUS == nil || tr.LoadCPUPerRequestUS == nil || (tr.Name != "direct") != (tr.CPUPerRequestUS != nil) {
+					t.Errorf("scenario %s c=%d %s: CPU per request not measured as it should be: %+v", sc.ID, lr.Concurrency, tr.Name, tr)
 				}
 				if sc.Latency && (tr.TTFTP50 == nil || tr.GapP50 == nil) {
 					t.Errorf("scenario %s c=%d %s: no latencies", sc.ID, lr.Concurrency, tr.Name)

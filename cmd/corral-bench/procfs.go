@@ -16,25 +16,27 @@ import (
 // every Linux ABI Go supports (USER_HZ, not the kernel's HZ).
 const userHZ = 100
 
-// cpuTime is the user plus system CPU time the processes have used so far,
-// every thread counted.
-func cpuTime(pids []int) (time.Duration, error) {
-	var ticks int64
-	for _, pid := range pids {
+// cpuTimes are the user plus system CPU time each process has used so
+// far, every thread counted.
+func cpuTimes(pids []int) ([]time.Duration, error) {
+	out := make([]time.Duration, len(pids))
+	for j, pid := range pids {
 		f, err := statFields(pid)
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
 		// After "pid (comm)": state is field 3; utime 14, stime 15.
+		var ticks int64
 		for _, i := range []int{14, 15} {
 			n, err := strconv.ParseInt(f[i-3], 10, 64)
 			if err != nil {
-				return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+				return nil, fmt.Errorf("/proc/%d/stat: %w", pid, err)
 			}
 			ticks += n
 		}
+		out[j] = time.Duration(ticks) * time.Second / userHZ
 	}
-	return time.Duration(ticks) * time.Second / userHZ, nil
+	return out, nil
 }
 
 // statFields are the fields of /proc/PID/stat after "pid (comm)".

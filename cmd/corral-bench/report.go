@@ -84,6 +84,10 @@ type targetReport struct {
 	AddedGapP50     *float64       `json:"added_gap_p50_ms,omitempty"`
 	AddedGapP99     *float64       `json:"added_gap_p99_ms,omitempty"`
 	CPUPerRequestUS *float64       `json:"cpu_per_request_us,omitempty"`
+	// The simulator's and the load client's CPU per request, each target
+	// alike: what going through a proxy costs them.
+	SimCPUPerRequestUS  *float64 `json:"sim_cpu_per_request_us,omitempty"`
+	LoadCPUPerRequestUS *float64 `json:"load_cpu_per_request_us,omitempty"`
 	RSSMaxMiB       *float64       `json:"rss_max_mib,omitempty"`
 	Errors          map[string]int `json:"errors,omitempty"`
 }
@@ -236,8 +240,12 @@ func cell(name string, res *result, latency bool) targetReport {
 			tr.TTFTP50Spread = opt(slices.Max(res.roundTTFT) - slices.Min(res.roundTTFT))
 		}
 	}
-	if name != "direct" && res.requests > 0 {
-		tr.CPUPerRequestUS = opt(float64(res.cpu.Microseconds()) / float64(res.requests))
+	if res.requests > 0 {
+		perRequest := func(d time.Duration) *float64 { return opt(float64(d.Microseconds()) / float64(res.requests)) }
+		if name != "direct" {
+			tr.CPUPerRequestUS = perRequest(res.cpu)
+		}
+		tr.SimCPUPerRequestUS, tr.LoadCPUPerRequestUS = perRequest(res.simCPU), perRequest(res.loadCPU)
 	}
 	if res.rss > 0 {
 		tr.RSSMaxMiB = opt(float64(res.rss) / mib)

@@ -207,18 +207,26 @@ func (r *report) throughputTable(w io.Writer, sc scenarioReport) {
 }
 
 func (r *report) cpuTable(w io.Writer) {
-	fmt.Fprintln(w, "proxy CPU per request (µs, user+sys from /proc, 10 ms ticks): gateway | nginx")
+	fmt.Fprintln(w, "CPU per request (µs, user+sys from /proc, 10 ms ticks): the proxy's, and what each target costs the simulator and the load client")
+	fmt.Fprintf(w, "  %-19s %-15s  %-23s  %s\n", "", "proxy", "simulator", "load client")
+	fmt.Fprintf(w, "  %-19s %7s %7s  %7s %7s %7s  %7s %7s %7s\n", "", "gateway", "nginx", "direct", "gateway", "nginx", "direct", "gateway", "nginx")
 	for _, sc := range r.Scenarios {
 		for _, lr := range sc.Levels {
 			if sc.Latency && lr.Concurrency != slices.Max(r.Settings.Levels) {
 				continue // few requests: tick resolution swamps them
 			}
-			g, n := pick(lr, "gateway"), pick(lr, "nginx")
-			ns := "-"
-			if n != nil {
-				ns = f1(n.CPUPerRequestUS)
+			v := func(name string, f func(*targetReport) *float64) any {
+				if t := pick(lr, name); t != nil {
+					return f1(f(t))
+				}
+				return "-"
 			}
-			fmt.Fprintf(w, "  scenario %-9s c=%-6d %8s | %s\n", sc.ID, lr.Concurrency, f1(g.CPUPerRequestUS), ns)
+			proxy := func(t *targetReport) *float64 { return t.CPUPerRequestUS }
+			sim := func(t *targetReport) *float64 { return t.SimCPUPerRequestUS }
+			load := func(t *targetReport) *float64 { return t.LoadCPUPerRequestUS }
+			cols := []any{v("gateway", proxy), v("nginx", proxy), v("direct", sim), v("gateway", sim), v("nginx", sim),
+				v("direct", load), v("gateway", load), v("nginx", load)}
+			fmt.Fprintf(w, "  scenario %-4s c=%-3d %7s %7s  %7s %7s %7s  %7s %7s %7s\n", append([]any{sc.ID, lr.Concurrency}, cols...)...)
 		}
 	}
 }
