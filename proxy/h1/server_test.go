@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -491,6 +493,22 @@ func TestEarlyAnswerReachesClient(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusRequestEntityTooLarge {
 			t.Fatalf("status %d", resp.StatusCode)
+		}
+	}
+}
+
+// TestParseTargetMatchesNetURL: the targets parseTarget takes apart
+// itself come out as net/url makes them, and the others are net/url's.
+func TestParseTargetMatchesNetURL(t *testing.T) {
+	for _, target := range []string{
+		"/", "/v1/chat/completions", "/api/chat?x=1&y=2", "/a/b/", "/a;b=c/d:e@f", "/a~b_c.d-e", "/!$&'()*+,=",
+		"/a?", "/a?b?c", "/a?b#c", "/a%20b", "/a%2Fb", "/a b", "/ü", "//host/path", "/a\"b", "/a{b}", "/a|b", "/a^b", "/a`b",
+		"/a?b=%zz", "/a[b]", "/%", "/a#b", "/a$b&c+d,e;f=g:h@i", "/a!b", "/a(b)*", "/a?q=a b",
+	} {
+		got, gerr := parseTarget(target)
+		want, werr := url.ParseRequestURI(target)
+		if (gerr != nil) != (werr != nil) || !reflect.DeepEqual(got, want) {
+			t.Errorf("%q: %#v, %v; net/url: %#v, %v", target, got, gerr, want, werr)
 		}
 	}
 }
