@@ -163,10 +163,7 @@ func parseModelRequest(body []byte) (modelRequest, *apiError) {
 	if len(body) == 0 {
 		return m, &apiError{Status: http.StatusBadRequest, Message: "request body is empty: send a JSON object with a \"model\""}
 	}
-	fast := false
-	if json.Valid(body) {
-		m, fast = scanModelRequest(body)
-	}
+	m, fast := scanModelRequest(body)
 	if !fast {
 		m = modelRequest{}
 		if err := json.Unmarshal(body, &m); err != nil {

@@ -43,10 +43,33 @@ var scanCases = []string{
 	`[{"model":"m"}]`,
 	`"model"`,
 	`null`,
+	// Not JSON: the scan must refuse every one, as json.Valid does.
+	`{"model":"m",}`,
+	`{"model":"m"} x`,
+	`{"model":"m"`,
+	`{"model":"m","a":01}`,
+	`{"model":"m","a":"` + "\x01" + `"}`,
+	`{"model":"m","a":"\q"}`,
+	`{"model":"m","a":"\u12"}`,
+	`{"model":"m","a":nul}`,
+	`{"model":"m","stream":tru}`,
+	`{"model":"m","a":[1,]}`,
+	`{"model":"m","a":[1 2]}`,
+	`{"model":"m","a":-}`,
+	`{"model":"m","a":1.}`,
+	`{"model":"m","a":1e}`,
+	`{"model":"m","a":.5}`,
+	`{"model":"m","a":+1}`,
+	`{"model" "m"}`,
+	`{"model":"m","max_tokens":-}`,
+	`{"model":"m","max_tokens":012}`,
+	`{"model":"m","a":{"b":}}`,
+	`{"model":"m","a":[}`,
 }
 
-// TestScanModelRequest: where the scan answers, it answers what
-// encoding/json does; where it declines, decoding decides.
+// TestScanModelRequest: where the scan answers, the body is JSON and
+// the scan answers what encoding/json does; where it declines, decoding
+// decides.
 func TestScanModelRequest(t *testing.T) {
 	for i, body := range scanCases {
 		got, ok := scanModelRequest([]byte(body))
@@ -72,12 +95,12 @@ func FuzzScanModelRequest(f *testing.F) {
 		f.Add([]byte(c))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		if !json.Valid(body) {
-			return
-		}
 		got, ok := scanModelRequest(body)
 		if !ok {
 			return
+		}
+		if !json.Valid(body) {
+			t.Fatalf("%q: scanned, but it is not JSON", body)
 		}
 		want, err := decodeModelRequest(body)
 		if err != nil {
