@@ -234,6 +234,7 @@ type leanBody struct {
 	aborted  atomic.Bool
 	deadline time.Time // the connection's read deadline
 
+	resp *http.Response // the answer's, once it comes
 	// fields are the header lines of a head read in place that pass
 	// through to the client, as they came; resp.Header is nil then.
 	fields []byte
@@ -283,6 +284,8 @@ func (b *leanBody) exchange(ctx context.Context, method string, hdr, body []byte
 	if sent != nil {
 		sent()
 	}
+	// Made while the upstream works, rather than once it answers.
+	b.resp = new(http.Response)
 	b.br = brPool.Get().(*bufio.Reader)
 	b.br.Reset(b.conn)
 	b.tp.R = b.br
@@ -365,7 +368,8 @@ func (f *framing) take(name, value string) (drop bool) {
 }
 
 func (b *leanBody) readHeader(method string) (*http.Response, error) {
-	resp := &http.Response{ProtoMajor: 1, ProtoMinor: 1, Body: b}
+	resp := b.resp
+	*resp = http.Response{ProtoMajor: 1, ProtoMinor: 1, Body: b}
 	var f framing
 	if !b.bufferedHeader(resp, &f) {
 		if err := b.readHeaderLines(resp, &f); err != nil {

@@ -59,7 +59,7 @@ func (w *response) writeHeader(code int, lines []byte) {
 	c := w.c
 	if code < 200 && code != http.StatusSwitchingProtocols {
 		// Informational: out now, and the final status comes later.
-		b := appendHeaders(appendStatusLine(c.hdr[:0], code), w.header)
+		b := appendHeaders(appendStatusLine(c.hdr[:0], code), w.header, new(headerSeen))
 		b, _, _ = appendLines(b, lines)
 		c.hdr = append(b, "\r\n"...)
 		c.out = append(c.out, c.hdr...)
@@ -69,23 +69,22 @@ func (w *response) writeHeader(code int, lines []byte) {
 	w.wroteHeader, w.cl = true, -1
 	w.bodyless = code == http.StatusNoContent || code == http.StatusNotModified || code == http.StatusSwitchingProtocols
 	w.noBody = w.bodyless || w.req.Method == http.MethodHead
-	h := w.header
-	if v := h["Content-Length"]; len(v) > 0 {
-		if n, err := strconv.ParseUint(v[0], 10, 63); err == nil {
+	var seen headerSeen
+	b := appendHeaders(appendStatusLine(c.hdr[:0], code), w.header, &seen)
+	b, hasDate, hasType := appendLines(b, lines)
+	if seen.length != nil {
+		if n, err := strconv.ParseUint(seen.length[0], 10, 63); err == nil {
 			w.cl = int64(n)
 		} else {
-			c.s.Logger.Warn("invalid Content-Length from handler, ignored", "value", v[0], "path", w.req.URL.Path)
+			c.s.Logger.Warn("invalid Content-Length from handler, ignored", "value", seen.length[0], "path", w.req.URL.Path)
 		}
 	}
-	w.sentClose = HasToken(h["Connection"], "close")
+	w.sentClose = HasToken(seen.connection, "close")
 	if w.sentClose {
 		w.keepAlive = false
 	}
-	b := appendHeaders(appendStatusLine(c.hdr[:0], code), h)
-	b, hasDate, hasType := appendLines(b, lines)
-	_, typed := h["Content-Type"]
-	w.sniff = !typed && !hasType && !w.bodyless
-	if _, dated := h["Date"]; !dated && !hasDate {
+	w.sniff = !seen.ctype && !hasType && !w.bodyless
+	if !seen.date && !hasDate {
 		b = append(b, "Date: "...)
 		b = c.s.appendDate(b)
 		b = append(b, "\r\n"...)
@@ -260,18 +259,38 @@ func appendStatusLine(b []byte, code int) []byte {
 	return append(b, "\r\n"...)
 }
 
+// headerSeen is what WriteHeader needs of the handler's header, noted
+// while it is written out rather than looked up key by key.
+type headerSeen struct {
+	length, connection []string
+	ctype, date        bool
+}
+
 // appendHeaders writes h but the fields h1 writes itself. As net/http
 // does, it drops invalid field names and turns line breaks inside values
 // into spaces, so a handler cannot split the response.
-func appendHeaders(b []byte, h http.Header) []byte {
+func appendHeaders(b []byte, h http.Header, seen *headerSeen) []byte {
 	for k, vs := range h {
-		if k == "Content-Length" || k == "Transfer-Encoding" || !validToken(k) {
+		switch k {
+		case "Content-Length":
+			seen.length = vs
+			continue
+		case "Transfer-Encoding":
+			continue
+		case "Connection":
+			seen.connection = vs
+		case "Content-Type":
+			seen.ctype = true
+		case "Date":
+			seen.date = true
+		}
+		if !validToken(k) {
 			continue
 		}
 		for _, v := range vs {
 			b = append(b, k...)
 			b = append(b, ": "...)
-			if strings.ContainsAny(v, "\r\n") {
+			if strings.IndexByte(v, '\r') >= 0 || strings.IndexByte(v, '\n') >= 0 {
 				v = strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
 			}
 			b = append(b, strings.TrimSpace(v)...)
@@ -292,8 +311,8 @@ func appendLines(b, lines []byte) (out []byte, date, ctype bool) {
 		line := lines[:i+2]
 		lines = lines[i+2:]
 		name, value, ok := bytes.Cut(line[:i], colon)
-		if !ok || !validToken(name) || !validValue(bytes.Trim(value, " \t")) {
-			continue
+		if !ok || !validToken(name) || !validValue(value) {
+			continue // validValue takes the spaces and tabs around a value
 		}
 		switch {
 		case fieldIs(name, "Content-Length"), fieldIs(name, "Transfer-Encoding"), fieldIs(name, "Connection"):
