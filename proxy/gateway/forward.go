@@ -233,17 +233,22 @@ func upstreamRequest(ctx context.Context, r *http.Request, u *Upstream, fr forwa
 // handler is blocked in RoundTrip.
 //
 // A nil ureq sends r with the lean client (streaming requests), which
-// starts the timer once the request is out.
+// starts the timer, and the watch for the client leaving, once the
+// request is out.
 func (g *Gateway) roundTrip(r, ureq *http.Request, u *Upstream, fr forwardReq, c *client) (*http.Response, error) {
 	var ka *keepAlive
 	if fr.stream && fr.route.sse {
 		ka = &keepAlive{c: c, every: g.cfg.KeepAliveInterval}
 		defer ka.stop()
 	}
-	if ureq == nil {
-		return g.lean.roundTrip(r, u, fr, ka.start)
+	sent := func() {
+		ka.start()
+		watchClient(r)
 	}
-	ka.start()
+	if ureq == nil {
+		return g.lean.roundTrip(r, u, fr, sent)
+	}
+	sent()
 	return g.transport.RoundTrip(ureq)
 }
 

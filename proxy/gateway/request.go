@@ -141,10 +141,6 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, *api
 		if _, err := io.ReadFull(r.Body, body); err != nil {
 			return nil, &apiError{Status: http.StatusBadRequest, Message: "reading request body: " + err.Error()}
 		}
-		// Reading on to EOF is what lets net/http watch the connection,
-		// so that a client leaving cancels the request.
-		var one [1]byte
-		r.Body.Read(one[:])
 		return body, nil
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
@@ -156,6 +152,16 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, *api
 		return nil, &apiError{Status: http.StatusBadRequest, Message: "reading request body: " + err.Error()}
 	}
 	return body, nil
+}
+
+// watchClient reads the request body on to its end, which is what lets
+// the server (net/http, or h1) watch the connection, so that a client
+// leaving cancels the request. It is called once the request is on its
+// way to an instance: the watch starts a goroutine, which is work kept
+// off the path to the first token.
+func watchClient(r *http.Request) {
+	var one [1]byte
+	r.Body.Read(one[:])
 }
 
 func parseModelRequest(body []byte) (modelRequest, *apiError) {

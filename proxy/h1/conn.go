@@ -333,8 +333,10 @@ func (b *body) Read(p []byte) (int, error) {
 	}
 	b.remain -= int64(n)
 	if b.remain == 0 {
-		b.c.startBackgroundRead()
-		return n, io.EOF
+		// The end of file, and with it the background read, comes with
+		// the next Read: a handler (the gateway's) may start it once it
+		// has sent the request on, rather than on the way.
+		return n, nil
 	}
 	if err == io.EOF {
 		err = io.ErrUnexpectedEOF
