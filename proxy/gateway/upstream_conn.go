@@ -152,7 +152,7 @@ func appendRequestHeader(b []byte, r *http.Request, u *Upstream, fr forwardReq) 
 	b = append(b, u.URL.Host...)
 	b = append(b, "\r\n"...)
 	for k, vs := range r.Header {
-		if dropHeaders[k] || k == "Host" || k == "X-Request-Id" || k == "X-Forwarded-For" {
+		if dropRequestField(k) || k == "Host" || k == "X-Request-Id" || k == "X-Forwarded-For" {
 			continue
 		}
 		for _, v := range vs {
@@ -289,6 +289,7 @@ func (b *leanBody) exchange(ctx context.Context, method string, hdr, body []byte
 	b.br = brPool.Get().(*bufio.Reader)
 	b.br.Reset(b.conn)
 	b.tp.R = b.br
+	b.cr = httputil.NewChunkedReader(b.br) // used if the answer is chunked
 	if b.lc.headerTimeout > 0 {
 		b.deadline = time.Now().Add(b.lc.headerTimeout)
 		b.conn.SetReadDeadline(b.deadline)
@@ -388,7 +389,6 @@ func (b *leanBody) readHeader(method string) (*http.Response, error) {
 		b.remain = 0
 	case f.chunked:
 		b.chunked = true
-		b.cr = httputil.NewChunkedReader(b.br)
 		resp.TransferEncoding = chunkedTE
 		resp.ContentLength = -1
 	case f.length != "":
