@@ -39,7 +39,7 @@ type result struct {
 	// meanwhile: a proxy costs them too, and where they bound the
 	// throughput (split), that is where it goes.
 	simCPU, loadCPU time.Duration
-	rss uint64        // the largest RSS sampled, where sampled
+	rss             uint64 // the largest RSS sampled, where sampled
 	// roundTTFT is the TTFT p50 of each round, in the rounds' order: how
 	// far it moves between rounds is the noise a difference between
 	// proxies must exceed, and in paired levels (one stream a round) the

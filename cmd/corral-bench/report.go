@@ -78,18 +78,18 @@ type targetReport struct {
 	GapP50   *float64 `json:"gap_p50_ms,omitempty"`
 	GapP99   *float64 `json:"gap_p99_ms,omitempty"`
 	// TTFTP50Spread is the largest minus the smallest per-round p50.
-	TTFTP50Spread   *float64       `json:"ttft_p50_round_spread_ms,omitempty"`
-	AddedTTFTP50    *float64       `json:"added_ttft_p50_ms,omitempty"`
-	AddedTTFTP99    *float64       `json:"added_ttft_p99_ms,omitempty"`
-	AddedGapP50     *float64       `json:"added_gap_p50_ms,omitempty"`
-	AddedGapP99     *float64       `json:"added_gap_p99_ms,omitempty"`
-	CPUPerRequestUS *float64       `json:"cpu_per_request_us,omitempty"`
+	TTFTP50Spread   *float64 `json:"ttft_p50_round_spread_ms,omitempty"`
+	AddedTTFTP50    *float64 `json:"added_ttft_p50_ms,omitempty"`
+	AddedTTFTP99    *float64 `json:"added_ttft_p99_ms,omitempty"`
+	AddedGapP50     *float64 `json:"added_gap_p50_ms,omitempty"`
+	AddedGapP99     *float64 `json:"added_gap_p99_ms,omitempty"`
+	CPUPerRequestUS *float64 `json:"cpu_per_request_us,omitempty"`
 	// The simulator's and the load client's CPU per request, each target
 	// alike: what going through a proxy costs them.
-	SimCPUPerRequestUS  *float64 `json:"sim_cpu_per_request_us,omitempty"`
-	LoadCPUPerRequestUS *float64 `json:"load_cpu_per_request_us,omitempty"`
-	RSSMaxMiB       *float64       `json:"rss_max_mib,omitempty"`
-	Errors          map[string]int `json:"errors,omitempty"`
+	SimCPUPerRequestUS  *float64       `json:"sim_cpu_per_request_us,omitempty"`
+	LoadCPUPerRequestUS *float64       `json:"load_cpu_per_request_us,omitempty"`
+	RSSMaxMiB           *float64       `json:"rss_max_mib,omitempty"`
+	Errors              map[string]int `json:"errors,omitempty"`
 }
 
 type memoryReport struct {
