@@ -7,7 +7,6 @@ package keys
 import (
 	"cmp"
 	"context"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -154,15 +153,17 @@ func (m *Manager) Authorize(_ context.Context, secret, model string) (string, er
 	if secret == "" {
 		return "", ErrNoKey
 	}
-	hash := hashSecret(secret)
+	// The lookup is the whole comparison: it compares hashes, which tell
+	// nothing of a secret.
+	hash := secretHash(secret)
 	m.mu.RLock()
-	e := m.byHash[hash]
+	e := m.byHash[string(hash[:])]
 	var rec store.Key
 	if e != nil {
 		rec = e.rec
 	}
 	m.mu.RUnlock()
-	if e == nil || subtle.ConstantTimeCompare([]byte(hash), []byte(rec.Hash)) != 1 {
+	if e == nil {
 		return "", ErrUnknownKey
 	}
 	now := m.now()

@@ -418,3 +418,18 @@ func BenchmarkAuthorize(b *testing.B) {
 		}
 	})
 }
+
+// TestAuthorizeAllocatesLittle: every request goes through Authorize, so
+// it looks its key up without making the hash a string (it made three
+// allocations before; the one left is the secret's bytes for SHA-256).
+func TestAuthorizeAllocatesLittle(t *testing.T) {
+	m := newManager(t, openStore(t))
+	secret, _ := mustCreate(t, m, CreateOptions{Name: "a"})
+	if n := testing.AllocsPerRun(100, func() {
+		if _, err := m.Authorize(context.Background(), secret, "llama3.2"); err != nil {
+			t.Fatal(err)
+		}
+	}); n > 1 {
+		t.Errorf("%v allocations per Authorize, want at most 1", n)
+	}
+}
