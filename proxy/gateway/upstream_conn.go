@@ -432,7 +432,7 @@ func (b *leanBody) bufferedHeader(resp *http.Response, f *framing) bool {
 		}
 		code = code*10 + int(c-'0')
 	}
-	// Room for the line stream adds, so adding it does not copy them.
+	// Room for the line writeStreamHeader adds, so adding it copies nothing.
 	fields := make([]byte, 0, len(rest)+len(accelLine))
 	var fr framing
 	for lines := rest; lines != ""; {
