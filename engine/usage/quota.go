@@ -180,7 +180,12 @@ func (m *Meter) Reserve(ctx context.Context, key, model string, maxTokens int) (
 
 	a.mu.Lock()
 	a.roll(day, month)
-	reqs, tokens := a.minute(sec)
+	var reqs, tokens int64
+	if lim.RequestsPerMinute > 0 || lim.TokensPerMinute > 0 {
+		// A scan of the minute's buckets, for the limits that need it:
+		// Reserve is on the way of every request.
+		reqs, tokens = a.minute(sec)
+	}
 	var worst *LimitError
 	over := func(limit string, max, used, want int64, wait time.Duration) {
 		if worst == nil || wait > worst.Wait {

@@ -44,8 +44,6 @@ type conn struct {
 	buf  []byte // read buffer; buf[r:w] is read and not yet consumed
 	r, w int
 
-	ctx       context.Context // the connection's; requests derive theirs
-	cancel    context.CancelFunc
 	reqCancel context.CancelFunc
 
 	// The background read watches for the client leaving while a handler
@@ -66,9 +64,7 @@ type conn struct {
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
-	c := &conn{s: s, nc: nc, remote: nc.RemoteAddr().String(), buf: make([]byte, 4096), bgDone: make(chan struct{}, 1)}
-	c.ctx, c.cancel = context.WithCancel(context.Background())
-	return c
+	return &conn{s: s, nc: nc, remote: nc.RemoteAddr().String(), buf: make([]byte, 4096), bgDone: make(chan struct{}, 1)}
 }
 
 func (c *conn) serve() {
@@ -79,7 +75,6 @@ func (c *conn) serve() {
 			buf = buf[:runtime.Stack(buf, false)]
 			c.s.Logger.Error("panic serving request", "remote", c.remote, "panic", fmt.Sprint(v), "stack", string(buf))
 		}
-		c.cancel()
 		if !handedOff {
 			if c.linger {
 				c.closeWriteAndWait()
@@ -225,7 +220,11 @@ func (c *conn) setDeadline(d time.Duration) {
 // serveRequest runs the handler and reports whether the connection may
 // carry another request.
 func (c *conn) serveRequest(req *http.Request, cl int64) bool {
-	ctx, cancel := context.WithCancel(c.ctx)
+	// A request's context ends when the client leaves, a write to it
+	// fails, or the handler returns; the connection's requests run one
+	// after another, so it needs no parent but Background (and a parent
+	// that can end would cost each request a registration with it).
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	c.reqCancel = cancel
 	req = req.WithContext(ctx)
