@@ -236,8 +236,10 @@ type leanBody struct {
 
 	resp *http.Response // the answer's, once it comes
 	// fields are the header lines of a head read in place that pass
-	// through to the client, as they came; resp.Header is nil then.
-	fields []byte
+	// through to the client, as they came; resp.Header is nil then. They
+	// live in fieldsBuf, a pooled buffer, until the body is released.
+	fields    []byte
+	fieldsBuf *[]byte
 
 	chunked   bool
 	cr        io.Reader
@@ -286,6 +288,7 @@ func (b *leanBody) exchange(ctx context.Context, method string, hdr, body []byte
 	}
 	// Made while the upstream works, rather than once it answers.
 	b.resp = new(http.Response)
+	b.fieldsBuf = hdrPool.Get().(*[]byte)
 	b.br = brPool.Get().(*bufio.Reader)
 	b.br.Reset(b.conn)
 	b.tp.R = b.br
@@ -433,7 +436,13 @@ func (b *leanBody) bufferedHeader(resp *http.Response, f *framing) bool {
 		code = code*10 + int(c-'0')
 	}
 	// Room for the line writeStreamHeader adds, so adding it copies nothing.
-	fields := make([]byte, 0, len(rest)+len(accelLine))
+	var fields []byte
+	if b.fieldsBuf != nil {
+		fields = (*b.fieldsBuf)[:0]
+	}
+	if need := len(rest) + len(accelLine); cap(fields) < need {
+		fields = make([]byte, 0, need)
+	}
 	var fr framing
 	for lines := rest; lines != ""; {
 		name, value, next, ok := h1.NextField(lines)
@@ -494,7 +503,8 @@ func (b *leanBody) readHeaderLines(resp *http.Response, f *framing) error {
 }
 
 // header is the answer's header: resp.Header, or for a head read in
-// place, its fields read into one now.
+// place, its fields read into one now, which must be before the body is
+// released.
 func (b *leanBody) header(resp *http.Response) http.Header {
 	if resp.Header == nil && b.fields != nil {
 		resp.Header, _ = h1.ParseFields(string(b.fields))
@@ -614,6 +624,11 @@ func (b *leanBody) release(reuse bool) {
 		brPool.Put(b.br)
 		b.br = nil
 		b.tp.R = nil
+	}
+	if b.fieldsBuf != nil {
+		*b.fieldsBuf = (*b.fieldsBuf)[:0]
+		hdrPool.Put(b.fieldsBuf)
+		b.fieldsBuf, b.fields = nil, nil
 	}
 	if reuse {
 		b.lc.put(b.addr, b.conn)

@@ -98,11 +98,18 @@ func TestLeanChunkedAndLengthBodies(t *testing.T) {
 	defer lc.closeIdle()
 	u := leanTarget(t, srv.URL)
 	for range 3 {
-		resp, body := leanGet(t, lc, u, "/chunked?q=1", `{"model":"m"}`)
-		h := resp.Body.(*leanBody).header(resp)
-		if resp.StatusCode != 200 || body != strings.Repeat("data: x\n\n", 3) || h.Get("Content-Type") != "text/event-stream" {
-			t.Fatalf("chunked: %d %q %v", resp.StatusCode, body, resp.Header)
+		// The header, taken before the body is read and released.
+		resp, err := lc.roundTrip(leanReq(context.Background(), "/chunked?q=1"), u, forwardReq{body: []byte(`{"model":"m"}`), rid: "rid-1", stream: true}, nil)
+		if err != nil {
+			t.Fatal(err)
 		}
+		h := resp.Body.(*leanBody).header(resp)
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != 200 || string(b) != strings.Repeat("data: x\n\n", 3) || h.Get("Content-Type") != "text/event-stream" {
+			t.Fatalf("chunked: %d %q %v %v", resp.StatusCode, b, h, err)
+		}
+		var body string
 		resp, body = leanGet(t, lc, u, "/length?q=1", `{"model":"m"}`)
 		if resp.StatusCode != 200 || body != "hello" || resp.ContentLength != 5 {
 			t.Fatalf("length: %d %q", resp.StatusCode, body)
