@@ -200,18 +200,27 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, fr forwardReq)
 	return res
 }
 
-// dropRequestField reports whether a request field, keyed as in Go's
-// header maps, stays out of what an instance gets: the hop-by-hop ones,
-// the caller's credentials, and the framing. A switch rather than a map:
-// it runs for every field of every request, and it is less code to run
-// cold than a map lookup.
-func dropRequestField(k string) bool {
-	switch k {
-	case "Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer",
-		"Transfer-Encoding", "Upgrade", "Authorization", "Cookie", "Content-Length":
-		return true
+// hopByHop are the fields that concern one connection, not the message
+// (RFC 9110 7.6.1), and Content-Length: each side of the gateway frames
+// its own. Neither way passes them on.
+var hopByHop = []string{"Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer",
+	"Transfer-Encoding", "Upgrade", "Content-Length"}
+
+// fieldIn reports whether a field name, as sent or as Go's header maps
+// key it, is one of names.
+func fieldIn(name string, names ...string) bool {
+	for _, n := range names {
+		if len(name) == len(n) && strings.EqualFold(name, n) {
+			return true
+		}
 	}
 	return false
+}
+
+// dropRequestField reports whether a request field stays out of what an
+// instance gets: the hop-by-hop ones and the caller's credentials.
+func dropRequestField(k string) bool {
+	return fieldIn(k, hopByHop...) || fieldIn(k, "Authorization", "Cookie")
 }
 
 func upstreamRequest(ctx context.Context, r *http.Request, u *Upstream, fr forwardReq) (*http.Request, error) {
@@ -491,20 +500,11 @@ func writeStreamHeader(w http.ResponseWriter, resp *http.Response) {
 	w.WriteHeader(resp.StatusCode)
 }
 
-// responseDrop are an answer's fields that do not reach the client: the
-// hop-by-hop ones, the framing (the front door's own), and those the
-// gateway sets itself.
-var responseDrop = []string{"Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer",
-	"Transfer-Encoding", "Upgrade", "Content-Length", "X-Request-Id", "X-Accel-Buffering"}
-
-// dropResponseField reports whether name, as sent, is in responseDrop.
+// dropResponseField reports whether an answer's field stays out of what
+// the client gets: the hop-by-hop ones, and those the gateway sets
+// itself.
 func dropResponseField(name string) bool {
-	for _, d := range responseDrop {
-		if len(name) == len(d) && strings.EqualFold(name, d) {
-			return true
-		}
-	}
-	return false
+	return fieldIn(name, hopByHop...) || fieldIn(name, "X-Request-Id", "X-Accel-Buffering")
 }
 
 func copyHeader(dst, src http.Header) {
