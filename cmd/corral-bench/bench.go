@@ -166,7 +166,7 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	direct := &target{name: "direct", base: s.base, client: newClient(clients)}
 	b.targets = append(b.targets, direct)
 
-	gw, addr, err := startGateway(ctx, dir, self, s.base, cfg, plan)
+	gw, addr, err := startGateway(ctx, dir, "gateway", self, s.base, cfg, plan)
 	if err != nil {
 		return err
 	}
@@ -177,6 +177,15 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		b.placed["spinner"] = spinnerCPUs
 	}
 	b.targets = append(b.targets, &target{name: "gateway", base: "http://" + addr, client: newClient(clients), pids: func() []int { return []int{gw.pid()} }})
+	if cfg.Baseline != "" {
+		bl, addr, err := startGateway(ctx, dir, "baseline", cfg.Baseline, s.base, cfg, plan)
+		if err != nil {
+			return fmt.Errorf("baseline %s: %w", cfg.Baseline, err)
+		}
+		defer bl.stop()
+		b.placed["baseline"] = cpusOf(bl.pid())
+		b.targets = append(b.targets, &target{name: "baseline", base: "http://" + addr, client: newClient(clients), pids: func() []int { return []int{bl.pid()} }})
+	}
 
 	bin, why := findNginx(cfg.Nginx)
 	if bin != "" {
@@ -221,9 +230,10 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// startGateway runs `corral-bench gateway` (this binary) in front of the
-// simulator and returns the address it printed.
-func startGateway(ctx context.Context, dir, self, upstream string, cfg config, plan cpuPlan) (*child, string, error) {
+// startGateway runs `corral-bench gateway` (self: this binary, or a
+// baseline's) in front of the simulator and returns the address it
+// printed.
+func startGateway(ctx context.Context, dir, name, self, upstream string, cfg config, plan cpuPlan) (*child, string, error) {
 	args := []string{self, "gateway", "--listen", "127.0.0.1:0", "--upstream", upstream, "--model", cfg.Model, "--key", benchKey}
 	if cfg.Verbose {
 		args = append(args, "--verbose")
@@ -231,7 +241,7 @@ func startGateway(ctx context.Context, dir, self, upstream string, cfg config, p
 	if cfg.Full {
 		args = append(args, "--full")
 	}
-	if cfg.CPUProfile != "" {
+	if cfg.CPUProfile != "" && name == "gateway" {
 		prof, err := filepath.Abs(cfg.CPUProfile)
 		if err != nil {
 			return nil, "", err
@@ -244,7 +254,7 @@ func startGateway(ctx context.Context, dir, self, upstream string, cfg config, p
 	}
 	var c *child
 	err := plan.onProxyCPUs(func() (err error) {
-		c, err = startChild(ctx, dir, "gateway", env, args...)
+		c, err = startChild(ctx, dir, name, env, args...)
 		return err
 	})
 	if err != nil {

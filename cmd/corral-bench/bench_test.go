@@ -47,6 +47,12 @@ func TestBenchEndToEnd(t *testing.T) {
 	cfg.Tokens = 4
 	cfg.MinStreams = 30 // at c=1 a 250 ms cell holds about 20 streams of 10 ms
 	cfg.Awake = runtime.NumCPU() >= 2
+	// This build against itself: the harness runs a second gateway child.
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Baseline = self
 	cfg.JSON = filepath.Join(tmp, "bench.json")
 	cfg.tmpParent = filepath.Join(tmp, "work")
 	if err := os.Mkdir(cfg.tmpParent, 0o755); err != nil {
@@ -65,18 +71,19 @@ func TestBenchEndToEnd(t *testing.T) {
 		t.Fatalf("bench: %v\nprogress:\n%s", err, progress.String())
 	}
 	text := out.String()
-	for _, want := range []string{"scenario A", "scenario B", "added TTFT p50", "simulator", "load client", "gateway RSS at c=2", "failures", "targets:"} {
+	for _, want := range []string{"scenario A", "scenario B", "added TTFT p50", "simulator", "load client", "gateway RSS at c=2", "failures", "targets:",
+		"c=1 baseline: added TTFT p50", "gateway TTFT minus baseline's, paired", "c=2 baseline:"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("report lacks %q:\n%s", want, text)
 		}
 	}
 
 	var rep report
-	b, err := os.ReadFile(cfg.JSON)
+	data, err := os.ReadFile(cfg.JSON)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := json.Unmarshal(b, &rep); err != nil {
+	if err := json.Unmarshal(data, &rep); err != nil {
 		t.Fatal(err)
 	}
 	for name, n := range rep.Failures {
@@ -89,6 +96,12 @@ func TestBenchEndToEnd(t *testing.T) {
 	}
 	for _, sc := range rep.Scenarios {
 		for _, lr := range sc.Levels {
+			if len(lr.Targets) < 3 {
+				t.Errorf("scenario %s c=%d: targets %+v, want direct, gateway and baseline at least", sc.ID, lr.Concurrency, lr.Targets)
+			}
+			if sc.Latency && lr.Paired && (lr.GatewayMinusBaselineTTFT == nil || lr.GatewayMinusBaselineTTFT.Pairs == 0) {
+				t.Errorf("scenario %s c=%d: no gateway-baseline pairs: %+v", sc.ID, lr.Concurrency, lr.GatewayMinusBaselineTTFT)
+			}
 			for _, tr := range lr.Targets {
 				if tr.Requests == 0 {
 					t.Errorf("scenario %s c=%d %s: no requests", sc.ID, lr.Concurrency, tr.Name)
@@ -119,6 +132,9 @@ func TestBenchEndToEnd(t *testing.T) {
 		obs := rep.CPUsObserved
 		if obs["gateway"] == obs["load client"] || obs["simulator"] != obs["load client"] || strings.Contains(obs["gateway"], ",") || strings.Contains(obs["gateway"], "-") {
 			t.Errorf("placement read back %v: want the gateway alone on one CPU, the simulator with the load client", obs)
+		}
+		if obs["baseline"] != obs["gateway"] {
+			t.Errorf("baseline on CPUs %s, gateway on %s: want the same CPU", obs["baseline"], obs["gateway"])
 		}
 		if n, ok := obs["nginx worker"]; ok && n != obs["gateway"] {
 			t.Errorf("nginx worker on CPUs %s, gateway on %s: want the same CPU", n, obs["gateway"])
@@ -201,9 +217,9 @@ func TestConfigValidate(t *testing.T) {
 	if err == nil {
 		t.Fatal("want errors")
 	}
-	_, err2 := parseConfig([]string{"--awake", "--cpus", "shared"}, &bytes.Buffer{})
+	_, err2 := parseConfig([]string{"--awake", "--cpus", "shared", "--baseline", filepath.Join(t.TempDir(), "missing")}, &bytes.Buffer{})
 	err = errors.Join(err, err2)
-	for _, want := range []string{"--levels", "--duration", "--rounds", "--awake"} {
+	for _, want := range []string{"--levels", "--duration", "--rounds", "--awake", "--baseline"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %s: %v", want, err)
 		}

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -40,6 +41,9 @@ type config struct {
 	Awake        bool   // split: a SCHED_IDLE spinner keeps the proxy's CPU from idling
 	Verbose      bool   // gateway request log on; keep the work directory
 	Full         bool   // gateway with keys, usage metering and metrics, as corral serve runs it
+	// Baseline is a corral-bench binary of another build whose gateway
+	// runs as one more target, so that two builds are compared in one run.
+	Baseline string
 
 	// For tests: flags for building the simulator, and where the work
 	// directory goes (empty: os.TempDir).
@@ -113,6 +117,11 @@ func (c config) Validate() error {
 	if c.Awake && c.CPUs != cpusSplit {
 		errs = append(errs, errors.New("--awake keeps the proxy's own CPU busy: it needs --cpus split"))
 	}
+	if c.Baseline != "" {
+		if fi, err := os.Stat(c.Baseline); err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
+			errs = append(errs, fmt.Errorf("--baseline %q: want a built corral-bench binary (go build -o FILE ./cmd/corral-bench at the other commit)", c.Baseline))
+		}
+	}
 	if c.Model == "" {
 		errs = append(errs, errors.New("--model is empty"))
 	}
@@ -155,6 +164,7 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.Scenarios, "scenarios", c.Scenarios, "A (streaming latency), B (throughput) or A,B; the targets need both")
 	fs.BoolVar(&c.NDJSON, "ndjson", false, "also run the scenarios over Ollama's NDJSON /api/chat")
 	fs.StringVar(&c.Nginx, "nginx", c.Nginx, "nginx binary, or auto (PATH, then /usr/sbin) or off")
+	fs.StringVar(&c.Baseline, "baseline", "", "a corral-bench binary of another build: its gateway is measured too, as target \"baseline\", with the TTFT paired against this build's")
 	fs.IntVar(&c.NginxWorkers, "nginx-workers", c.NginxWorkers, "nginx worker_processes")
 	fs.StringVar(&c.Model, "model", c.Model, "model the simulator serves")
 	fs.StringVar(&c.Sim, "sim", "", "a built ollama-sim binary (default: go build ./cmd/ollama-sim)")

@@ -24,6 +24,7 @@ type report struct {
 	LoadAverage  [2]string         `json:"load_average"`    // 1-minute, at the start and at the end
 	Nginx        string            `json:"nginx,omitempty"` // its version; empty when skipped
 	NginxSkipped string            `json:"nginx_skipped,omitempty"`
+	Baseline     string            `json:"baseline,omitempty"` // --baseline: the other build's binary
 	NginxWorkers int               `json:"nginx_workers"`
 	RequestLog   string            `json:"gateway_request_log"`
 	Settings     settings          `json:"settings"`
@@ -60,8 +61,10 @@ type levelReport struct {
 	Paired bool `json:"paired,omitempty"`
 	// GatewayMinusNginxTTFT compares the two proxies round by round, so
 	// that what moved both between rounds cancels out.
-	GatewayMinusNginxTTFT *pairedDiff    `json:"gateway_minus_nginx_ttft,omitempty"`
-	Targets               []targetReport `json:"targets"` // direct, gateway, nginx
+	GatewayMinusNginxTTFT *pairedDiff `json:"gateway_minus_nginx_ttft,omitempty"`
+	// With --baseline: this build's gateway against the other build's.
+	GatewayMinusBaselineTTFT *pairedDiff    `json:"gateway_minus_baseline_ttft,omitempty"`
+	Targets                  []targetReport `json:"targets"` // direct, gateway, nginx
 }
 
 // targetReport holds one cell; Added* and Ratio are against direct at the
@@ -153,6 +156,7 @@ func (b *benchRun) report(scs []*scenario) *report {
 	if b.nginx != nil {
 		r.Nginx = b.nginx.version
 	}
+	r.Baseline = cfg.Baseline
 	errs := map[string]*sample{}
 	for _, t := range b.targets {
 		errs[t.name] = &sample{}
@@ -166,6 +170,9 @@ func (b *benchRun) report(scs []*scenario) *report {
 			lr := levelReport{Concurrency: level, Paired: sc.paired(level, cfg)}
 			if g, n := sc.results[level]["gateway"], sc.results[level]["nginx"]; sc.latency && g != nil && n != nil {
 				lr.GatewayMinusNginxTTFT = diffRounds(g.roundTTFT, n.roundTTFT)
+			}
+			if g, bl := sc.results[level]["gateway"], sc.results[level]["baseline"]; sc.latency && g != nil && bl != nil {
+				lr.GatewayMinusBaselineTTFT = diffRounds(g.roundTTFT, bl.roundTTFT)
 			}
 			var direct targetReport
 			for _, t := range b.targets {

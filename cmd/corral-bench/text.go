@@ -20,7 +20,7 @@ func (r *report) writeText(w io.Writer) {
 	p("  CPUs %s", r.CPUPlacement)
 	if len(r.CPUsObserved) > 0 {
 		var seen []string
-		for _, name := range []string{"load client", "simulator", "gateway", "nginx worker", "spinner"} {
+		for _, name := range []string{"load client", "simulator", "gateway", "baseline", "nginx worker", "spinner"} {
 			if c, ok := r.CPUsObserved[name]; ok {
 				seen = append(seen, name+" "+c)
 			}
@@ -36,6 +36,9 @@ func (r *report) writeText(w io.Writer) {
 	p("  each cell: %s warm-up, then %s measured%s in %d round(s), targets interleaved; model %s",
 		secs(s.WarmupS), secs(s.DurationS), atLeast, s.Rounds, s.Model)
 	p("  gateway: defaults, GOMAXPROCS %d, request log %s", r.Memory.GatewayMaxProcs, r.RequestLog)
+	if r.Baseline != "" {
+		p("  baseline: the gateway of %s, run the same way", r.Baseline)
+	}
 	if r.Nginx != "" {
 		why := "one event loop on the proxy's CPU"
 		if r.CPUMode != cpusSplit {
@@ -67,13 +70,13 @@ func (r *report) writeText(w io.Writer) {
 			m.Concurrency, m.NginxProcesses, *m.NginxRSSMiB, f1(m.NginxHWMMiB))
 	}
 	var fails []string
-	for _, name := range []string{"direct", "gateway", "nginx"} {
+	for _, name := range []string{"direct", "gateway", "nginx", "baseline"} {
 		if n, ok := r.Failures[name]; ok {
 			fails = append(fails, fmt.Sprintf("%s %d", name, n))
 		}
 	}
 	p("failures (truncated or errored streams, warm-up included): %s", strings.Join(fails, ", "))
-	for _, name := range []string{"direct", "gateway", "nginx"} {
+	for _, name := range []string{"direct", "gateway", "nginx", "baseline"} {
 		if e := r.errors[name]; e != "" {
 			p("  %s: %s", name, e)
 		}
@@ -177,14 +180,23 @@ func (r *report) latencyTable(w io.Writer, sc scenarioReport) {
 			fmt.Fprintf(w, "  c=%d gateway TTFT minus nginx's, paired by %s: %s\n", lr.Concurrency, how, d)
 		}
 	}
+	for _, lr := range sc.Levels {
+		if bl := pick(lr, "baseline"); bl != nil {
+			fmt.Fprintf(w, "  c=%d baseline: added TTFT p50 %s ms, p99 %s ms; gateway TTFT minus baseline's, paired: %s\n",
+				lr.Concurrency, f2(bl.AddedTTFTP50), f2(bl.AddedTTFTP99), lr.GatewayMinusBaselineTTFT)
+		}
+	}
 }
 
-// eachTarget is a cell holding one value per target, direct first.
+// eachTarget is a cell holding one value per target of the table's
+// columns: direct, gateway, nginx (a baseline has its own lines).
 func eachTarget(value func(*targetReport) string) func(levelReport) string {
 	return func(lr levelReport) string {
-		s := make([]string, len(lr.Targets))
-		for i := range lr.Targets {
-			s[i] = value(&lr.Targets[i])
+		var s []string
+		for _, name := range []string{"direct", "gateway", "nginx"} {
+			if t := pick(lr, name); t != nil {
+				s = append(s, value(t))
+			}
 		}
 		return strings.Join(s, "/")
 	}
@@ -203,6 +215,11 @@ func (r *report) throughputTable(w io.Writer, sc scenarioReport) {
 			}
 		}
 		fmt.Fprintln(w)
+	}
+	for _, lr := range sc.Levels {
+		if bl := pick(lr, "baseline"); bl != nil {
+			fmt.Fprintf(w, "  c=%d baseline: %.0f req/s (%s)\n", lr.Concurrency, bl.RPS, fx(bl.Ratio))
+		}
 	}
 }
 
