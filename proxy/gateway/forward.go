@@ -244,19 +244,18 @@ func upstreamRequest(ctx context.Context, r *http.Request, u *Upstream, fr forwa
 }
 
 // roundTrip waits for the upstream's headers. SSE clients get comment
-// lines meanwhile, so a cold model load does not look like a dead server.
-// The comments come from a timer rather than a goroutine per request: the
-// handler is blocked in RoundTrip.
+// lines from ka meanwhile (nil: none), so a cold model load does not look
+// like a dead server. The comments come from a timer rather than a
+// goroutine per request: the handler is blocked in RoundTrip. ka is
+// silenced when roundTrip returns, so no comment follows the answer's
+// first bytes; its timer is stopped by the caller, later, off the path to
+// the first token.
 //
 // A nil ureq sends r with the lean client (streaming requests), which
 // starts the timer, and the watch for the client leaving, once the
 // request is out.
-func (g *Gateway) roundTrip(r, ureq *http.Request, u *Upstream, fr forwardReq, c *client) (*http.Response, error) {
-	var ka *keepAlive
-	if fr.stream && fr.route.sse {
-		ka = &keepAlive{c: c, every: g.cfg.KeepAliveInterval}
-		defer ka.stop()
-	}
+func (g *Gateway) roundTrip(r, ureq *http.Request, u *Upstream, fr forwardReq, ka *keepAlive) (*http.Response, error) {
+	defer ka.silence()
 	sent := func() {
 		ka.start()
 		watchClient(r)
@@ -306,12 +305,23 @@ func (k *keepAlive) fire() {
 	k.t.Reset(k.every)
 }
 
-func (k *keepAlive) stop() {
+// silence stops the comments: a timer that fires after it writes nothing.
+func (k *keepAlive) silence() {
 	if k == nil {
 		return
 	}
 	k.mu.Lock()
 	k.done = true
+	k.mu.Unlock()
+}
+
+// stop silences k and stops its timer.
+func (k *keepAlive) stop() {
+	if k == nil {
+		return
+	}
+	k.silence()
+	k.mu.Lock()
 	if k.t != nil {
 		k.t.Stop()
 	}
@@ -334,7 +344,12 @@ func (g *Gateway) attempt(r *http.Request, fr forwardReq, u *Upstream, st *upstr
 			return true, &apiError{Status: http.StatusBadGateway, Message: err.Error()}
 		}
 	}
-	resp, err := g.roundTrip(r, ureq, u, fr, c)
+	var ka *keepAlive
+	if fr.stream && fr.route.sse {
+		ka = &keepAlive{c: c, every: g.cfg.KeepAliveInterval}
+		defer ka.stop()
+	}
+	resp, err := g.roundTrip(r, ureq, u, fr, ka)
 	if err != nil {
 		if r.Context().Err() != nil {
 			c.res.outcome = "client gone"

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"corral/proxy/h1"
 	"corral/proxy/rawconn"
@@ -421,7 +422,10 @@ func (b *leanBody) bufferedHeader(resp *http.Response, f *framing) bool {
 	if end < 0 {
 		return false
 	}
-	block := string(buf[:end+2]) // every line with its CRLF
+	// Every line with its CRLF, read in place: nothing of block outlives
+	// this call but what is copied (the fields) or cloned (the status and
+	// a Content-Length), as the buffer's next fill overwrites it.
+	block := unsafe.String(&buf[0], end+2)
 	i := strings.Index(block, "\r\n")
 	line, rest := block[:i], block[i+2:]
 	proto, status, _ := strings.Cut(line, " ")
@@ -455,9 +459,27 @@ func (b *leanBody) bufferedHeader(resp *http.Response, f *framing) bool {
 		lines = next
 	}
 	b.br.Discard(end + 4)
-	resp.Proto, resp.Status, resp.StatusCode = proto, status, code
+	resp.Proto, resp.Status, resp.StatusCode = httpVersion(proto), statusText(status), code
+	fr.length = strings.Clone(fr.length)
 	b.fields, *f = fields, fr
 	return true
+}
+
+// httpVersion is proto ("HTTP/1.1" or "HTTP/1.0") as a constant.
+func httpVersion(proto string) string {
+	if proto == "HTTP/1.0" {
+		return "HTTP/1.0"
+	}
+	return "HTTP/1.1"
+}
+
+// statusText is a status line's status, as a constant when it is the
+// usual one and as a copy otherwise.
+func statusText(status string) string {
+	if status == "200 OK" {
+		return "200 OK"
+	}
+	return strings.Clone(status)
 }
 
 var (

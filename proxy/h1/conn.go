@@ -94,13 +94,14 @@ func (c *conn) serve() {
 		if err != nil {
 			return
 		}
-		req, cl, ok := c.parse(end)
+		var req http.Request
+		cl, ok := c.parse(end, &req)
 		if !ok {
 			handedOff = c.handOff()
 			return
 		}
 		c.r = end
-		if !c.serveRequest(req, cl) || c.s.closing.Load() {
+		if !c.serveRequest(&req, cl) || c.s.closing.Load() {
 			return
 		}
 	}
@@ -218,8 +219,9 @@ func (c *conn) setDeadline(d time.Duration) {
 }
 
 // serveRequest runs the handler and reports whether the connection may
-// carry another request.
-func (c *conn) serveRequest(req *http.Request, cl int64) bool {
+// carry another request. parsed stays the caller's: the handler gets a
+// copy with the request's context.
+func (c *conn) serveRequest(parsed *http.Request, cl int64) bool {
 	// A request's context ends when the client leaves, a write to it
 	// fails, or the handler returns; the connection's requests run one
 	// after another, so it needs no parent but Background (and a parent
@@ -227,7 +229,7 @@ func (c *conn) serveRequest(req *http.Request, cl int64) bool {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	c.reqCancel = cancel
-	req = req.WithContext(ctx)
+	req := parsed.WithContext(ctx)
 	var b *body
 	if cl > 0 {
 		b = &body{c: c, remain: cl}

@@ -7,40 +7,42 @@ import (
 	"strings"
 )
 
-// parse reads the request whose header block is buf[r:end]. ok is false
-// for anything h1 leaves to net/http (see the package doc). The strings
-// of the request share one allocation: the block's.
-func (c *conn) parse(end int) (req *http.Request, cl int64, ok bool) {
+// parse reads the request whose header block is buf[r:end] into req. ok
+// is false for anything h1 leaves to net/http (see the package doc). The
+// strings of the request share one allocation: the block's. req is the
+// caller's (on its stack): the request the handler gets is its copy made
+// by WithContext, the one allocation of a Request.
+func (c *conn) parse(end int, req *http.Request) (cl int64, ok bool) {
 	block := string(c.buf[c.r : end-2]) // every line with its CRLF
 	i := strings.Index(block, "\r\n")
 	line, rest := block[:i], block[i+2:]
 	method, line, ok1 := strings.Cut(line, " ")
 	target, proto, ok2 := strings.Cut(line, " ")
 	if !ok1 || !ok2 || !validToken(method) || proto != "HTTP/1.1" || !validTarget(target) {
-		return nil, 0, false
+		return 0, false
 	}
 	u, err := parseTarget(target)
 	if err != nil {
-		return nil, 0, false
+		return 0, false
 	}
 	h, ok := ParseFields(rest)
 	if !ok {
-		return nil, 0, false // folded, no name, a bad value: net/http's 400
+		return 0, false // folded, no name, a bad value: net/http's 400
 	}
 	hosts, lengths := h["Host"], h["Content-Length"]
 	if len(hosts) != 1 || !validHost(hosts[0]) || len(lengths) > 1 {
-		return nil, 0, false
+		return 0, false
 	}
 	host := hosts[0]
 	delete(h, "Host") // r.Host, as net/http has it
 	if len(lengths) == 1 {
 		if cl, ok = parseLength(lengths[0]); !ok {
-			return nil, 0, false
+			return 0, false
 		}
 	}
 	for _, k := range []string{"Transfer-Encoding", "Expect", "Upgrade"} {
 		if _, ok := h[k]; ok {
-			return nil, 0, false
+			return 0, false
 		}
 	}
 	closing := false
@@ -51,14 +53,15 @@ func (c *conn) parse(end int) (req *http.Request, cl int64, ok bool) {
 				closing = true
 			case strings.EqualFold(tok, "keep-alive"), tok == "":
 			default:
-				return nil, 0, false
+				return 0, false
 			}
 		}
 	}
-	return &http.Request{
+	*req = http.Request{
 		Method: method, URL: u, Proto: proto, ProtoMajor: 1, ProtoMinor: 1,
 		Header: h, ContentLength: cl, Host: host, RemoteAddr: c.remote, RequestURI: target, Close: closing,
-	}, cl, true
+	}
+	return cl, true
 }
 
 // ParseFields reads header lines, each ending in CRLF, into a header
