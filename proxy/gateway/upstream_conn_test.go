@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -452,5 +453,24 @@ func TestBufferedHeaderMatchesTextproto(t *testing.T) {
 				t.Errorf("after the head: %q, want the body", rest)
 			}
 		})
+	}
+}
+
+// The head is read in place in the connection's buffer: what the
+// response keeps of it must not change when the buffer fills again, for
+// this body or the next request's on the same connection.
+func TestLeanHeadOutlivesBuffer(t *testing.T) {
+	srv, _ := leanServer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(64<<10))
+		w.WriteHeader(299)
+		io.WriteString(w, strings.Repeat("x", 64<<10))
+	})
+	lc := testLean(Config{})
+	defer lc.closeIdle()
+	u := leanTarget(t, srv.URL)
+	first, body := leanGet(t, lc, u, "/", `{}`)
+	leanGet(t, lc, u, "/", `{}`)
+	if len(body) != 64<<10 || first.Status != "299 status code 299" || first.Proto != "HTTP/1.1" || first.StatusCode != 299 || first.ContentLength != 64<<10 {
+		t.Fatalf("status %q proto %q code %d length %d, body %d bytes", first.Status, first.Proto, first.StatusCode, first.ContentLength, len(body))
 	}
 }
