@@ -82,6 +82,22 @@ func (c *client) send(p []byte, flush bool) error {
 	return err
 }
 
+// bodyEnder is a front door that can send a whole response before the
+// handler returns (h1's EndBody).
+type bodyEnder interface {
+	EndBody() error
+}
+
+// end sends what was written as the whole answer, or flushes it where
+// the front door cannot end a response early.
+func (c *client) end() {
+	if e, ok := c.w.(bodyEnder); ok {
+		e.EndBody()
+	} else if c.flusher != nil {
+		c.flusher.Flush()
+	}
+}
+
 // pick chooses an upstream for model among those not yet tried and counts
 // the request in flight there. Choosing and counting happen under one lock:
 // otherwise concurrent requests all see the same counts and pile onto the
@@ -446,6 +462,12 @@ func (g *Gateway) stream(clientCtx, ctx context.Context, cancel context.CancelFu
 				c.res.outcome = "filtered"
 				cancel()
 				return
+			}
+			if fm.ended {
+				// The answer is whole: the client gets its end now, not
+				// after what is left to do (the upstream's last bytes, the
+				// log line, usage).
+				c.end()
 			}
 		}
 		if err == nil {

@@ -2,6 +2,7 @@ package h1
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -33,6 +34,7 @@ type response struct {
 	sniff       bool // no Content-Type given: detect it from the first bytes
 	sentClose   bool // the handler's headers say Connection: close
 	keepAlive   bool
+	ended       bool // EndBody or finish: the whole response is out
 }
 
 func (w *response) Header() http.Header { return w.header }
@@ -143,6 +145,9 @@ func (w *response) Write(p []byte) (int, error) {
 	if c.werr != nil {
 		return 0, c.werr
 	}
+	if w.ended {
+		return 0, ErrBodyEnded
+	}
 	if len(p) == 0 {
 		return 0, nil
 	}
@@ -194,6 +199,9 @@ func (w *response) Flush() { w.FlushError() }
 // FlushError sends what was written so far (http.ResponseController
 // looks for it).
 func (w *response) FlushError() error {
+	if w.ended {
+		return w.c.werr
+	}
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
@@ -203,8 +211,28 @@ func (w *response) FlushError() error {
 	return w.c.flush()
 }
 
-// finish ends the response once the handler has returned.
+// ErrBodyEnded is a Write after EndBody.
+var ErrBodyEnded = errors.New("h1: write after EndBody")
+
+// EndBody sends the whole response now, before the handler returns:
+// what was written, and a chunked body's last chunk, in one write. A
+// proxy that has bookkeeping left after its answer's last byte (a log
+// line, usage) lets the client have the end of the answer first, rather
+// than wait for it. Writes after it fail with ErrBodyEnded. The
+// gateway finds it through an interface it declares, as net/http has no
+// such call.
+func (w *response) EndBody() error {
+	w.finish()
+	return w.c.werr
+}
+
+// finish ends the response: at EndBody, or once the handler has
+// returned.
 func (w *response) finish() {
+	if w.ended {
+		return
+	}
+	w.ended = true
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}

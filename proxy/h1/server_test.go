@@ -512,3 +512,60 @@ func TestParseTargetMatchesNetURL(t *testing.T) {
 		}
 	}
 }
+
+// EndBody sends the whole response while the handler still runs: the
+// client reads its end, chunked or not, before the handler returns, the
+// handler's later writes fail, and the connection serves the next
+// request once the handler is done.
+func TestEndBody(t *testing.T) {
+	release := make(chan struct{})
+	afterEnd := make(chan error, 2)
+	_, addr := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/next" {
+			io.WriteString(w, "next")
+			return
+		}
+		io.WriteString(w, "a")
+		if r.URL.Path == "/chunked" {
+			w.(http.Flusher).Flush() // committed without a length: chunked
+		}
+		io.WriteString(w, "b")
+		if err := w.(interface{ EndBody() error }).EndBody(); err != nil {
+			afterEnd <- err
+			return
+		}
+		_, err := io.WriteString(w, "late")
+		afterEnd <- err
+		<-release
+	}))
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(c)
+	for _, path := range []string{"/chunked", "/whole"} {
+		io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: x\r\n\r\n")
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body) // returns only at the body's end
+		if err != nil || string(body) != "ab" || (path == "/chunked") != (len(resp.TransferEncoding) == 1) || (path == "/whole") != (resp.ContentLength == 2) {
+			t.Fatalf("%s: body %q %v, transfer encoding %v, length %d", path, body, err, resp.TransferEncoding, resp.ContentLength)
+		}
+		if err := <-afterEnd; !errors.Is(err, ErrBodyEnded) {
+			t.Fatalf("%s: a write after EndBody: %v, want ErrBodyEnded", path, err)
+		}
+		release <- struct{}{}
+	}
+	io.WriteString(c, "GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body, _ := io.ReadAll(resp.Body); string(body) != "next" {
+		t.Fatalf("next request on the connection: %q", body)
+	}
+}
