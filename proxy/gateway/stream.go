@@ -148,9 +148,9 @@ type framer struct {
 	dropUsage bool
 	filter    StreamFilter // nil: no output filter
 
-	pending *[]byte
-	out     []byte // frames to write for the current read
-	ended   bool   // saw [DONE], done:true, or an error the instance reported
+	pending *[]byte // an incomplete last frame; from framePool once needed
+	out     []byte  // frames to write for the current read
+	ended   bool    // saw [DONE], done:true, or an error the instance reported
 	counts  counts
 	// frames of generated output passed on: Ollama streams one token per
 	// frame, so this is the completion's size when its counts never come.
@@ -158,14 +158,17 @@ type framer struct {
 	hit    string // filter phrase found in the output
 }
 
-func newFramer(sse, dropUsage bool, filter StreamFilter) *framer {
-	return &framer{sse: sse, dropUsage: dropUsage, filter: filter, pending: framePool.Get().(*[]byte)}
+// newFramer is a framer by value: a stream keeps it on its stack.
+func newFramer(sse, dropUsage bool, filter StreamFilter) framer {
+	return framer{sse: sse, dropUsage: dropUsage, filter: filter}
 }
 
 func (f *framer) release() {
-	*f.pending = (*f.pending)[:0]
-	framePool.Put(f.pending)
-	f.pending = nil
+	if f.pending != nil {
+		*f.pending = (*f.pending)[:0]
+		framePool.Put(f.pending)
+		f.pending = nil
+	}
 }
 
 // feed takes one read and returns what to write to the client now. The
@@ -175,7 +178,7 @@ func (f *framer) feed(p []byte) []byte {
 	if f.sse {
 		sep = sseSep
 	}
-	buf, inPending := p, len(*f.pending) > 0
+	buf, inPending := p, f.pending != nil && len(*f.pending) > 0
 	if inPending {
 		buf = append(*f.pending, p...)
 		*f.pending = buf
@@ -205,13 +208,25 @@ func (f *framer) feed(p []byte) []byte {
 	if copying {
 		out = f.out
 	}
-	*f.pending = append((*f.pending)[:0], buf[start:]...)
+	if rest := buf[start:]; len(rest) > 0 || inPending {
+		// Usually every read ends with a whole frame, and no buffer is
+		// taken for the rest.
+		if f.pending == nil {
+			f.pending = framePool.Get().(*[]byte)
+		}
+		*f.pending = append((*f.pending)[:0], rest...)
+	}
 	return out
 }
 
 // tail returns bytes that never formed a whole frame, for a stream that
 // ends without its separator.
-func (f *framer) tail() []byte { return *f.pending }
+func (f *framer) tail() []byte {
+	if f.pending == nil {
+		return nil
+	}
+	return *f.pending
+}
 
 // inspect looks at one frame and reports whether it goes to the client.
 func (f *framer) inspect(frame []byte) bool {

@@ -38,11 +38,18 @@ func TestFramerSSE(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFramer(true, tc.drop, nil)
 			defer f.release()
-			if got := feedAll(f, tc.chunks...); got != tc.want {
+			if got := feedAll(&f, tc.chunks...); got != tc.want {
 				t.Fatalf("client got\n%q\nwant\n%q", got, tc.want)
 			}
 			if !f.ended || !f.counts.Known || f.counts.Prompt != 6 || f.counts.Completion != 5 {
 				t.Fatalf("ended %v counts %+v", f.ended, f.counts)
+			}
+			// Reads of whole frames take no buffer for a rest.
+			if whole := tc.name == "one frame per read" || tc.name == "all in one read"; whole && f.pending != nil {
+				t.Fatal("took a pending buffer for reads of whole frames")
+			}
+			if len(f.tail()) != 0 {
+				t.Fatalf("tail %q after the whole stream", f.tail())
 			}
 		})
 	}
@@ -53,7 +60,7 @@ func TestFramerNDJSON(t *testing.T) {
 		`{"message":{"content":""},"done_reason":"stop","done":true,"prompt_eval_count":7,"eval_count":3}` + "\n"
 	for _, chunks := range [][]string{{lines}, strings.SplitAfter(lines, ","), {lines[:5], lines[5:]}} {
 		f := newFramer(false, false, nil)
-		if got := feedAll(f, chunks...); got != lines {
+		if got := feedAll(&f, chunks...); got != lines {
 			t.Fatalf("client got %q", got)
 		}
 		if !f.ended || f.counts != (counts{7, 3, true}) {
@@ -64,7 +71,7 @@ func TestFramerNDJSON(t *testing.T) {
 	// A stream that stops early is not ended; its partial line still goes out.
 	f := newFramer(false, false, nil)
 	defer f.release()
-	if got := feedAll(f, `{"message":{"content":"a"},"done":false}`+"\n"+`{"mess`); !strings.HasSuffix(got, `{"mess`) || f.ended {
+	if got := feedAll(&f, `{"message":{"content":"a"},"done":false}`+"\n"+`{"mess`); !strings.HasSuffix(got, `{"mess`) || f.ended {
 		t.Fatalf("got %q ended %v", got, f.ended)
 	}
 }
