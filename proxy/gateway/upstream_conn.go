@@ -140,14 +140,18 @@ func hostPort(u *Upstream) string {
 func appendRequestHeader(b []byte, r *http.Request, u *Upstream, fr forwardReq) []byte {
 	b = append(b, r.Method...)
 	b = append(b, ' ')
-	if p := r.URL.EscapedPath(); p != "" {
-		b = append(b, p...)
+	if plainTarget(r) {
+		b = append(b, r.RequestURI...)
 	} else {
-		b = append(b, '/')
-	}
-	if r.URL.RawQuery != "" {
-		b = append(b, '?')
-		b = append(b, r.URL.RawQuery...)
+		if p := r.URL.EscapedPath(); p != "" {
+			b = append(b, p...)
+		} else {
+			b = append(b, '/')
+		}
+		if r.URL.RawQuery != "" {
+			b = append(b, '?')
+			b = append(b, r.URL.RawQuery...)
+		}
 	}
 	b = append(b, " HTTP/1.1\r\nHost: "...)
 	b = append(b, u.URL.Host...)
@@ -177,6 +181,20 @@ func appendRequestHeader(b []byte, r *http.Request, u *Upstream, fr forwardReq) 
 		b = append(b, "\r\n"...)
 	}
 	return append(b, "\r\n"...)
+}
+
+// plainTarget reports whether the request's target as sent is its path
+// and query with nothing escaped: then it goes upstream as it came, and
+// net/url is not asked to escape the path again.
+func plainTarget(r *http.Request) bool {
+	t, p, q := r.RequestURI, r.URL.Path, r.URL.RawQuery
+	if p == "" || strings.IndexByte(t, '#') >= 0 {
+		return false // a '#' the client sent stays escaped, as in its path
+	}
+	if q == "" {
+		return t == p
+	}
+	return len(t) == len(p)+1+len(q) && strings.HasPrefix(t, p) && t[len(p)] == '?' && strings.HasSuffix(t, q)
 }
 
 // roundTrip sends fr.body to u and reads the response headers; the

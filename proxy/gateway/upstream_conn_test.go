@@ -474,3 +474,23 @@ func TestLeanHeadOutlivesBuffer(t *testing.T) {
 		t.Fatalf("status %q proto %q code %d length %d, body %d bytes", first.Status, first.Proto, first.StatusCode, first.ContentLength, len(body))
 	}
 }
+
+// The upstream's request line names what the client asked for: the
+// target as sent where it is plain, else the path escaped anew; either
+// way the same path and query once parsed.
+func TestUpstreamRequestTarget(t *testing.T) {
+	u := &Upstream{URL: &url.URL{Scheme: "http", Host: "10.0.0.1:11434"}}
+	for _, target := range []string{"/v1/chat/completions", "/api/tags?x=1&y=2", "/a%20b", "/a%2Fb?q=%20", "/a'b(c)", "/p?", "/a#frag", "http://example.com/v1/models?x=1"} {
+		r := httptest.NewRequest("POST", target, nil)
+		line, _, _ := strings.Cut(string(appendRequestHeader(nil, r, u, forwardReq{rid: "r"})), "\r\n")
+		sent := strings.TrimSuffix(strings.TrimPrefix(line, "POST "), " HTTP/1.1")
+		got, err := url.ParseRequestURI(sent)
+		if err != nil || got.Path != r.URL.Path || got.RawQuery != r.URL.RawQuery || got.EscapedPath() != r.URL.EscapedPath() {
+			t.Errorf("%q went upstream as %q: path %q query %q (%v), want %q %q", target, sent, got.Path, got.RawQuery, err, r.URL.Path, r.URL.RawQuery)
+		}
+		wantPlain := strings.HasPrefix(target, "/") && !strings.ContainsAny(target, "%#") && !strings.HasSuffix(target, "?")
+		if plain := plainTarget(r); plain != wantPlain || (plain && sent != target) {
+			t.Errorf("%q: plain %v (want %v), sent as %q", target, plain, wantPlain, sent)
+		}
+	}
+}
