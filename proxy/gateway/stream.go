@@ -188,7 +188,9 @@ func (f *framer) feed(p []byte) []byte {
 	// the pending buffer (rewritten below): then they are copied to f.out.
 	copying := inPending
 	start := 0
-	for f.hit == "" {
+	// Nothing after the answer's end is passed on: the instance has
+	// nothing more to say, and the client may have its end already.
+	for f.hit == "" && !f.ended {
 		i := bytes.Index(buf[start:], sep)
 		if i < 0 {
 			break
@@ -208,7 +210,11 @@ func (f *framer) feed(p []byte) []byte {
 	if copying {
 		out = f.out
 	}
-	if rest := buf[start:]; len(rest) > 0 || inPending {
+	rest := buf[start:]
+	if f.ended {
+		rest = nil
+	}
+	if len(rest) > 0 || inPending {
 		// Usually every read ends with a whole frame, and no buffer is
 		// taken for the rest.
 		if f.pending == nil {

@@ -190,3 +190,21 @@ func TestFramerCountsGeneratedFrames(t *testing.T) {
 		f.release()
 	}
 }
+
+// Nothing after the answer's end goes to the client, in the read that
+// ends it or a later one.
+func TestFramerStopsAtTheEnd(t *testing.T) {
+	for _, tc := range []struct {
+		sse        bool
+		end, after string
+	}{
+		{true, "data: {\"choices\":[]}\n\ndata: [DONE]\n\n", "data: late\n\n"},
+		{false, `{"message":{"content":"a"},"done":false}` + "\n" + `{"done":true,"eval_count":1}` + "\n", `{"late":true}` + "\n"},
+	} {
+		f := newFramer(tc.sse, false, nil)
+		if got := feedAll(&f, tc.end+tc.after[:3], tc.after[3:], tc.after); got != tc.end || !f.ended || len(f.tail()) != 0 {
+			t.Errorf("sse %v: client got %q (ended %v, tail %q), want %q", tc.sse, got, f.ended, f.tail(), tc.end)
+		}
+		f.release()
+	}
+}
