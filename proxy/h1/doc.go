@@ -5,7 +5,9 @@
 // header-line parsing (NextField, ParseFields, HasToken) also reads the
 // upstreams' answers in the gateway's HTTP/1.1 client, and its responses
 // take an upstream's fields as lines (WriteHeaderLines), so a stream's
-// header passes through without a map on either side.
+// header passes through without a map on either side. A response can
+// also end before its handler returns (EndBody), so a proxy's client has
+// the whole answer while the proxy still logs and counts it.
 //
 // Why: a streamed chat request crosses the gateway twice before the
 // first token reaches the client, and each crossing starts from a cold
