@@ -473,6 +473,13 @@ func (g *Gateway) stream(clientCtx, ctx context.Context, cancel context.CancelFu
 		if err == nil {
 			continue
 		}
+		if fm.ended {
+			// The answer was whole and the client has had it: whatever
+			// cut the rest (the client leaving after its end aborts the
+			// read) cut only the connection's end.
+			g.settle(st, fr, resp.StatusCode, c)
+			return
+		}
 		if clientCtx.Err() != nil {
 			c.res.outcome = "client gone"
 			return

@@ -296,3 +296,53 @@ func TestMeteringEstimatesAStreamCutShort(t *testing.T) {
 		})
 	}
 }
+
+// A client that leaves once it has its answer's end, while the gateway
+// still reads the instance's last bytes, got the whole answer: the
+// request counts as a success, with the instance's own counts.
+func TestClientLeavingAfterTheEndIsASuccess(t *testing.T) {
+	for _, tc := range []struct{ path, last string }{
+		{"/v1/chat/completions", "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":4,\"completion_tokens\":2}}\n\ndata: [DONE]\n\n"},
+		{"/api/chat", `{"done":true,"prompt_eval_count":4,"eval_count":2}` + "\n"},
+	} {
+		release := make(chan struct{})
+		up := upstream(t, "i0", func(w http.ResponseWriter, r *http.Request) {
+			io.Copy(io.Discard, r.Body)
+			io.WriteString(w, tc.last)
+			w.(http.Flusher).Flush()
+			select { // the connection's end comes later
+			case <-release:
+			case <-r.Context().Done():
+			}
+		}, "m:latest")
+		meter := &fakeMeter{}
+		_, _, srv := newTestGatewayOn(t, "h1", Config{Meter: meter}, up)
+		tr := &http.Transport{}
+		req, _ := http.NewRequest("POST", srv.URL+tc.path, strings.NewReader(`{"model":"m","stream":true,"stream_options":{"include_usage":true}}`))
+		req.Header.Set("Authorization", "Bearer good")
+		resp, err := (&http.Client{Transport: tr}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if body, _ := io.ReadAll(resp.Body); string(body) != tc.last {
+			t.Fatalf("%s: body %q", tc.path, body)
+		}
+		resp.Body.Close()
+		tr.CloseIdleConnections() // the client leaves
+		time.Sleep(50 * time.Millisecond)
+		close(release)
+
+		deadline := time.Now().Add(3 * time.Second)
+		meter.mu.Lock()
+		for len(meter.settled) == 0 && time.Now().Before(deadline) {
+			meter.mu.Unlock()
+			time.Sleep(5 * time.Millisecond)
+			meter.mu.Lock()
+		}
+		settled := append([]Usage(nil), meter.settled...)
+		meter.mu.Unlock()
+		if len(settled) != 1 || settled[0].Outcome != "ok" || !settled[0].CountsKnown || settled[0].PromptTokens != 4 || settled[0].CompletionTokens != 2 {
+			t.Fatalf("%s: settled %+v, want one success with the instance's counts", tc.path, settled)
+		}
+	}
+}
