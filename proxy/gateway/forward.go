@@ -466,7 +466,11 @@ func (g *Gateway) stream(clientCtx, ctx context.Context, cancel context.CancelFu
 			if fm.ended {
 				// The answer is whole: the client gets its end now, not
 				// after what is left to do (the upstream's last bytes, the
-				// log line, usage).
+				// log line, usage), and its leaving then does not cut the
+				// upstream's last bytes, which keep the connection usable.
+				if lb, ok := resp.Body.(*leanBody); ok {
+					lb.detach()
+				}
 				c.end()
 			}
 		}

@@ -6,9 +6,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -306,7 +309,8 @@ func TestClientLeavingAfterTheEndIsASuccess(t *testing.T) {
 		{"/api/chat", `{"done":true,"prompt_eval_count":4,"eval_count":2}` + "\n"},
 	} {
 		release := make(chan struct{})
-		up := upstream(t, "i0", func(w http.ResponseWriter, r *http.Request) {
+		var conns atomic.Int32
+		us := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			io.Copy(io.Discard, r.Body)
 			io.WriteString(w, tc.last)
 			w.(http.Flusher).Flush()
@@ -314,7 +318,15 @@ func TestClientLeavingAfterTheEndIsASuccess(t *testing.T) {
 			case <-release:
 			case <-r.Context().Done():
 			}
-		}, "m:latest")
+		}))
+		us.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+			if s == http.StateNew {
+				conns.Add(1)
+			}
+		}
+		us.Start()
+		t.Cleanup(us.Close)
+		up := upstreamAt(t, "i0", us.URL, "m:latest")
 		meter := &fakeMeter{}
 		_, _, srv := newTestGatewayOn(t, "h1", Config{Meter: meter}, up)
 		tr := &http.Transport{}
@@ -344,5 +356,26 @@ func TestClientLeavingAfterTheEndIsASuccess(t *testing.T) {
 		if len(settled) != 1 || settled[0].Outcome != "ok" || !settled[0].CountsKnown || settled[0].PromptTokens != 4 || settled[0].CompletionTokens != 2 {
 			t.Fatalf("%s: settled %+v, want one success with the instance's counts", tc.path, settled)
 		}
+		// The instance's connection was read to its end, so the next
+		// request goes on it.
+		resp, err = (&http.Client{Transport: tr}).Do(mustRequest(t, srv.URL+tc.path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if n := conns.Load(); n != 1 {
+			t.Fatalf("%s: %d connections to the instance for two requests in turn, want 1", tc.path, n)
+		}
 	}
+}
+
+func mustRequest(t *testing.T, url string) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest("POST", url, strings.NewReader(`{"model":"m","stream":true}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer good")
+	return req
 }

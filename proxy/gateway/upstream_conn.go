@@ -651,6 +651,15 @@ func (b *leanBody) finish() {
 }
 
 // release gives the connection back to the pool (reuse) or closes it, once.
+// detach stops watching the client for this body: the answer is whole,
+// and its last bytes are read even if the client leaves now, so the
+// connection can serve again. Once the watch has fired it stays fired.
+func (b *leanBody) detach() {
+	if b.stop != nil && b.stop() {
+		b.stop = nil
+	}
+}
+
 func (b *leanBody) release(reuse bool) {
 	if b.done {
 		return
