@@ -281,18 +281,11 @@ func TestMeteringEstimatesAStreamCutShort(t *testing.T) {
 			}
 			resp.Body.Close()
 
-			deadline := time.Now().Add(3 * time.Second)
-			meter.mu.Lock()
-			for len(meter.settled) == 0 && time.Now().Before(deadline) {
-				meter.mu.Unlock()
-				time.Sleep(5 * time.Millisecond)
-				meter.mu.Lock()
+			settled := meter.waitSettled()
+			if len(settled) != 1 {
+				t.Fatalf("settled %d times, want 1", len(settled))
 			}
-			defer meter.mu.Unlock()
-			if len(meter.settled) != 1 {
-				t.Fatalf("settled %d times, want 1", len(meter.settled))
-			}
-			u := meter.settled[0]
+			u := settled[0]
 			if u.CountsKnown || u.CompletionTokens != 3 || u.PromptTokens != 3 || !strings.HasPrefix(u.Outcome, tc.outcome) {
 				t.Fatalf("settled %+v: want 3 completion and 3 prompt tokens, estimated, outcome %q", u, tc.outcome)
 			}
@@ -344,15 +337,7 @@ func TestClientLeavingAfterTheEndIsASuccess(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 		close(release)
 
-		deadline := time.Now().Add(3 * time.Second)
-		meter.mu.Lock()
-		for len(meter.settled) == 0 && time.Now().Before(deadline) {
-			meter.mu.Unlock()
-			time.Sleep(5 * time.Millisecond)
-			meter.mu.Lock()
-		}
-		settled := append([]Usage(nil), meter.settled...)
-		meter.mu.Unlock()
+		settled := meter.waitSettled()
 		if len(settled) != 1 || settled[0].Outcome != "ok" || !settled[0].CountsKnown || settled[0].PromptTokens != 4 || settled[0].CompletionTokens != 2 {
 			t.Fatalf("%s: settled %+v, want one success with the instance's counts", tc.path, settled)
 		}
@@ -378,4 +363,18 @@ func mustRequest(t *testing.T, url string) *http.Request {
 	}
 	req.Header.Set("Authorization", "Bearer good")
 	return req
+}
+
+// waitSettled waits up to 3 s for a settle (the gateway settles after
+// the client has its answer) and returns the settled usages.
+func (m *fakeMeter) waitSettled() []Usage {
+	deadline := time.Now().Add(3 * time.Second)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for len(m.settled) == 0 && time.Now().Before(deadline) {
+		m.mu.Unlock()
+		time.Sleep(5 * time.Millisecond)
+		m.mu.Lock()
+	}
+	return append([]Usage(nil), m.settled...)
 }
