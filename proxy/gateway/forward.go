@@ -491,7 +491,7 @@ func (g *Gateway) stream(clientCtx, ctx context.Context, cancel context.CancelFu
 		if tail := fm.tail(); len(tail) > 0 {
 			c.write(tail) // a last frame without its separator
 		}
-		if (err == io.EOF && fm.ended) || resp.StatusCode != http.StatusOK {
+		if resp.StatusCode != http.StatusOK {
 			g.settle(st, fr, resp.StatusCode, c)
 			return
 		}

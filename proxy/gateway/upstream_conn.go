@@ -650,7 +650,6 @@ func (b *leanBody) finish() {
 	b.release(b.keepAlive && b.br.Buffered() == 0)
 }
 
-// release gives the connection back to the pool (reuse) or closes it, once.
 // detach stops watching the client for this body: the answer is whole,
 // and its last bytes are read even if the client leaves now, so the
 // connection can serve again. Once the watch has fired it stays fired.
@@ -660,6 +659,7 @@ func (b *leanBody) detach() {
 	}
 }
 
+// release gives the connection back to the pool (reuse) or closes it, once.
 func (b *leanBody) release(reuse bool) {
 	if b.done {
 		return
