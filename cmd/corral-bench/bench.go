@@ -176,7 +176,11 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	if spinnerCPUs != "" {
 		b.placed["spinner"] = spinnerCPUs
 	}
-	b.targets = append(b.targets, &target{name: "gateway", base: "http://" + addr, client: newClient(clients), pids: func() []int { return []int{gw.pid()} }})
+	// A gateway child is a target of one process.
+	gatewayTarget := func(name string, c *child, addr string) *target {
+		return &target{name: name, base: "http://" + addr, client: newClient(clients), pids: func() []int { return []int{c.pid()} }}
+	}
+	b.targets = append(b.targets, gatewayTarget("gateway", gw, addr))
 	if cfg.Baseline != "" {
 		bl, addr, err := startGateway(ctx, dir, "baseline", cfg.Baseline, s.base, cfg, plan)
 		if err != nil {
@@ -184,7 +188,7 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		}
 		defer bl.stop()
 		b.placed["baseline"] = cpusOf(bl.pid())
-		b.targets = append(b.targets, &target{name: "baseline", base: "http://" + addr, client: newClient(clients), pids: func() []int { return []int{bl.pid()} }})
+		b.targets = append(b.targets, gatewayTarget("baseline", bl, addr))
 	}
 
 	bin, why := findNginx(cfg.Nginx)
@@ -368,8 +372,9 @@ func (b *benchRun) measure(ctx context.Context, t *target, l load, sampleMem boo
 	if t.pids != nil {
 		pids = t.pids()
 	}
-	others := []int{b.simPID, os.Getpid()}
-	cpu0, err := cpuTimes(append(others, pids...))
+	// The simulator and the load client first, then the target's own.
+	measured := append([]int{b.simPID, os.Getpid()}, pids...)
+	cpu0, err := cpuTimes(measured)
 	if err != nil {
 		return r, fmt.Errorf("%s: %w", t.name, err)
 	}
@@ -384,7 +389,7 @@ func (b *benchRun) measure(ctx context.Context, t *target, l load, sampleMem boo
 	if err != nil {
 		return r, err
 	}
-	cpu1, err := cpuTimes(append(others, pids...))
+	cpu1, err := cpuTimes(measured)
 	if err != nil {
 		return r, fmt.Errorf("%s: %w", t.name, err)
 	}

@@ -70,13 +70,13 @@ func (r *report) writeText(w io.Writer) {
 			m.Concurrency, m.NginxProcesses, *m.NginxRSSMiB, f1(m.NginxHWMMiB))
 	}
 	var fails []string
-	for _, name := range []string{"direct", "gateway", "nginx", "baseline"} {
+	for _, name := range reportOrder {
 		if n, ok := r.Failures[name]; ok {
 			fails = append(fails, fmt.Sprintf("%s %d", name, n))
 		}
 	}
 	p("failures (truncated or errored streams, warm-up included): %s", strings.Join(fails, ", "))
-	for _, name := range []string{"direct", "gateway", "nginx", "baseline"} {
+	for _, name := range reportOrder {
 		if e := r.errors[name]; e != "" {
 			p("  %s: %s", name, e)
 		}
@@ -93,6 +93,9 @@ func (r *report) writeText(w io.Writer) {
 		p("  %s  %-38s %s", verdict, c.Target, c.Detail)
 	}
 }
+
+// reportOrder is the order the report names the targets in.
+var reportOrder = []string{"direct", "gateway", "nginx", "baseline"}
 
 func secs(s float64) string { return (time.Duration(s * float64(time.Second))).String() }
 
