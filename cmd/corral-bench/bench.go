@@ -85,6 +85,7 @@ type benchRun struct {
 	progress io.Writer
 	targets  []*target
 	gateway  *child
+	baseline *child // --baseline
 	nginx    *nginx
 	simPID   int
 	skipped  string             // why nginx is not measured
@@ -166,7 +167,7 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	direct := &target{name: "direct", base: s.base, client: newClient(clients)}
 	b.targets = append(b.targets, direct)
 
-	gw, addr, err := startGateway(ctx, dir, "gateway", self, s.base, cfg, plan)
+	gw, addr, err := startGateway(ctx, dir, "gateway", self, "gateway", s.base, cfg, plan)
 	if err != nil {
 		return err
 	}
@@ -182,11 +183,16 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	}
 	b.targets = append(b.targets, gatewayTarget("gateway", gw, addr))
 	if cfg.Baseline != "" {
-		bl, addr, err := startGateway(ctx, dir, "baseline", cfg.Baseline, s.base, cfg, plan)
+		bin, mode := cfg.Baseline, "gateway"
+		if bin == baselineRelay {
+			bin, mode = self, "relay"
+		}
+		bl, addr, err := startGateway(ctx, dir, "baseline", bin, mode, s.base, cfg, plan)
 		if err != nil {
 			return fmt.Errorf("baseline %s: %w", cfg.Baseline, err)
 		}
 		defer bl.stop()
+		b.baseline = bl
 		b.placed["baseline"] = cpusOf(bl.pid())
 		b.targets = append(b.targets, gatewayTarget("baseline", bl, addr))
 	}
@@ -235,15 +241,18 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 }
 
 // startGateway runs `corral-bench gateway` (self: this binary, or a
-// baseline's) in front of the simulator and returns the address it
-// printed.
-func startGateway(ctx context.Context, dir, name, self, upstream string, cfg config, plan cpuPlan) (*child, string, error) {
-	args := []string{self, "gateway", "--listen", "127.0.0.1:0", "--upstream", upstream, "--model", cfg.Model, "--key", benchKey}
-	if cfg.Verbose {
-		args = append(args, "--verbose")
-	}
-	if cfg.Full {
-		args = append(args, "--full")
+// baseline's), or with mode "relay" this binary's relay, in front of the
+// simulator and returns the address it printed.
+func startGateway(ctx context.Context, dir, name, self, mode, upstream string, cfg config, plan cpuPlan) (*child, string, error) {
+	args := []string{self, mode, "--listen", "127.0.0.1:0", "--upstream", upstream}
+	if mode == "gateway" {
+		args = append(args, "--model", cfg.Model, "--key", benchKey)
+		if cfg.Verbose {
+			args = append(args, "--verbose")
+		}
+		if cfg.Full {
+			args = append(args, "--full")
+		}
 	}
 	if cfg.CPUProfile != "" && name == "gateway" {
 		prof, err := filepath.Abs(cfg.CPUProfile)

@@ -21,7 +21,7 @@ var raceEnabled bool
 // TestMain lets the test binary stand in for corral-bench: the harness
 // starts its gateway child as os.Executable() with "gateway".
 func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && (os.Args[1] == "gateway" || os.Args[1] == "spin") {
+	if len(os.Args) > 1 && (os.Args[1] == "gateway" || os.Args[1] == "relay" || os.Args[1] == "spin") {
 		main()
 		os.Exit(0)
 	}
@@ -211,6 +211,9 @@ func TestPercentile(t *testing.T) {
 
 func TestConfigValidate(t *testing.T) {
 	if _, err := parseConfig([]string{"--levels", "1,16,64", "--duration", "1s"}, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := parseConfig([]string{"--baseline", "relay"}, &bytes.Buffer{}); err != nil {
 		t.Fatal(err)
 	}
 	_, err := parseConfig([]string{"--levels", "0", "--duration", "0", "--rounds", "0"}, &bytes.Buffer{})

@@ -42,7 +42,8 @@ type config struct {
 	Verbose      bool   // gateway request log on; keep the work directory
 	Full         bool   // gateway with keys, usage metering and metrics, as corral serve runs it
 	// Baseline is a corral-bench binary of another build whose gateway
-	// runs as one more target, so that two builds are compared in one run.
+	// runs as one more target, so that two builds are compared in one run;
+	// baselineRelay runs this binary's relay in its place.
 	Baseline string
 
 	// For tests: flags for building the simulator, and where the work
@@ -117,9 +118,9 @@ func (c config) Validate() error {
 	if c.Awake && c.CPUs != cpusSplit {
 		errs = append(errs, errors.New("--awake keeps the proxy's own CPU busy: it needs --cpus split"))
 	}
-	if c.Baseline != "" {
+	if c.Baseline != "" && c.Baseline != baselineRelay {
 		if fi, err := os.Stat(c.Baseline); err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
-			errs = append(errs, fmt.Errorf("--baseline %q: want a built corral-bench binary (go build -o FILE ./cmd/corral-bench at the other commit)", c.Baseline))
+			errs = append(errs, fmt.Errorf("--baseline %q: want a built corral-bench binary (go build -o FILE ./cmd/corral-bench at the other commit), or relay", c.Baseline))
 		}
 	}
 	if c.Model == "" {
@@ -164,7 +165,7 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.Scenarios, "scenarios", c.Scenarios, "A (streaming latency), B (throughput) or A,B; the targets need both")
 	fs.BoolVar(&c.NDJSON, "ndjson", false, "also run the scenarios over Ollama's NDJSON /api/chat")
 	fs.StringVar(&c.Nginx, "nginx", c.Nginx, "nginx binary, or auto (PATH, then /usr/sbin) or off")
-	fs.StringVar(&c.Baseline, "baseline", "", "a corral-bench binary of another build: its gateway is measured too, as target \"baseline\", with the TTFT paired against this build's")
+	fs.StringVar(&c.Baseline, "baseline", "", "a corral-bench binary of another build: its gateway is measured too, as target \"baseline\", with the TTFT paired against this build's; relay: this binary's bare TCP relay instead, the floor of any Go proxy here")
 	fs.IntVar(&c.NginxWorkers, "nginx-workers", c.NginxWorkers, "nginx worker_processes")
 	fs.StringVar(&c.Model, "model", c.Model, "model the simulator serves")
 	fs.StringVar(&c.Sim, "sim", "", "a built ollama-sim binary (default: go build ./cmd/ollama-sim)")

@@ -8,6 +8,7 @@
 //	corral-bench [flags]          run the benchmark (scripts/bench does this)
 //	corral-bench gateway [flags]  serve the gateway alone; the benchmark
 //	                              starts it as a child process
+//	corral-bench relay [flags]    a bare TCP relay (--baseline relay)
 //	corral-bench spin             spin at the lowest priority (--awake)
 package main
 
@@ -38,6 +39,9 @@ func main() {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "gateway" {
 		return serveGateway(ctx, args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "relay" {
+		return serveRelay(ctx, args[1:], stdout, stderr)
 	}
 	if len(args) > 0 && args[0] == "spin" {
 		return spin(ctx)

@@ -24,14 +24,16 @@ type report struct {
 	LoadAverage  [2]string         `json:"load_average"`    // 1-minute, at the start and at the end
 	Nginx        string            `json:"nginx,omitempty"` // its version; empty when skipped
 	NginxSkipped string            `json:"nginx_skipped,omitempty"`
-	Baseline     string            `json:"baseline,omitempty"` // --baseline: the other build's binary
-	NginxWorkers int               `json:"nginx_workers"`
-	RequestLog   string            `json:"gateway_request_log"`
-	Settings     settings          `json:"settings"`
-	Scenarios    []scenarioReport  `json:"scenarios"`
-	Memory       memoryReport      `json:"memory"`
-	Failures     map[string]int    `json:"failures"` // by target, warm-up included
-	Targets      []check           `json:"targets"`
+	Baseline     string            `json:"baseline,omitempty"` // --baseline: the other build's binary, or relay
+	// BaselineCommand is the baseline's command line, as it was run.
+	BaselineCommand string           `json:"baseline_command,omitempty"`
+	NginxWorkers    int              `json:"nginx_workers"`
+	RequestLog      string           `json:"gateway_request_log"`
+	Settings        settings         `json:"settings"`
+	Scenarios       []scenarioReport `json:"scenarios"`
+	Memory          memoryReport     `json:"memory"`
+	Failures        map[string]int   `json:"failures"` // by target, warm-up included
+	Targets         []check          `json:"targets"`
 
 	errors map[string]string // by target: the failures, for the text
 }
@@ -157,6 +159,9 @@ func (b *benchRun) report(scs []*scenario) *report {
 		r.Nginx = b.nginx.version
 	}
 	r.Baseline = cfg.Baseline
+	if b.baseline != nil {
+		r.BaselineCommand = strings.Join(b.baseline.cmd.Args, " ")
+	}
 	errs := map[string]*sample{}
 	for _, t := range b.targets {
 		errs[t.name] = &sample{}

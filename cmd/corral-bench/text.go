@@ -36,7 +36,12 @@ func (r *report) writeText(w io.Writer) {
 	p("  each cell: %s warm-up, then %s measured%s in %d round(s), targets interleaved; model %s",
 		secs(s.WarmupS), secs(s.DurationS), atLeast, s.Rounds, s.Model)
 	p("  gateway: defaults, GOMAXPROCS %d, request log %s", r.Memory.GatewayMaxProcs, r.RequestLog)
-	if r.Baseline != "" {
+	switch r.Baseline {
+	case "":
+	case baselineRelay:
+		p("  baseline: a bare TCP relay (corral-bench relay): bytes copied both ways, a goroutine per direction,")
+		p("            an upstream connection per client connection, no HTTP: the floor of a Go proxy here")
+	default:
 		p("  baseline: the gateway of %s, run the same way", r.Baseline)
 	}
 	if r.Nginx != "" {
