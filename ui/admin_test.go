@@ -220,6 +220,12 @@ func TestAdminAuth(t *testing.T) {
 	const gguf = "GGUF\x03\x00\x00\x00tiny"
 	const imp = "/api/v1/models/import?name=tiny&file=tiny.gguf"
 	const weight = "/api/v1/instances/corral-ollama-0/weight"
+	// The session's token with its first character changed: a fixed one
+	// would be the token itself in one session of 64.
+	wrong := "x" + csrf[1:]
+	if wrong == csrf {
+		wrong = "y" + csrf[1:]
+	}
 
 	cases := []struct {
 		name, method, path, body string
@@ -244,7 +250,7 @@ func TestAdminAuth(t *testing.T) {
 		{"cookie page", "GET", "/models", "", []opt{withCookie}, 200, "llama3.2:1b"},
 		{"unknown cookie", "GET", "/api/v1/status", "", []opt{func(r *http.Request) { r.AddCookie(&http.Cookie{Name: sessionCookie, Value: "forged"}) }}, 401, tokenRequiredBody},
 		{"cookie import without CSRF token", "POST", imp, gguf, []opt{withCookie, site("same-origin")}, 403, `{"error":"CSRF token missing: send the page's csrf-token as the X-CSRF-Token header`},
-		{"cookie import with a wrong CSRF token", "POST", imp, gguf, []opt{withCookie, site("same-origin"), token("x" + csrf[1:])}, 403, `{"error":"CSRF token does not match this session: reload the page and try again"}`},
+		{"cookie import with a wrong CSRF token", "POST", imp, gguf, []opt{withCookie, site("same-origin"), token(wrong)}, 403, `{"error":"CSRF token does not match this session: reload the page and try again"}`},
 		{"cookie import from another site", "POST", imp, gguf, []opt{withCookie, site("cross-site"), token(csrf)}, 403, "cross-site request refused"},
 		{"cookie import with a foreign Origin", "POST", imp, gguf, []opt{withCookie, origin("https://evil.example"), token(csrf)}, 403, "cross-site request refused"},
 		{"cookie change done right", "PUT", weight, `{"weight":2}`, []opt{withCookie, site("same-origin"), token(csrf)}, 200, `"instances"`},
