@@ -37,7 +37,6 @@ func TestBenchEndToEnd(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("reads /proc")
 	}
-	tmp := t.TempDir()
 	cfg := defaultConfig()
 	cfg.Levels = []int{1, 2}
 	cfg.Warmup = 50 * time.Millisecond
@@ -53,24 +52,9 @@ func TestBenchEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.Baseline = self
-	cfg.JSON = filepath.Join(tmp, "bench.json")
-	cfg.tmpParent = filepath.Join(tmp, "work")
-	if err := os.Mkdir(cfg.tmpParent, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if raceEnabled {
-		// Reuse the race-built standard library the test was built with.
-		cfg.buildFlags = []string{"-race"}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
 
 	before := cpusOf(os.Getpid())
-	var out, progress bytes.Buffer
-	if err := bench(ctx, cfg, &out, &progress); err != nil {
-		t.Fatalf("bench: %v\nprogress:\n%s", err, progress.String())
-	}
-	text := out.String()
+	text, rep := runBench(t, &cfg, 90*time.Second)
 	for _, want := range []string{"scenario A", "scenario B", "added TTFT p50", "simulator", "load client", "gateway RSS at c=2", "failures", "targets:",
 		"c=1 baseline: added TTFT p50", "gateway TTFT minus baseline's, paired", "c=2 baseline:"} {
 		if !strings.Contains(text, want) {
@@ -78,14 +62,6 @@ func TestBenchEndToEnd(t *testing.T) {
 		}
 	}
 
-	var rep report
-	data, err := os.ReadFile(cfg.JSON)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(data, &rep); err != nil {
-		t.Fatal(err)
-	}
 	for name, n := range rep.Failures {
 		if n != 0 {
 			t.Errorf("%s: %d failed streams\n%s", name, n, text)
@@ -207,6 +183,38 @@ func TestPercentile(t *testing.T) {
 	if got := percentile(nil, 50); got == got {
 		t.Errorf("no samples: %v, want NaN", got)
 	}
+}
+
+// runBench runs the harness with cfg in the test's temporary directory
+// (its work directory and JSON report there, the simulator built as the
+// test was) and returns the text report and the JSON one.
+func runBench(t *testing.T, cfg *config, timeout time.Duration) (string, report) {
+	t.Helper()
+	tmp := t.TempDir()
+	cfg.JSON = filepath.Join(tmp, "bench.json")
+	cfg.tmpParent = filepath.Join(tmp, "work")
+	if err := os.Mkdir(cfg.tmpParent, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if raceEnabled {
+		// Reuse the race-built standard library the test was built with.
+		cfg.buildFlags = []string{"-race"}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var out, progress bytes.Buffer
+	if err := bench(ctx, *cfg, &out, &progress); err != nil {
+		t.Fatalf("bench: %v\nprogress:\n%s", err, progress.String())
+	}
+	var rep report
+	data, err := os.ReadFile(cfg.JSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &rep); err != nil {
+		t.Fatal(err)
+	}
+	return out.String(), rep
 }
 
 func TestConfigValidate(t *testing.T) {

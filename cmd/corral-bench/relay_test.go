@@ -3,14 +3,11 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -92,7 +89,6 @@ func TestBenchRelayBaseline(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts processes and builds the simulator")
 	}
-	tmp := t.TempDir()
 	cfg := defaultConfig()
 	cfg.Scenarios = "A"
 	cfg.Levels = []int{1}
@@ -103,33 +99,11 @@ func TestBenchRelayBaseline(t *testing.T) {
 	cfg.MinStreams = 20
 	cfg.Nginx = "off"
 	cfg.Baseline = baselineRelay
-	cfg.JSON = filepath.Join(tmp, "bench.json")
-	cfg.tmpParent = filepath.Join(tmp, "work")
-	if err := os.Mkdir(cfg.tmpParent, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if raceEnabled {
-		cfg.buildFlags = []string{"-race"}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	var out, progress strings.Builder
-	if err := bench(ctx, cfg, &out, &progress); err != nil {
-		t.Fatalf("bench: %v\nprogress:\n%s", err, progress.String())
-	}
-	text := out.String()
+	text, rep := runBench(t, &cfg, 60*time.Second)
 	for _, want := range []string{"baseline: a bare TCP relay", "c=1 baseline: added TTFT p50", "gateway TTFT minus baseline's, paired: median", "baseline 0"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("report lacks %q:\n%s", want, text)
 		}
-	}
-	var rep report
-	data, err := os.ReadFile(cfg.JSON)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(data, &rep); err != nil {
-		t.Fatal(err)
 	}
 	if !strings.Contains(rep.BaselineCommand, " relay --listen ") {
 		t.Errorf("baseline ran as %q, want this binary's relay", rep.BaselineCommand)
