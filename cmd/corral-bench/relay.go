@@ -39,11 +39,14 @@ func serveRelay(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return fmt.Errorf("relay: %w", err)
 	}
-	stop := context.AfterFunc(ctx, func() { ln.Close() })
-	defer stop()
-	fmt.Fprintln(stdout, ln.Addr().String())
+	// Returning, when ctx ends or an Accept fails, closes the listener and
+	// every relayed connection, and waits for their goroutines.
+	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	defer cancel()
+	context.AfterFunc(ctx, func() { ln.Close() })
+	fmt.Fprintln(stdout, ln.Addr().String())
 	for {
 		c, err := ln.Accept()
 		if err != nil {
