@@ -33,6 +33,21 @@ type Deps struct {
 	Models Models // nil: no model endpoints
 	Filter Filter // nil: no filter endpoints
 	Usage  Usage  // nil: no usage endpoint
+	// FrontDoor reports the listeners, the routing table and the
+	// certificates; nil: not shown.
+	FrontDoor FrontDoor
+}
+
+// FrontDoor is what the API shows of the front door, as JSON.
+type FrontDoor interface {
+	Status() any
+}
+
+// StatusReport is the body of GET /api/v1/status: the engine's status
+// and the front door's.
+type StatusReport struct {
+	engine.Status
+	FrontDoor any `json:"front_door,omitempty"`
 }
 
 // NewAPI builds the admin JSON API under /api/v1. gin's mode is the
@@ -44,6 +59,9 @@ func NewAPI(d Deps) http.Handler {
 	v1 := r.Group("/api/v1")
 	v1.GET("/status", h.status)
 	v1.GET("/gpus", h.gpus)
+	if d.FrontDoor != nil {
+		v1.GET("/frontdoor", func(c *gin.Context) { c.JSON(http.StatusOK, d.FrontDoor.Status()) })
+	}
 	v1.PUT("/instances/:name/weight", h.setWeight)
 	if d.Filter != nil {
 		v1.GET("/filter", h.getFilter)
@@ -77,7 +95,11 @@ func NewAPI(d Deps) http.Handler {
 type handler struct{ Deps }
 
 func (h handler) status(c *gin.Context) {
-	c.JSON(http.StatusOK, h.Engine.Status())
+	rep := StatusReport{Status: h.Engine.Status()}
+	if h.FrontDoor != nil {
+		rep.FrontDoor = h.FrontDoor.Status()
+	}
+	c.JSON(http.StatusOK, rep)
 }
 
 // GPUReport is the body of GET /api/v1/gpus.

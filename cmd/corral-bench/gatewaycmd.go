@@ -7,15 +7,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/url"
 	"os"
 	"runtime/pprof"
 	"time"
 
+	"corral/proxy/frontdoor"
 	"corral/proxy/gateway"
-	"corral/proxy/h1"
-	"corral/proxy/rawconn"
 )
 
 // benchKey is the API key the benchmark's gateway admits.
@@ -41,10 +39,9 @@ func (a keyAuth) Authorize(_ context.Context, key, _ string) (string, error) {
 }
 
 // serveGateway is `corral-bench gateway`: the gateway with its defaults in
-// front of one upstream, behind the h1 server set up as corral serve sets
-// up its own (raw connections, ReadHeaderTimeout, IdleTimeout, no write
-// timeout: streams run long). It
-// prints the address it listens on, then serves until ctx ends.
+// front of one upstream, behind the front door with its default limits,
+// as corral serve runs it without a domain. It prints the address it
+// listens on, then serves until ctx ends.
 func serveGateway(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("corral-bench gateway", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -85,18 +82,21 @@ func serveGateway(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	g := gateway.New(cfg, staticUpstreams{snap}, auth)
 	defer g.Close()
 
-	ln, err := net.Listen("tcp", *listen)
+	// The load comes from one address: the per-address cap would refuse it.
+	limits := frontdoor.DefaultLimits()
+	limits.MaxConnsPerIP = limits.MaxConns
+	door, err := frontdoor.Listen(frontdoor.Config{Addr: *listen, Gateway: g, Limits: limits, Logger: cfg.Logger})
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
 		if err != nil {
-			ln.Close()
+			door.Close()
 			return fmt.Errorf("gateway: %w", err)
 		}
 		if err := pprof.StartCPUProfile(f); err != nil {
-			ln.Close()
+			door.Close()
 			f.Close()
 			return fmt.Errorf("gateway: %w", err)
 		}
@@ -105,21 +105,9 @@ func serveGateway(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			f.Close()
 		}()
 	}
-	srv := &h1.Server{Handler: g, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, Logger: cfg.Logger}
-	fmt.Fprintln(stdout, ln.Addr().String())
-
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(rawconn.Listener{Listener: ln}) }()
-	select {
-	case err := <-errc:
+	fmt.Fprintln(stdout, door.Addr("http").String())
+	if err := door.Serve(ctx, 5*time.Second); err != nil {
 		return fmt.Errorf("gateway: %w", err)
-	case <-ctx.Done():
 	}
-	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutCtx); err != nil {
-		srv.Close()
-	}
-	<-errc
 	return nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -27,9 +28,9 @@ import (
 	"corral/engine/store"
 	"corral/engine/usage"
 	"corral/gpu"
+	"corral/proxy/certs"
+	"corral/proxy/frontdoor"
 	"corral/proxy/gateway"
-	"corral/proxy/h1"
-	"corral/proxy/rawconn"
 	"corral/ui"
 )
 
@@ -48,6 +49,8 @@ type serveConfig struct {
 	LogFormat      string
 	HealthInterval time.Duration
 
+	door doorConfig
+
 	settings engine.Settings
 	explicit map[string]bool // settings given as flags or env, which override the store
 }
@@ -63,9 +66,10 @@ func (c serveConfig) Validate() error {
 	if _, err := engine.ParseReach(c.Reach); err != nil {
 		errs = append(errs, err)
 	}
-	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
-		errs = append(errs, fmt.Errorf("--addr %q: want host:port, such as :8080 or 127.0.0.1:8080", c.Addr))
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil && (c.Addr != "" || !c.door.hasDomain()) {
+		errs = append(errs, fmt.Errorf("--addr %q: want host:port, such as :8080 or 127.0.0.1:8080 (empty turns it off, with a --domain)", c.Addr))
 	}
+	errs = append(errs, c.door.validate()...)
 	if c.UsageRetention < 24*time.Hour {
 		errs = append(errs, fmt.Errorf("--usage-retention %s: keep at least 24h", c.UsageRetention))
 	}
@@ -107,7 +111,8 @@ func parseServe(args []string, stdout io.Writer) (serveConfig, error) {
 	fs.StringVar(&c.Namespace, "namespace", "corral", "prefix of every container, network and volume corral creates; separate installs on one Docker engine use different ones")
 	fs.StringVar(&c.DockerHost, "docker-host", "", "Docker Engine address (default: DOCKER_HOST or the local socket)")
 	fs.StringVar(&c.Reach, "reach", string(engine.ReachAuto), "how corral reaches Ollama: auto, ip (container IP), name (corral runs in a container), loopback (publish on 127.0.0.1 only)")
-	fs.StringVar(&c.Addr, "addr", ":8080", "gateway listener: the OpenAI (/v1) and Ollama (/api) APIs, API key required")
+	fs.StringVar(&c.Addr, "addr", ":8080", "plain HTTP gateway listener: the OpenAI (/v1) and Ollama (/api) APIs, API key required; empty turns it off (with a --domain)")
+	c.door.flags(fs)
 	fs.DurationVar(&c.DrainGrace, "drain-grace", 30*time.Second, "how long a replaced instance's requests may run before it is stopped")
 	fs.DurationVar(&c.UsageRetention, "usage-retention", usage.DefaultRetention, "how long daily usage totals are kept")
 	fs.StringVar(&c.AdminAddr, "admin-addr", "127.0.0.1:8090", "admin pages and API listener (token or signed-in session); empty turns it off")
@@ -217,23 +222,53 @@ func (a *app) serve(ctx context.Context, c serveConfig, log *slog.Logger) error 
 	if err != nil {
 		return err
 	}
-	front, err := net.Listen("tcp", c.Addr)
+	// The certificate manager only prepares here; it starts once
+	// everything listens, so challenges find their listeners.
+	var cm *certs.Manager
+	if c.door.hasDomain() {
+		cc := c.door.certConfig()
+		cc.Storage = certs.NewStorage(st)
+		cc.HTTPPort, cc.TLSPort = portOf(c.door.HTTPAddr, 80), portOf(c.door.HTTPSAddr, 443)
+		cc.ListenHost, _, _ = net.SplitHostPort(c.door.HTTPAddr)
+		cc.Logger = log
+		if cm, err = certs.New(cc); err != nil {
+			sock.Close()
+			return err
+		}
+		defer cm.Stop()
+	}
+	// The gateway is built below; the front door calls it only once it
+	// serves.
+	var gw *gateway.Gateway
+	domains, _ := parseDomains("", c.door.Domains)
+	apiDomains, _ := parseDomains("", c.door.APIDomains)
+	trusted, _ := frontdoor.ParseTrusted(strings.Split(c.door.TrustedProxies, ","))
+	doorCfg := frontdoor.Config{
+		Addr: c.Addr, HTTPSAddr: c.door.HTTPSAddr, HTTPAddr: c.door.HTTPAddr,
+		Domains: domains, APIDomains: apiDomains,
+		Gateway: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { gw.ServeHTTP(w, r) }),
+		Limits:  c.door.limits(), Trusted: trusted, Logger: log,
+	}
+	if cm != nil {
+		doorCfg.TLS = cm
+	}
+	door, err := frontdoor.Listen(doorCfg)
 	if err != nil {
 		sock.Close()
-		return fmt.Errorf("--addr %s: %w: pick another with --addr, or stop what uses it", c.Addr, errors.Unwrap(err))
+		return err
 	}
 	var admin net.Listener
 	if c.AdminAddr != "" {
 		admin, err = net.Listen("tcp", c.AdminAddr)
 		if err != nil {
 			sock.Close()
-			front.Close()
+			door.Close()
 			return fmt.Errorf("--admin-addr %s: %w: pick another with --admin-addr, or stop what uses it", c.AdminAddr, errors.Unwrap(err))
 		}
 	}
 	closeAll := func() {
 		sock.Close()
-		front.Close()
+		door.Close()
 		if admin != nil {
 			admin.Close()
 		}
@@ -258,7 +293,6 @@ func (a *app) serve(ctx context.Context, c serveConfig, log *slog.Logger) error 
 
 	// The engine waits for the gateway's requests on a draining instance;
 	// the gateway reads the engine's routes. gw is set before eng runs.
-	var gw *gateway.Gateway
 	eng, err := engine.New(engine.Config{
 		Namespace:      c.Namespace,
 		DockerHost:     c.DockerHost,
@@ -297,50 +331,66 @@ func (a *app) serve(ctx context.Context, c serveConfig, log *slog.Logger) error 
 		return err
 	}
 	prom := wire.NewMetrics(eng, inv, sampler)
-	gw = gateway.New(gateway.Config{Logger: log, Meter: wire.Meter{M: meter}, Filter: cf, Observer: wire.Observer{M: prom}},
+	gw = gateway.New(gateway.Config{Logger: log, MaxBodyBytes: doorCfg.Limits.MaxBody, Meter: wire.Meter{M: meter}, Filter: cf, Observer: wire.Observer{M: prom}},
 		&upstreams{eng: eng, models: mdl, sampler: sampler}, apiKeys)
 	defer gw.Close()
 	gin.SetMode(gin.ReleaseMode)
-	deps := ui.Deps{Engine: eng, GPUs: gpuView{inv, sampler}, Keys: apiKeys, Models: mdl, Usage: meter, Filter: cf}
+	fd := &doorStatus{door: door, certs: cm}
+	deps := ui.Deps{Engine: eng, GPUs: gpuView{inv, sampler}, Keys: apiKeys, Models: mdl, Usage: meter, Filter: cf, FrontDoor: fd}
 	api := ui.NewAPI(deps)
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	// No WriteTimeout on the gateway: generations stream for minutes.
-	// The gateway gets h1, which serves what LLM clients send with less
-	// work per request than net/http and hands it the rest, and
-	// connections that skip the scheduler's system call bookkeeping (see
-	// packages h1 and rawconn).
-	servers := []server{
-		&http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second},
-		&h1.Server{Handler: gw, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, Logger: log},
-	}
-	listeners := []net.Listener{sock, rawconn.Listener{Listener: front}}
-	log.Info("gateway listening", "addr", front.Addr().String())
+	serveErr := make(chan error, 4)
+	// The control socket and the admin listener; the front door serves
+	// its own listeners.
+	servers := []*http.Server{{Handler: api, ReadHeaderTimeout: 10 * time.Second}}
+	listeners := []net.Listener{sock}
 	if admin != nil {
 		// The admin listener: the admin pages and the API (token or
 		// signed-in session), and Prometheus /metrics behind the same.
+		// With a domain it is HTTPS with the same certificate, on its own
+		// port: never on the chat UI's origin.
 		adminHandler, err := ui.NewAdmin(ui.AdminConfig{Token: token, TokenFile: tokenFile, Metrics: prom.Handler(), Logger: log}, deps)
 		if err != nil {
 			closeAll()
 			return err
 		}
-		servers = append(servers, &http.Server{Handler: adminHandler, ReadHeaderTimeout: 10 * time.Second})
+		srv := &http.Server{Handler: adminHandler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+		url := adminURL(admin.Addr())
+		if cm != nil {
+			srv.TLSConfig = cm.TLSConfig()
+			admin = tls.NewListener(admin, srv.TLSConfig)
+			_, port, _ := net.SplitHostPort(admin.Addr().String())
+			url = "https://" + net.JoinHostPort(cm.Status().Names[0], port) + "/"
+		}
+		servers = append(servers, srv)
 		listeners = append(listeners, admin)
-		attrs := []any{"addr", admin.Addr().String(), "url", adminURL(admin.Addr())}
+		attrs := []any{"addr", admin.Addr().String(), "url", url}
 		if tokenFile != "" {
 			attrs = append(attrs, "token_file", tokenFile)
 		}
 		log.Info("admin API listening", attrs...)
 	}
-	serveErr := make(chan error, len(servers))
 	for i, srv := range servers {
 		wg.Go(func() {
 			if err := srv.Serve(listeners[i]); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				serveErr <- err
 			}
 		})
+	}
+	wg.Go(func() {
+		if err := door.Serve(ctx, 10*time.Second); err != nil {
+			serveErr <- err
+		}
+	})
+	if cm != nil {
+		if err := cm.Start(ctx); err != nil {
+			cancel()
+			wg.Wait()
+			return err
+		}
 	}
 	wg.Go(func() {
 		if err := sampler.Run(ctx); err != nil {
@@ -368,6 +418,9 @@ func (a *app) serve(ctx context.Context, c serveConfig, log *slog.Logger) error 
 		}
 	})
 	log.Info("corral serving", "version", version, "data_dir", c.DataDir, "namespace", c.Namespace, "instances", len(specs), "socket", sock.Addr().String())
+	for _, r := range door.Routes() {
+		log.Debug("route", "route", r.String())
+	}
 
 	var runErr error
 	select {
@@ -383,12 +436,6 @@ func (a *app) serve(ctx context.Context, c serveConfig, log *slog.Logger) error 
 	}
 	wg.Wait()
 	return runErr
-}
-
-// server is what serve needs of net/http's Server and of h1's.
-type server interface {
-	Serve(net.Listener) error
-	Shutdown(context.Context) error
 }
 
 // listenSocket opens the control socket, mode 0600. We hold the store's

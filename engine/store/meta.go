@@ -17,6 +17,8 @@ var (
 	bucketKeyHashes = []byte("key_hashes") // secret's hex SHA-256 → key ID
 	bucketUsageRaw  = []byte("usage_raw")  // unix nanos and sequence, big-endian → UsageRecord (JSON)
 	bucketUsageDays = []byte("usage_days") // day NUL key NUL model NUL user → UsageDay (JSON)
+	bucketCerts     = []byte("certs")      // slash-separated key path → unix nanos, big-endian, then the value
+	bucketCertLocks = []byte("cert_locks") // lock name → expiry in unix nanos, big-endian, then the owner
 )
 
 // migrations bring the schema from version i to i+1; append, never edit.
@@ -43,6 +45,15 @@ var migrations = []func(tx *bolt.Tx) error{
 	// 2 → 3: gateway usage, raw records and daily aggregates.
 	func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bucketUsageRaw, bucketUsageDays} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	},
+	// 3 → 4: TLS certificates, keys and ACME accounts, and their locks.
+	func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketCerts, bucketCertLocks} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}

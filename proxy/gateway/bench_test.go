@@ -4,13 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
-
-	"corral/proxy/h1"
-	"corral/proxy/rawconn"
 )
 
 // sseChat answers /v1/chat/completions with n content chunks, the usage
@@ -34,8 +30,8 @@ func sseChat(n int) http.HandlerFunc {
 
 // BenchmarkStream is the gateway's cost per streamed request against the
 // same upstream direct, in one process: compare the two sub-benchmarks'
-// ns/op and allocs/op (the difference is the gateway's, behind h1 as
-// corral serve runs it). scripts/bench
+// ns/op and allocs/op (the difference is the gateway's, behind net/http
+// as corral serve runs it). scripts/bench
 // measures it across processes, against nginx too.
 func BenchmarkStream(b *testing.B) {
 	up := httptest.NewServer(sseChat(16))
@@ -46,14 +42,8 @@ func BenchmarkStream(b *testing.B) {
 	st.s.Store(&Snapshot{Version: 1, Upstreams: []Upstream{u}})
 	g := New(Config{Logger: quiet()}, st, keyAuth{})
 	defer g.Close()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	front := &h1.Server{Handler: g, Logger: quiet()}
-	go front.Serve(rawconn.Listener{Listener: l})
-	defer front.Close()
-	gw := struct{ URL string }{"http://" + l.Addr().String()}
+	gw := httptest.NewServer(g)
+	defer gw.Close()
 
 	body := []byte(`{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}`)
 	for _, target := range []struct{ name, url string }{{"direct", up.URL}, {"gateway", gw.URL}} {

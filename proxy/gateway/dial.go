@@ -65,3 +65,15 @@ func (d *upstreamDialer) DialContext(ctx context.Context, network, addr string) 
 	}
 	return c, err
 }
+
+// hostPort is the address an upstream's connections go to.
+func hostPort(u *Upstream) string {
+	if u.URL.Port() != "" {
+		return u.URL.Host
+	}
+	port := "80"
+	if u.URL.Scheme == "https" {
+		port = "443"
+	}
+	return net.JoinHostPort(u.URL.Hostname(), port)
+}

@@ -10,7 +10,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
+	"syscall"
 	"time"
 )
 
@@ -37,65 +37,6 @@ type forwardRes struct {
 	counts   counts
 	frames   int    // generated frames passed on (see framer.frames)
 	hit      string // filter phrase that cut the output
-}
-
-// client is the state of the response to the client across attempts.
-type client struct {
-	w         http.ResponseWriter
-	flusher   http.Flusher
-	committed bool // headers sent (SSE keep-alive comments at most, unless wrote)
-	wrote     bool // a byte of an upstream's body reached the client
-	start     time.Time
-	res       *forwardRes
-}
-
-func (c *client) commitSSE() {
-	if c.committed {
-		return
-	}
-	h := c.w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("X-Accel-Buffering", "no")
-	c.w.WriteHeader(http.StatusOK)
-	c.committed = true
-	c.res.status = http.StatusOK
-}
-
-func (c *client) write(p []byte) error {
-	return c.send(p, true)
-}
-
-// send writes p, flushing it at once unless the stream is ending: then
-// net/http sends it with the final chunk in one write when the handler
-// returns.
-func (c *client) send(p []byte, flush bool) error {
-	if !c.wrote {
-		c.wrote = true
-		c.res.ttfb = time.Since(c.start)
-	}
-	n, err := c.w.Write(p)
-	c.res.bytes += int64(n)
-	if flush && c.flusher != nil {
-		c.flusher.Flush()
-	}
-	return err
-}
-
-// bodyEnder is a front door that can send a whole response before the
-// handler returns (h1's EndBody).
-type bodyEnder interface {
-	EndBody() error
-}
-
-// end sends what was written as the whole answer, or flushes it where
-// the front door cannot end a response early.
-func (c *client) end() {
-	if e, ok := c.w.(bodyEnder); ok {
-		e.EndBody()
-	} else if c.flusher != nil {
-		c.flusher.Flush()
-	}
 }
 
 // pick chooses an upstream for model among those not yet tried and counts
@@ -169,8 +110,7 @@ func (g *Gateway) pick(model string, tried map[string]bool) (*Upstream, *upstrea
 // failed before the client saw a byte.
 func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, fr forwardReq) forwardRes {
 	var res forwardRes
-	c := &client{w: w, start: g.now(), res: &res}
-	c.flusher, _ = w.(http.Flusher)
+	c := newClient(w, &res)
 	tried := map[string]bool{}
 	var last *apiError
 	for res.attempts < g.cfg.MaxAttempts {
@@ -217,10 +157,12 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, fr forwardReq)
 }
 
 // hopByHop are the fields that concern one connection, not the message
-// (RFC 9110 7.6.1), and Content-Length: each side of the gateway frames
-// its own. Neither way passes them on.
-var hopByHop = []string{"Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer",
-	"Transfer-Encoding", "Upgrade", "Content-Length"}
+// (RFC 9110 7.6.1), those that ask something of the next hop (Expect,
+// the proxy's credentials), and Content-Length: each side of the gateway
+// frames its own. Neither way passes them on, nor the fields a
+// Connection field names.
+var hopByHop = []string{"Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Proxy-Connection", "Te", "Trailer",
+	"Transfer-Encoding", "Upgrade", "Content-Length", "Expect"}
 
 // fieldIn reports whether a field name, as sent or as Go's header maps
 // key it, is one of names.
@@ -233,139 +175,71 @@ func fieldIn(name string, names ...string) bool {
 	return false
 }
 
+// connectionNamed reports whether name is listed in h's Connection
+// fields, which makes it hop-by-hop too.
+func connectionNamed(h http.Header, name string) bool {
+	for _, v := range h["Connection"] {
+		for f := range strings.SplitSeq(v, ",") {
+			if f = strings.TrimSpace(f); f != "" && strings.EqualFold(f, name) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // dropRequestField reports whether a request field stays out of what an
 // instance gets: the hop-by-hop ones and the caller's credentials.
-func dropRequestField(k string) bool {
-	return fieldIn(k, hopByHop...) || fieldIn(k, "Authorization", "Cookie")
+func dropRequestField(h http.Header, k string) bool {
+	return fieldIn(k, hopByHop...) || fieldIn(k, "Authorization", "Cookie") || connectionNamed(h, k)
 }
 
 func upstreamRequest(ctx context.Context, r *http.Request, u *Upstream, fr forwardReq) (*http.Request, error) {
 	target := *u.URL
 	target.Path = r.URL.Path
+	target.RawPath = r.URL.RawPath
 	target.RawQuery = r.URL.RawQuery
 	ureq, err := http.NewRequestWithContext(ctx, r.Method, target.String(), bytes.NewReader(fr.body))
 	if err != nil {
 		return nil, err
 	}
 	for k, vs := range r.Header {
-		if !dropRequestField(k) {
+		if !dropRequestField(r.Header, k) {
 			ureq.Header[k] = vs
 		}
 	}
 	ureq.Header.Set(requestIDKey, fr.rid)
-	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		ureq.Header.Set("X-Forwarded-For", host)
+	// The front door sets the forwarded fields; a gateway reached
+	// directly says at least who asked.
+	if ureq.Header.Get("X-Forwarded-For") == "" {
+		if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+			ureq.Header.Set("X-Forwarded-For", host)
+		}
 	}
 	return ureq, nil
-}
-
-// roundTrip waits for the upstream's headers. SSE clients get comment
-// lines from ka meanwhile (nil: none), so a cold model load does not look
-// like a dead server. The comments come from a timer rather than a
-// goroutine per request: the handler is blocked in RoundTrip. ka is
-// silenced when roundTrip returns, so no comment follows the answer's
-// first bytes; its timer is stopped by the caller, later, off the path to
-// the first token.
-//
-// A nil ureq sends r with the lean client (streaming requests), which
-// starts the timer, and the watch for the client leaving, once the
-// request is out.
-func (g *Gateway) roundTrip(r, ureq *http.Request, u *Upstream, fr forwardReq, ka *keepAlive) (*http.Response, error) {
-	defer ka.silence()
-	sent := func() {
-		ka.start()
-		watchClient(r)
-	}
-	if ureq == nil {
-		return g.lean.roundTrip(r, u, fr, sent)
-	}
-	sent()
-	return g.transport.RoundTrip(ureq)
-}
-
-// keepAlive writes SSE comment lines to c every so often until stopped;
-// mu keeps its writes from overlapping what the handler writes next. A
-// nil keepAlive does nothing.
-type keepAlive struct {
-	mu    sync.Mutex
-	done  bool
-	t     *time.Timer
-	c     *client
-	every time.Duration
-}
-
-func (k *keepAlive) start() {
-	if k == nil {
-		return
-	}
-	k.mu.Lock() // fire waits until t is set
-	if !k.done && k.t == nil {
-		k.t = time.AfterFunc(k.every, k.fire)
-	}
-	k.mu.Unlock()
-}
-
-func (k *keepAlive) fire() {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.done {
-		return
-	}
-	// Comments are invisible to SSE parsers: a retry on another instance
-	// stays possible after them.
-	k.c.commitSSE()
-	k.c.w.Write([]byte(": keep-alive\n\n"))
-	if k.c.flusher != nil {
-		k.c.flusher.Flush()
-	}
-	k.t.Reset(k.every)
-}
-
-// silence stops the comments: a timer that fires after it writes nothing.
-func (k *keepAlive) silence() {
-	if k == nil {
-		return
-	}
-	k.mu.Lock()
-	k.done = true
-	k.mu.Unlock()
-}
-
-// stop silences k and stops its timer.
-func (k *keepAlive) stop() {
-	if k == nil {
-		return
-	}
-	k.silence()
-	k.mu.Lock()
-	if k.t != nil {
-		k.t.Stop()
-	}
-	k.mu.Unlock()
 }
 
 // attempt tries one upstream. retry means nothing of its answer reached
 // the client and another instance may try; aerr then says what went wrong.
 func (g *Gateway) attempt(r *http.Request, fr forwardReq, u *Upstream, st *upstreamState, c *client) (retry bool, aerr *apiError) {
-	// The lean client stops the upstream by closing its connection, so
-	// only http.Transport requests need a context of their own.
-	ctx, cancel := r.Context(), context.CancelFunc(func() {})
-	var ureq *http.Request // nil: the lean client, for streams
-	if !fr.stream || !leanUsable(u) {
-		ctx, cancel = context.WithCancel(r.Context())
-		defer cancel()
-		var err error
-		ureq, err = upstreamRequest(ctx, r, u, fr)
-		if err != nil {
-			return true, &apiError{Status: http.StatusBadGateway, Message: err.Error()}
-		}
+	// The client leaving cancels the upstream request until the answer is
+	// whole; after that its leaving must not cut the answer's last bytes,
+	// which keep the instance's connection usable (see stream).
+	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
+	defer cancel()
+	unwatch := context.AfterFunc(r.Context(), cancel)
+	defer unwatch()
+	ureq, err := upstreamRequest(ctx, r, u, fr)
+	if err != nil {
+		g.log.Warn("instance request", "id", fr.rid, "instance", u.Name, "err", err)
+		return true, &apiError{Status: http.StatusBadGateway, Message: fmt.Sprintf("instance %s could not be asked", u.Name)}
 	}
 	var ka *keepAlive
 	if fr.stream && fr.route.sse {
 		ka = &keepAlive{c: c, every: g.cfg.KeepAliveInterval}
 		defer ka.stop()
 	}
-	resp, err := g.roundTrip(r, ureq, u, fr, ka)
+	resp, err := g.roundTrip(ureq, ka)
 	if err != nil {
 		if r.Context().Err() != nil {
 			c.res.outcome = "client gone"
@@ -373,7 +247,7 @@ func (g *Gateway) attempt(r *http.Request, fr forwardReq, u *Upstream, st *upstr
 		}
 		st.failure(g.now(), g.cfg.EjectAfter, g.cfg.EjectFor, g.cfg.MaxEject)
 		g.log.Warn("instance failed", "id", fr.rid, "instance", u.Name, "err", err)
-		return true, &apiError{Status: http.StatusBadGateway, Message: fmt.Sprintf("instance %s: %v", u.Name, err)}
+		return true, &apiError{Status: http.StatusBadGateway, Message: fmt.Sprintf("instance %s: %s", u.Name, failureText(err, g.cfg.HeaderTimeout))}
 	}
 	defer resp.Body.Close()
 
@@ -389,10 +263,11 @@ func (g *Gateway) attempt(r *http.Request, fr forwardReq, u *Upstream, st *upstr
 	if !fr.stream {
 		// A whole answer is small: read it before sending, so an instance
 		// dying half way is retried and the client never sees half a body.
-		body, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
+		body, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
 		if err != nil {
 			st.failure(g.now(), g.cfg.EjectAfter, g.cfg.EjectFor, g.cfg.MaxEject)
-			return true, &apiError{Status: http.StatusBadGateway, Message: fmt.Sprintf("instance %s: reading answer: %v", u.Name, err)}
+			g.log.Warn("instance answer cut", "id", fr.rid, "instance", u.Name, "err", err)
+			return true, &apiError{Status: http.StatusBadGateway, Message: fmt.Sprintf("instance %s: its answer was cut off", u.Name)}
 		}
 		if resp.StatusCode == http.StatusOK {
 			c.res.counts = answerCounts(fr.route.dialect == dialectOpenAI, body)
@@ -405,110 +280,29 @@ func (g *Gateway) attempt(r *http.Request, fr forwardReq, u *Upstream, st *upstr
 		g.settle(st, fr, resp.StatusCode, c)
 		return false, nil
 	}
-	g.stream(r.Context(), ctx, cancel, resp, fr, u, st, c)
+	g.stream(r.Context(), cancel, unwatch, resp, fr, u, st, c)
 	return false, nil
 }
 
-// stream passes a streaming answer through chunk by chunk, flushing each
-// one, and ends a stream the instance cut with an error event or line.
-func (g *Gateway) stream(clientCtx, ctx context.Context, cancel context.CancelFunc, resp *http.Response, fr forwardReq, u *Upstream, st *upstreamState, c *client) {
-	if c.committed {
-		if resp.StatusCode != http.StatusOK {
-			// Headers went out with the keep-alives; say it in the stream.
-			msg := fmt.Sprintf("instance %s: %s", u.Name, upstreamMessage(resp))
-			c.write(streamError(fr.route.sse, msg, "upstream_stream_error"))
-			c.res.outcome = "failed: " + msg
-			return
+// maxAnswer bounds a whole (non-streamed) answer held in memory.
+const maxAnswer = 64 << 20
+
+// failureText says why an instance could not answer, in words that name
+// no address: the client sees it, the log has the error itself.
+func failureText(err error, headerTimeout time.Duration) string {
+	var ne net.Error
+	switch {
+	case errors.Is(err, errInstanceDown):
+		return "it went down while corral connected"
+	case errors.As(err, &ne) && ne.Timeout():
+		if strings.Contains(err.Error(), "awaiting response headers") {
+			return fmt.Sprintf("no answer within %s", headerTimeout)
 		}
-	} else {
-		c.res.status = resp.StatusCode
-		writeStreamHeader(c.w, resp)
-		c.committed = true
+		return "timed out"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
 	}
-	// The lean client's body bounds each read by the idle timeout itself.
-	var idle *time.Timer
-	if _, lean := resp.Body.(*leanBody); !lean {
-		idle = time.AfterFunc(g.cfg.IdleTimeout, cancel)
-		defer idle.Stop()
-	}
-	var sf StreamFilter
-	if fr.filter != nil {
-		sf = fr.filter.NewStream()
-	}
-	fm := newFramer(fr.route.sse, fr.dropUsage, sf)
-	defer fm.release()
-	// Whichever way the stream ends, what it carried is counted.
-	defer func() { c.res.counts, c.res.frames = fm.counts, fm.frames }()
-	bufp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bufp)
-	buf := *bufp
-	for {
-		n, err := resp.Body.Read(buf)
-		if n > 0 {
-			if idle != nil {
-				idle.Reset(g.cfg.IdleTimeout)
-			}
-			if out := fm.feed(buf[:n]); len(out) > 0 {
-				if werr := c.send(out, !fm.ended); werr != nil {
-					c.res.outcome = "client gone"
-					return
-				}
-			}
-			if fm.hit != "" {
-				// The output matched the filter: end the stream with an error
-				// the client's SDK shows, and stop the generation.
-				c.res.hit = fm.hit
-				c.write(streamError(fr.route.sse, "the answer was stopped by the content filter", "content_filter"))
-				c.res.outcome = "filtered"
-				cancel()
-				return
-			}
-			if fm.ended {
-				// The answer is whole: the client gets its end now, not
-				// after what is left to do (the upstream's last bytes, the
-				// log line, usage), and its leaving then does not cut the
-				// upstream's last bytes, which keep the connection usable.
-				if lb, ok := resp.Body.(*leanBody); ok {
-					lb.detach()
-				}
-				c.end()
-			}
-		}
-		if err == nil {
-			continue
-		}
-		if fm.ended {
-			// The answer was whole and the client has had it: whatever
-			// cut the rest (the client leaving after its end aborts the
-			// read) cut only the connection's end.
-			g.settle(st, fr, resp.StatusCode, c)
-			return
-		}
-		if clientCtx.Err() != nil {
-			c.res.outcome = "client gone"
-			return
-		}
-		if tail := fm.tail(); len(tail) > 0 {
-			c.write(tail) // a last frame without its separator
-		}
-		if resp.StatusCode != http.StatusOK {
-			g.settle(st, fr, resp.StatusCode, c)
-			return
-		}
-		why := "stream ended early"
-		switch {
-		case ctx.Err() != nil || errors.Is(err, errUpstreamIdle):
-			why = fmt.Sprintf("no data for %s", g.cfg.IdleTimeout)
-		case err != io.EOF:
-			why = err.Error()
-		}
-		msg := fmt.Sprintf("instance %s failed mid-stream: %s", u.Name, why)
-		st.failure(g.now(), g.cfg.EjectAfter, g.cfg.EjectFor, g.cfg.MaxEject)
-		g.log.Warn("stream cut", "id", fr.rid, "instance", u.Name, "err", why)
-		c.write(streamError(fr.route.sse, msg, "upstream_stream_error"))
-		c.res.outcome = "cut: " + why
-		return
-	}
+	return "connection failed"
 }
 
 // settle records a finished answer: an instance that answered below 500
@@ -523,41 +317,16 @@ func (g *Gateway) settle(st *upstreamState, fr forwardReq, status int, c *client
 	}
 }
 
-// headerLineWriter is a front door that takes header fields as lines
-// (h1's response): a stream's upstream fields then pass through with no
-// map on either side.
-type headerLineWriter interface {
-	WriteHeaderLines(code int, lines []byte)
-}
-
-// accelLine tells a proxy in front of corral (nginx) not to buffer.
-const accelLine = "X-Accel-Buffering: no\r\n"
-
-// writeStreamHeader sends a streaming answer's status and header.
-func writeStreamHeader(w http.ResponseWriter, resp *http.Response) {
-	if lb, ok := resp.Body.(*leanBody); ok {
-		if lw, ok := w.(headerLineWriter); ok && resp.Header == nil {
-			lw.WriteHeaderLines(resp.StatusCode, append(lb.fields, accelLine...))
-			return
-		}
-		lb.header(resp)
-	}
-	h := w.Header()
-	copyHeader(h, resp.Header)
-	h.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(resp.StatusCode)
-}
-
 // dropResponseField reports whether an answer's field stays out of what
 // the client gets: the hop-by-hop ones, and those the gateway sets
 // itself.
-func dropResponseField(name string) bool {
-	return fieldIn(name, hopByHop...) || fieldIn(name, "X-Request-Id", "X-Accel-Buffering")
+func dropResponseField(h http.Header, name string) bool {
+	return fieldIn(name, hopByHop...) || fieldIn(name, "X-Request-Id", "X-Accel-Buffering") || connectionNamed(h, name)
 }
 
 func copyHeader(dst, src http.Header) {
 	for k, vs := range src {
-		if !dropResponseField(k) {
+		if !dropResponseField(src, k) {
 			dst[k] = vs
 		}
 	}

@@ -88,7 +88,6 @@ type Gateway struct {
 	upstreams Upstreams
 	auth      Authorizer
 	transport *http.Transport
-	lean      *leanClient // streaming requests
 	states    states
 	log       *slog.Logger
 	now       func() time.Time
@@ -113,8 +112,7 @@ func New(cfg Config, upstreams Upstreams, auth Authorizer) *Gateway {
 		obs:       cfg.Observer,
 		rnd:       mrand.New(mrand.NewPCG(mrand.Uint64(), mrand.Uint64())),
 	}
-	d := newUpstreamDialer(g.inService)
-	g.transport, g.lean = newTransport(cfg, d), newLeanClient(cfg, d)
+	g.transport = newTransport(cfg, newUpstreamDialer(g.inService))
 	var p [4]byte
 	rand.Read(p[:])
 	hex.Encode(g.ridPrefix[:], p[:])
@@ -137,7 +135,6 @@ func (g *Gateway) inService(addr string) bool {
 // Close drops idle upstream connections.
 func (g *Gateway) Close() {
 	g.transport.CloseIdleConnections()
-	g.lean.closeIdle()
 }
 
 // Inflight is the number of requests the gateway has on an instance now.
@@ -255,17 +252,17 @@ func (g *Gateway) serveModel(w http.ResponseWriter, r *http.Request, rt route, k
 		apiError{Status: http.StatusMethodNotAllowed, Message: r.URL.Path + " answers POST"}.write(w, rt.dialect)
 		return
 	}
+	// The key is checked before a byte of the body is read: a stranger
+	// with a made-up key gets nothing held for them.
+	if g.refuseKey(w, r, key, rt.dialect) {
+		return
+	}
 	body, aerr := readBody(w, r, g.cfg.MaxBodyBytes)
 	var req modelRequest
 	if aerr == nil {
 		req, aerr = parseModelRequest(body)
 	}
 	if aerr != nil {
-		// The key is checked with the model, once the body is read; a bad
-		// body is reported only to a caller whose key is good.
-		if g.refuseKey(w, r, key, rt.dialect) {
-			return
-		}
 		aerr.write(w, rt.dialect)
 		return
 	}

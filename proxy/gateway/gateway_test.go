@@ -3,8 +3,6 @@ package gateway
 import (
 	"bufio"
 	"context"
-	"corral/proxy/h1"
-	"corral/proxy/rawconn"
 	"errors"
 	"fmt"
 	"io"
@@ -78,34 +76,15 @@ func deadURL(t *testing.T) string {
 // testFront is the gateway's front door in a test: its base URL.
 type testFront struct{ URL string }
 
-// fronts are the servers the gateway runs behind: h1, as corral serve
-// runs it, and net/http, which serves what h1 hands over.
-var fronts = []string{"h1", "net/http"}
-
 func newTestGateway(t *testing.T, cfg Config, ups ...Upstream) (*Gateway, *staticUpstreams, *testFront) {
-	t.Helper()
-	return newTestGatewayOn(t, "h1", cfg, ups...)
-}
-
-func newTestGatewayOn(t *testing.T, front string, cfg Config, ups ...Upstream) (*Gateway, *staticUpstreams, *testFront) {
 	t.Helper()
 	st := &staticUpstreams{}
 	st.s.Store(&Snapshot{Version: 1, Upstreams: ups})
 	cfg.Logger = quiet()
 	g := New(cfg, st, keyAuth{})
-	if front == "net/http" {
-		srv := httptest.NewServer(g)
-		t.Cleanup(func() { srv.Close(); g.Close() })
-		return g, st, &testFront{URL: srv.URL}
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &h1.Server{Handler: g, Logger: quiet()}
-	go srv.Serve(rawconn.Listener{Listener: l})
+	srv := httptest.NewServer(g)
 	t.Cleanup(func() { srv.Close(); g.Close() })
-	return g, st, &testFront{URL: "http://" + l.Addr().String()}
+	return g, st, &testFront{URL: srv.URL}
 }
 
 func post(t *testing.T, srv *testFront, path, key, body string) *http.Response {
@@ -219,12 +198,6 @@ func TestNDJSONStreamAndRequestID(t *testing.T) {
 // TestSSEChunksArriveAsProduced: each chunk reaches the client before the
 // instance produces the next one.
 func TestSSEChunksArriveAsProduced(t *testing.T) {
-	for _, front := range fronts {
-		t.Run(front, func(t *testing.T) { testSSEChunksArriveAsProduced(t, front) })
-	}
-}
-
-func testSSEChunksArriveAsProduced(t *testing.T, front string) {
 	next := make(chan struct{})
 	up := upstream(t, "i0", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
@@ -242,7 +215,7 @@ func testSSEChunksArriveAsProduced(t *testing.T, front string) {
 		}
 		fmt.Fprint(w, "data: [DONE]\n\n")
 	}, "m:latest")
-	_, _, srv := newTestGatewayOn(t, front, Config{}, up)
+	_, _, srv := newTestGateway(t, Config{}, up)
 	resp := post(t, srv, "/v1/chat/completions", "good", `{"model":"m","stream":true}`)
 	defer resp.Body.Close()
 	// The upstream's fields pass through; the gateway's own are there
@@ -360,12 +333,8 @@ func TestKeepAliveDuringColdLoad(t *testing.T) {
 
 func TestClientDisconnectCancelsUpstream(t *testing.T) {
 	// Before headers is a cold model load; mid-stream, a long generation.
-	for _, tc := range []struct {
-		front     string
-		midStream bool
-	}{{"h1", false}, {"h1", true}, {"net/http", false}, {"net/http", true}} {
-		midStream := tc.midStream
-		t.Run(fmt.Sprintf("%s mid-stream %v", tc.front, midStream), func(t *testing.T) {
+	for _, midStream := range []bool{false, true} {
+		t.Run(fmt.Sprintf("mid-stream %v", midStream), func(t *testing.T) {
 			arrived, canceled := make(chan struct{}), make(chan struct{})
 			up := upstream(t, "i0", func(w http.ResponseWriter, r *http.Request) {
 				// Reading the body, as Ollama does, is what lets net/http
@@ -380,7 +349,7 @@ func TestClientDisconnectCancelsUpstream(t *testing.T) {
 				<-r.Context().Done()
 				close(canceled)
 			}, "m:latest")
-			g, _, srv := newTestGatewayOn(t, tc.front, Config{}, up)
+			g, _, srv := newTestGateway(t, Config{}, up)
 			ctx, cancel := context.WithCancel(context.Background())
 			req, _ := http.NewRequestWithContext(ctx, "POST", srv.URL+"/api/chat", strings.NewReader(`{"model":"m"}`))
 			req.Header.Set("Authorization", "Bearer good")
@@ -657,31 +626,25 @@ func TestPlacedModelGoesToPlacedInstances(t *testing.T) {
 	}
 }
 
-// A stream's end reaches the client as soon as the instance has sent its
-// last event, not once the gateway is done with the instance (here the
-// instance holds its connection open after it) and with the request's
-// bookkeeping. Behind net/http the end waits for the handler. Either way
-// nothing the instance sends after its end is passed on.
+// A stream's end reaches the client, and nothing the instance sends
+// after it does, even when the instance holds its connection open after
+// its last event: the gateway reads on for a bounded time only.
 func TestStreamEndReachesClientFirst(t *testing.T) {
-	for _, front := range fronts {
-		for _, tt := range []struct{ path, body, last string }{
-			{"/v1/chat/completions", `{"model":"m","stream":true}`, "data: [DONE]\n\n"},
-			{"/api/chat", `{"model":"m"}`, `{"model":"m","done":true}` + "\n"},
-		} {
-			release := make(chan struct{})
+	for _, tt := range []struct{ path, body, last string }{
+		{"/v1/chat/completions", `{"model":"m","stream":true}`, "data: [DONE]\n\n"},
+		{"/api/chat", `{"model":"m"}`, `{"model":"m","done":true}` + "\n"},
+	} {
+		for _, late := range []bool{false, true} {
 			up := upstream(t, "i0", func(w http.ResponseWriter, r *http.Request) {
 				io.WriteString(w, tt.last)
 				w.(http.Flusher).Flush()
-				select {
-				case <-release:
+				if late {
 					io.WriteString(w, "data: late\n\n")
-				case <-r.Context().Done():
+					w.(http.Flusher).Flush()
 				}
+				<-r.Context().Done()
 			}, "m:latest")
-			_, _, srv := newTestGatewayOn(t, front, Config{}, up)
-			if front != "h1" {
-				close(release) // net/http cannot end a response before its handler
-			}
+			_, _, srv := newTestGateway(t, Config{}, up)
 			got := make(chan string, 1)
 			go func() {
 				req, _ := http.NewRequest("POST", srv.URL+tt.path, strings.NewReader(tt.body))
@@ -698,16 +661,10 @@ func TestStreamEndReachesClientFirst(t *testing.T) {
 			select {
 			case body := <-got:
 				if body != tt.last {
-					t.Errorf("%s %s: body %q, want %q", front, tt.path, body, tt.last)
+					t.Errorf("%s late %v: body %q, want %q", tt.path, late, body, tt.last)
 				}
 			case <-time.After(5 * time.Second):
-				t.Errorf("%s %s: the stream's end waited for the instance to close", front, tt.path)
-				close(release)
-				<-got
-				continue
-			}
-			if front == "h1" {
-				close(release)
+				t.Fatalf("%s late %v: the stream's end waited for the instance to close", tt.path, late)
 			}
 		}
 	}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 )
 
@@ -125,43 +124,49 @@ func withUsage(body []byte) []byte {
 	return out
 }
 
-// readBody reads the whole request body up to limit. Reading it all first
-// also avoids Go's HTTP/1 server closing a body still being forwarded
-// (golang/go#40747), and lets a retry resend it.
+// readBody reads the whole request body, stopping at limit while it
+// reads: the buffer grows with what arrives, never from what
+// Content-Length announces. Reading it all first also avoids Go's HTTP/1
+// server closing a body still being forwarded (golang/go#40747), lets a
+// retry resend it, and, once it is read to its end, lets net/http see the
+// client leave, which cancels the request.
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, *apiError) {
-	tooBig := func() *apiError {
-		return &apiError{Status: http.StatusRequestEntityTooLarge, Message: fmt.Sprintf("request body is larger than %d MiB", limit>>20), Code: "request_too_large"}
+	if r.ContentLength > limit {
+		return nil, tooLarge(limit)
 	}
-	if n := r.ContentLength; n >= 0 {
-		// The usual case: read exactly the announced bytes into one buffer.
-		if n > limit {
-			return nil, tooBig()
-		}
-		body := make([]byte, n)
-		if _, err := io.ReadFull(r.Body, body); err != nil {
-			return nil, &apiError{Status: http.StatusBadRequest, Message: "reading request body: " + err.Error()}
-		}
-		return body, nil
+	var buf bytes.Buffer
+	if n := r.ContentLength; n > 0 {
+		// Trusted only as far as a first buffer goes.
+		buf.Grow(int(min(n, initialBodyBuffer)))
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit))
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
-		return nil, tooBig()
+		return nil, tooLarge(limit)
 	}
 	if err != nil {
-		return nil, &apiError{Status: http.StatusBadRequest, Message: "reading request body: " + err.Error()}
+		return nil, &apiError{Status: http.StatusBadRequest, Message: "reading request body: " + err.Error(), Code: "invalid_body"}
 	}
-	return body, nil
+	return buf.Bytes(), nil
 }
 
-// watchClient reads the request body on to its end, which is what lets
-// the server (net/http, or h1) watch the connection, so that a client
-// leaving cancels the request. It is called once the request is on its
-// way to an instance: the watch starts a goroutine, which is work kept
-// off the path to the first token.
-func watchClient(r *http.Request) {
-	var one [1]byte
-	r.Body.Read(one[:])
+// initialBodyBuffer is the most a body's announced length may reserve
+// before its bytes arrive.
+const initialBodyBuffer = 256 << 10
+
+func tooLarge(limit int64) *apiError {
+	return &apiError{Status: http.StatusRequestEntityTooLarge, Message: fmt.Sprintf("request body is larger than %s: send less, or raise corral's --max-body", sizeText(limit)), Code: "request_too_large"}
+}
+
+// sizeText is a byte count as a person reads it.
+func sizeText(n int64) string {
+	if n >= 1<<20 && n%(1<<20) == 0 {
+		return fmt.Sprintf("%d MiB", n>>20)
+	}
+	if n >= 1<<10 && n%(1<<10) == 0 {
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d bytes", n)
 }
 
 func parseModelRequest(body []byte) (modelRequest, *apiError) {

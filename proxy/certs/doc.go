@@ -1,0 +1,3 @@
+// Package certs obtains and renews the front door's TLS certificates with
+// certmagic, keeping them in corral's store, and reports their status.
+package certs
