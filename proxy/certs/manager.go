@@ -40,7 +40,10 @@ type Config struct {
 	// RenewCheck is how often certificates are checked for renewal
 	// (certmagic's default, 10 minutes, when zero).
 	RenewCheck time.Duration
-	Logger     *slog.Logger
+	// RenewalRatio is the share of a certificate's lifetime left when it
+	// is renewed (certmagic's default, 1/3, when zero).
+	RenewalRatio float64
+	Logger       *slog.Logger
 }
 
 // Manager obtains, renews and serves the front door's certificates, and
@@ -79,6 +82,8 @@ func New(cfg Config) (*Manager, error) {
 		Storage: cfg.Storage,
 		Logger:  zl,
 		OnEvent: m.onEvent,
+		// RenewalWindowRatio: 0 takes certmagic's default.
+		RenewalWindowRatio: cfg.RenewalRatio,
 		// Let's Encrypt ended OCSP; a private CA rarely runs it.
 		OCSP: certmagic.OCSPConfig{DisableStapling: true},
 	})
@@ -116,6 +121,11 @@ func (m *Manager) Start(ctx context.Context) error {
 		}
 		m.setState(StateValid, nil)
 		return nil
+	}
+	// What the store holds is served at once; ManageAsync would load it
+	// in the background.
+	for _, d := range m.cfg.Domains {
+		m.magic.CacheManagedCertificate(ctx, d)
 	}
 	if err := m.magic.ManageAsync(ctx, m.cfg.Domains); err != nil {
 		return fmt.Errorf("certificates for %v: %w", m.cfg.Domains, err)

@@ -59,14 +59,23 @@ func (m *Manager) Status() Status {
 			seen[c.Hash()] = true
 			cs := Certificate{Names: c.Names, Issuer: c.Leaf.Issuer.String(), NotBefore: c.Leaf.NotBefore, NotAfter: c.Leaf.NotAfter}
 			if m.cfg.CertFile == "" {
-				// certmagic renews once a third of the lifetime is left
-				// (its default ratio), unless the CA's renewal info says
+				// certmagic renews once this share of the lifetime is left
+				// (a third by default), unless the CA's renewal info says
 				// sooner.
+				ratio := m.cfg.RenewalRatio
+				if ratio <= 0 {
+					ratio = 1.0 / 3
+				}
 				life := c.Leaf.NotAfter.Sub(c.Leaf.NotBefore)
-				cs.NextRenewal = c.Leaf.NotAfter.Add(-life / 3)
+				cs.NextRenewal = c.Leaf.NotAfter.Add(-time.Duration(float64(life) * ratio))
 			}
 			st.Certificates = append(st.Certificates, cs)
 		}
+	}
+	// A certificate another holder of the store obtained, or one loaded
+	// from it, comes without an event of ours.
+	if (st.State == StateStarting || st.State == StateObtaining) && m.haveAll() {
+		st.State = StateValid
 	}
 	return st
 }

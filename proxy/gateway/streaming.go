@@ -162,6 +162,9 @@ func (g *Gateway) stream(clientCtx context.Context, cancel context.CancelFunc, u
 		h.Set("X-Accel-Buffering", "no") // for a proxy in front of corral
 		c.w.WriteHeader(resp.StatusCode)
 		c.committed = true
+		// The client learns at once that its stream has begun, before the
+		// first token: over HTTP/2 the header waits for a flush.
+		c.flush()
 	}
 	var idled bool
 	var idleMu sync.Mutex
