@@ -28,17 +28,17 @@ import (
 // tlsSite is a front door with a domain, over a gateway in front of one
 // instance that streams chunks as the test releases them.
 type tlsSite struct {
-	t       *testing.T
-	ca      *acmetest.CA
-	st      *store.Store
-	certs   *certs.Manager
-	door    *frontdoor.Server
-	cancel  context.CancelFunc
-	done    chan struct{}
-	domain  string
+	t      *testing.T
+	ca     *acmetest.CA
+	st     *store.Store
+	certs  *certs.Manager
+	door   *frontdoor.Server
+	cancel context.CancelFunc
+	done   chan struct{}
+	domain string
 	// where the front door listens
 	httpPort, tlsPort int
-	release chan struct{} // one chunk per receive
+	release           chan struct{} // one chunk per receive
 }
 
 type tlsOpts struct {
@@ -75,7 +75,10 @@ func testLogger(t *testing.T) *slog.Logger {
 
 type tWriter struct{ t *testing.T }
 
-func (w tWriter) Write(p []byte) (int, error) { w.t.Log(strings.TrimSpace(string(p))); return len(p), nil }
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
 
 // streamingInstance answers chat completions with three SSE chunks, each
 // sent when release gives one, then the usage chunk and [DONE].
