@@ -100,10 +100,12 @@ func (d doorConfig) validate() []error {
 			errs = append(errs, fmt.Errorf("%s %q: want host:port, such as %s", a.flag, a.addr, map[string]string{"--https-addr": ":443", "--http-addr": ":80"}[a.flag]))
 		}
 	}
-	if d.TLSCert != "" {
-		for _, f := range []struct{ flag, path string }{{"--tls-cert", d.TLSCert}, {"--tls-key", d.TLSKey}} {
-			if _, err := os.Stat(f.path); err != nil {
-				errs = append(errs, fmt.Errorf("%s %s: %w", f.flag, f.path, errors.Unwrap(err)))
+	if d.TLSCert != "" || d.TLSKey != "" {
+		if d.TLSCert != "" && d.TLSKey != "" {
+			for _, f := range []struct{ flag, path string }{{"--tls-cert", d.TLSCert}, {"--tls-key", d.TLSKey}} {
+				if _, err := os.Stat(f.path); err != nil {
+					errs = append(errs, fmt.Errorf("%s %s: %w", f.flag, f.path, errors.Unwrap(err)))
+				}
 			}
 		}
 		return errs

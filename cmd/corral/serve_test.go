@@ -65,6 +65,18 @@ func TestServeBadInput(t *testing.T) {
 		{"unwritable data dir", []string{"serve", "--data-dir", filepath.Join(blocker, "sub")}, false, "choose another with --data-dir", 1},
 		{"second serve", base, true, "another corral is using DATA_DIR " + dataDir, 1},
 		{"gateway port in use", append(base[:5:5], "--addr", busy.Addr().String(), "--admin-addr", ""), false, "--addr " + busy.Addr().String() + ": bind: address already in use: pick another", 1},
+		{"IP address as domain", append(base, "--domain", "203.0.113.7", "--email", "you@example.com"), false, "--domain 203.0.113.7: an IP address cannot have a certificate", 1},
+		{"malformed domain", append(base, "--domain", "chat_example..com", "--email", "you@example.com"), false, `--domain "chat_example..com": not a valid DNS name`, 1},
+		{"wildcard domain", append(base, "--domain", "*.example.com", "--email", "you@example.com"), false, "wildcard names need the DNS challenge", 1},
+		{"no email with Let's Encrypt", append(base, "--domain", "chat.example.com"), false, "--email is required with Let's Encrypt", 1},
+		{"bad email", append(base, "--domain", "chat.example.com", "--email", "you"), false, `--email "you": want an address`, 1},
+		{"bad CA", append(base, "--domain", "chat.example.com", "--acme-ca", "ftp://ca.example.com"), false, `--acme-ca "ftp://ca.example.com": use letsencrypt, staging, or an ACME directory URL`, 1},
+		{"missing CA root", append(base, "--domain", "chat.example.com", "--acme-ca", "https://ca.example.com/dir", "--acme-ca-root", "/nonexistent/root.pem"), false, "--acme-ca-root /nonexistent/root.pem: no such file or directory", 1},
+		{"cert without key", append(base, "--domain", "chat.example.com", "--tls-cert", blocker), false, "--tls-cert and --tls-key go together", 1},
+		{"bad max body", append(base, "--max-body", "lots"), false, `--max-body "lots": want a size such as 32MiB`, 1},
+		{"bad trusted proxy", append(base, "--trusted-proxies", "10.0.0.0/8,nginx"), false, `--trusted-proxies "nginx": want an address or a prefix`, 1},
+		{"https port in use", append(base, "--domain", "chat.example.com", "--email", "you@example.com", "--https-addr", busy.Addr().String(), "--http-addr", "127.0.0.1:0"), false, "--https-addr " + busy.Addr().String() + ": bind: address already in use: pick another", 1},
+		{"http port in use", append(base, "--domain", "chat.example.com", "--email", "you@example.com", "--https-addr", "127.0.0.1:0", "--http-addr", busy.Addr().String()), false, "--http-addr " + busy.Addr().String() + ": bind: address already in use: pick another", 1},
 		{"admin port in use", append(base[:len(base)-1:len(base)-1], busy.Addr().String()), false, "--admin-addr " + busy.Addr().String() + ": bind: address already in use: pick another", 1},
 	}
 	for _, tc := range cases {

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
+	"time"
 
 	"corral/engine"
 )
@@ -17,7 +19,7 @@ func (a *app) statusCmd(ctx context.Context, args []string) error {
 	if err := fs.parse(args); err != nil {
 		return helpOK(err)
 	}
-	var st engine.Status
+	var st statusReport
 	if err := newDaemon(*dataDir).getJSON(ctx, "/api/v1/status", &st); err != nil {
 		return err
 	}
@@ -30,7 +32,13 @@ func (a *app) statusCmd(ctx context.Context, args []string) error {
 	return nil
 }
 
-func printStatus(w io.Writer, st engine.Status) {
+// statusReport is what GET /api/v1/status answers (ui.StatusReport).
+type statusReport struct {
+	engine.Status
+	FrontDoor *DoorReport `json:"front_door,omitempty"`
+}
+
+func printStatus(w io.Writer, st statusReport) {
 	if st.Docker != "ok" {
 		fmt.Fprintf(w, "%s\n\n", st.Docker)
 	}
@@ -44,6 +52,44 @@ func printStatus(w io.Writer, st engine.Status) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", in.Name, gpuCol, in.Phase, in.Weight, short(in.ContainerID), in.Image, dash(in.Endpoint), in.Reason)
 	}
 	tw.Flush()
+	if st.FrontDoor != nil {
+		printDoor(w, *st.FrontDoor)
+	}
+}
+
+func printDoor(w io.Writer, d DoorReport) {
+	fmt.Fprintf(w, "\nFront door (%d connections open):\n", d.OpenConns)
+	for _, name := range []string{"http", "https", "redirect"} {
+		if a, ok := d.Listeners[name]; ok {
+			fmt.Fprintf(w, "  %-8s listens on %s\n", name, a)
+		}
+	}
+	for _, r := range d.Routes {
+		fmt.Fprintf(w, "  route  %s\n", r)
+	}
+	c := d.Certificates
+	if c == nil {
+		return
+	}
+	fmt.Fprintf(w, "\nCertificates for %s: %s (%s", strings.Join(c.Names, ", "), c.State, c.Source)
+	if c.CA != "" {
+		fmt.Fprintf(w, ", CA %s", c.CA)
+	}
+	fmt.Fprintln(w, ")")
+	for _, cert := range c.Certificates {
+		fmt.Fprintf(w, "  %s: issued by %s, valid until %s", strings.Join(cert.Names, ", "), cert.Issuer, cert.NotAfter.Local().Format(time.DateTime))
+		if !cert.NextRenewal.IsZero() {
+			fmt.Fprintf(w, ", renewed from %s", cert.NextRenewal.Local().Format(time.DateTime))
+		}
+		fmt.Fprintln(w)
+	}
+	if c.LastError != "" {
+		fmt.Fprintf(w, "  last error (%s", c.LastErrorAt.Local().Format(time.DateTime))
+		if c.Challenge != "" {
+			fmt.Fprintf(w, ", challenge %s", c.Challenge)
+		}
+		fmt.Fprintf(w, "): %s\n  what to do: %s\n", c.LastError, c.Hint)
+	}
 }
 
 func short(id string) string {

@@ -29,6 +29,6 @@ func (a *app) weightCmd(ctx context.Context, args []string) error {
 	if err := newDaemon(*dataDir).do(ctx, http.MethodPut, "/api/v1/instances/"+name+"/weight", map[string]int{"weight": w}, &st); err != nil {
 		return err
 	}
-	printStatus(a.stdout, st)
+	printStatus(a.stdout, statusReport{Status: st})
 	return nil
 }
