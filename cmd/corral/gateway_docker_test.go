@@ -32,6 +32,7 @@ type fleet struct {
 	gateway string // http://host:port
 	key     string
 	st      engine.Status
+	client  *http.Client // nil: http.DefaultClient
 }
 
 func startFleet(t testing.TB, n int, extra ...string) *fleet {
@@ -98,7 +99,11 @@ func (f *fleet) do(method, path, body string) (*http.Response, error) {
 		return nil, err
 	}
 	req.Header.Set("Authorization", "Bearer "+f.key)
-	return http.DefaultClient.Do(req)
+	c := f.client
+	if c == nil {
+		c = http.DefaultClient
+	}
+	return c.Do(req)
 }
 
 // sim talks to one simulator instance directly, as tests may.

@@ -59,8 +59,9 @@
 //	exit_after_tokens    exit(1) right after N more generated tokens (counts down)
 //
 // GET /_sim/stats reports counters (requests by route, statuses, inference
-// requests by model, in-flight now, tokens, loads, evictions, pulls,
-// faults, loaded models); POST /_sim/reset zeroes them; POST /_sim/exit
+// requests by model, in-flight now, cancelled: requests whose client left
+// before their end, tokens, loads, evictions, pulls, faults, loaded
+// models); POST /_sim/reset zeroes them; POST /_sim/exit
 // exits with status 1 right after answering.
 //
 // # Determinism

@@ -18,6 +18,7 @@ type stats struct {
 	statuses        map[string]int64 // by status code
 	models          map[string]int64 // inference requests by model
 	inFlight        int64            // inference requests now
+	cancelled       int64            // inference requests whose client left before their end
 	inFlightByModel map[string]int64
 	tokens          int64
 	promptTokens    int64
@@ -39,6 +40,7 @@ type statsSnapshot struct {
 	Statuses        map[string]int64 `json:"statuses"`
 	Models          map[string]int64 `json:"models"`
 	InFlight        int64            `json:"in_flight"`
+	Cancelled       int64            `json:"cancelled"`
 	InFlightByModel map[string]int64 `json:"in_flight_by_model"`
 	TokensGenerated int64            `json:"tokens_generated"`
 	PromptTokens    int64            `json:"prompt_tokens"`
@@ -67,7 +69,7 @@ func (st *stats) reset(now time.Time) {
 	st.statuses = map[string]int64{}
 	st.models = map[string]int64{}
 	st.faults = map[string]int64{}
-	st.tokens, st.promptTokens = 0, 0
+	st.tokens, st.promptTokens, st.cancelled = 0, 0, 0
 	st.loads, st.unloads, st.evictions = 0, 0, 0
 	st.pulls, st.pullErrors, st.creates = 0, 0, 0
 }
@@ -81,6 +83,7 @@ func (st *stats) snapshot() statsSnapshot {
 		Statuses:        maps.Clone(st.statuses),
 		Models:          maps.Clone(st.models),
 		InFlight:        st.inFlight,
+		Cancelled:       st.cancelled,
 		InFlightByModel: maps.Clone(st.inFlightByModel),
 		TokensGenerated: st.tokens,
 		PromptTokens:    st.promptTokens,
@@ -138,11 +141,16 @@ func (st *stats) created() { st.add(func() { st.creates++ }) }
 
 func (st *stats) inferenceStarted() { st.add(func() { st.inFlight++ }) }
 
-// inferenceEnded undoes inferenceStarted and servedModel.
+// inferenceEnded undoes inferenceStarted and servedModel, and counts a
+// request whose client left (or was cut off) before its end.
 func (st *stats) inferenceEnded(r *http.Request) {
 	model := infoOf(r.Context()).model
+	gone := r.Context().Err() != nil
 	st.add(func() {
 		st.inFlight--
+		if gone {
+			st.cancelled++
+		}
 		if model != "" {
 			st.inFlightByModel[model]--
 			if st.inFlightByModel[model] <= 0 {

@@ -154,7 +154,7 @@ func (s *Server) Serve(ctx context.Context, grace time.Duration) error {
 				errc <- fmt.Errorf("front door %s listener: %w", name, err)
 			}
 		})
-		s.cfg.Logger.Info("front door listening", "listener", name, "addr", l.Addr().String())
+		s.cfg.Logger.Info(listeningMsg[name], "addr", l.Addr().String())
 	}
 	var err error
 	select {
@@ -169,6 +169,10 @@ func (s *Server) Serve(ctx context.Context, grace time.Duration) error {
 	wg.Wait()
 	return err
 }
+
+// listeningMsg is the log line for each listener: a plain address
+// serves the gateway.
+var listeningMsg = map[string]string{"http": "gateway listening", "https": "HTTPS listening", "redirect": "HTTP listening for ACME and redirects"}
 
 // toHTTPS answers ACME's HTTP-01 challenges and sends everything else to
 // the same URL on HTTPS; 308 keeps the method and body.
