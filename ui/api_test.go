@@ -121,3 +121,38 @@ func TestSetWeightAPI(t *testing.T) {
 		}
 	}
 }
+
+type fakeDoor struct{}
+
+func (fakeDoor) Status() any {
+	return map[string]any{"certificates": map[string]any{"state": "retrying", "hint": "open port 80"}}
+}
+
+// The front door's status (certificates with their last error and hint)
+// is part of /api/v1/status and has an endpoint of its own, behind the
+// admin token on the admin listener.
+func TestAPIFrontDoorStatus(t *testing.T) {
+	gin.SetMode(gin.TestMode)
+	deps := Deps{Engine: fakeEngine{engine.Status{Namespace: "corral", Docker: "ok"}}, GPUs: fakeGPUs{}, FrontDoor: fakeDoor{}}
+	for _, tc := range []struct {
+		path, auth string
+		h          http.Handler
+		code       int
+		want       string
+	}{
+		{"/api/v1/status", "", NewAPI(deps), 200, `"front_door":{"certificates":{"hint":"open port 80","state":"retrying"}}`},
+		{"/api/v1/frontdoor", "", NewAPI(deps), 200, `{"certificates":{"hint":"open port 80","state":"retrying"}}`},
+		{"/api/v1/frontdoor", "Bearer s3cret", adminFor(t, "s3cret", deps), 200, `"state":"retrying"`},
+		{"/api/v1/frontdoor", "", adminFor(t, "s3cret", deps), 401, ""},
+	} {
+		req := httptest.NewRequest("GET", tc.path, nil)
+		if tc.auth != "" {
+			req.Header.Set("Authorization", tc.auth)
+		}
+		rec := httptest.NewRecorder()
+		tc.h.ServeHTTP(rec, req)
+		if rec.Code != tc.code || !strings.Contains(rec.Body.String(), tc.want) {
+			t.Errorf("%s (%q): %d %s, want %d with %s", tc.path, tc.auth, rec.Code, rec.Body.String(), tc.code, tc.want)
+		}
+	}
+}
