@@ -195,11 +195,26 @@ func remoteIP(a net.Addr) netip.Addr {
 func deadlines(l Limits, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		dw := &deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), idle: l.WriteIdle}
+		if r.ProtoMajor == 1 && len(r.TransferEncoding) > 0 {
+			// RFC 9112 6.1: after a request with both Content-Length and
+			// Transfer-Encoding (a smuggling attempt, or a proxy in front
+			// that framed it otherwise) the connection must close. net/http
+			// deletes the Content-Length before a handler sees the request,
+			// so the two cannot be told apart: every chunked request closes
+			// its connection, which costs an honest client a reconnect.
+			w.Header().Set("Connection", "close")
+		}
 		// Also replaces the deadline an earlier request on this connection
 		// left behind.
 		dw.extend(true)
 		if r.Body != nil && r.Body != http.NoBody {
 			db := &deadlineBody{body: http.MaxBytesReader(w, r.Body, l.MaxBody), rc: dw.rc, idle: l.BodyIdle}
+			// The handler gets a copy: after it returns, net/http looks at
+			// the type of its own request's body to decide between closing
+			// the connection and reading up to 256 KiB of what is left (or
+			// sending 100 Continue for it). A wrapper there would make it
+			// read, for a stranger whose key was refused too.
+			r = r.WithContext(r.Context())
 			r.Body = db
 			defer db.finish()
 		}
@@ -255,8 +270,8 @@ func (d *deadlineWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 func (d *deadlineWriter) Unwrap() http.ResponseWriter { return d.ResponseWriter }
 
 // deadlineBody sets the read deadline before each read of a body, and
-// clears it once the body is read, so that net/http's watch for the
-// client leaving is not cut by it.
+// clears it once the body is read to its end, so that net/http's watch
+// for the client leaving is not cut by it.
 type deadlineBody struct {
 	body io.ReadCloser
 	rc   *http.ResponseController
@@ -272,7 +287,12 @@ func (b *deadlineBody) Read(p []byte) (int, error) {
 	n, err := b.body.Read(p)
 	if err != nil {
 		b.done = true
-		b.rc.SetReadDeadline(time.Time{})
+		if err == io.EOF {
+			b.rc.SetReadDeadline(time.Time{})
+		}
+		// Otherwise the deadline stays: net/http's own read of what is
+		// left of a body that stalled fails at once instead of waiting
+		// for it without end.
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
 			err = fmt.Errorf("request body: nothing received for %s", b.idle)

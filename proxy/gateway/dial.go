@@ -60,11 +60,41 @@ func (d *upstreamDialer) DialContext(ctx context.Context, network, addr string) 
 		}
 	}()
 	c, err := d.Dialer.DialContext(ctx, network, addr)
-	if err != nil && down.Load() {
-		return nil, fmt.Errorf("dial %s: %w", addr, errInstanceDown)
+	if err != nil {
+		if down.Load() {
+			return nil, fmt.Errorf("dial %s: %w", addr, errInstanceDown)
+		}
+		return nil, err
 	}
-	return c, err
+	return &upstreamConn{Conn: c}, nil
 }
+
+// upstreamConn counts the reads that brought bytes, so that a request on
+// a reused connection can tell whether its answer came after it was
+// asked. An instance that writes an answer nobody asked for on an idle
+// connection, in the same segment as its last answer, has it buffered
+// by the Transport, which checks for that only racily
+// (golang/go#31259): the next request on the connection could get it.
+type upstreamConn struct {
+	net.Conn
+	reads atomic.Uint64
+	mark  atomic.Uint64 // reads when the request now on the connection got it
+}
+
+func (c *upstreamConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.reads.Add(1)
+	}
+	return n, err
+}
+
+// asked marks a request taking the connection, before it is written.
+func (c *upstreamConn) asked() { c.mark.Store(c.reads.Load()) }
+
+// answeredUnasked reports whether the answer to the request marked by
+// asked was parsed without a byte read after it: it was there before.
+func (c *upstreamConn) answeredUnasked() bool { return c.reads.Load() == c.mark.Load() }
 
 // hostPort is the address an upstream's connections go to.
 func hostPort(u *Upstream) string {

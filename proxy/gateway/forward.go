@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"strings"
 	"syscall"
 	"time"
@@ -229,6 +230,13 @@ func (g *Gateway) attempt(r *http.Request, fr forwardReq, u *Upstream, st *upstr
 	defer cancel()
 	unwatch := context.AfterFunc(r.Context(), cancel)
 	defer unwatch()
+	var reused *upstreamConn
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) {
+		if uc, ok := i.Conn.(*upstreamConn); ok && i.Reused {
+			uc.asked()
+			reused = uc
+		}
+	}})
 	ureq, err := upstreamRequest(ctx, r, u, fr)
 	if err != nil {
 		g.log.Warn("instance request", "id", fr.rid, "instance", u.Name, "err", err)
@@ -250,6 +258,14 @@ func (g *Gateway) attempt(r *http.Request, fr forwardReq, u *Upstream, st *upstr
 		return true, &apiError{Status: http.StatusBadGateway, Message: fmt.Sprintf("instance %s: %s", u.Name, failureText(err, g.cfg.HeaderTimeout))}
 	}
 	defer resp.Body.Close()
+	if reused != nil && reused.answeredUnasked() {
+		// Bytes the instance sent unasked on the idle connection: not this
+		// request's answer, and not for any other either.
+		reused.Close()
+		st.failure(g.now(), g.cfg.EjectAfter, g.cfg.EjectFor, g.cfg.MaxEject)
+		g.log.Warn("instance answered before it was asked", "id", fr.rid, "instance", u.Name)
+		return true, &apiError{Status: http.StatusBadGateway, Message: fmt.Sprintf("instance %s answered before it was asked", u.Name)}
+	}
 
 	if resp.StatusCode == http.StatusBadGateway || resp.StatusCode == http.StatusServiceUnavailable {
 		msg := upstreamMessage(resp)

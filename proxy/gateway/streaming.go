@@ -190,7 +190,13 @@ func (g *Gateway) stream(clientCtx context.Context, cancel context.CancelFunc, u
 		n, err := resp.Body.Read(buf)
 		if n > 0 {
 			idle.Reset(g.cfg.IdleTimeout)
-			if out := fm.feed(buf[:n]); len(out) > 0 {
+			out := fm.feed(buf[:n])
+			if fm.ended {
+				// From the moment the client can have the answer's end, its
+				// leaving must not cut the instance's last bytes.
+				unwatch()
+			}
+			if len(out) > 0 {
 				if werr := c.write(out); werr != nil {
 					c.res.outcome = "client gone"
 					g.log.Info("client stopped reading or left; upstream request cancelled", "id", fr.rid, "instance", u.Name, "err", werr)
@@ -212,7 +218,6 @@ func (g *Gateway) stream(clientCtx context.Context, cancel context.CancelFunc, u
 				// instance sends after its end is passed on; what little
 				// follows is read so the connection stays usable.
 				idle.Stop()
-				unwatch()
 				drain(resp.Body, cancel)
 				g.settle(st, fr, resp.StatusCode, c)
 				return
