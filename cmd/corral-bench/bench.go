@@ -92,7 +92,7 @@ type benchRun struct {
 	warm     map[string]*sample // warm-up, by target: its failures count too
 	load     [2]string          // load average at the start and at the end
 
-	gatewayHWM    uint64 // VmHWM at the end of the streaming run at the top level
+	gatewayHWM    uint64 // VmHWM at the end of scenario A's top level
 	gatewayHWMEnd uint64 // at the end of the whole run
 	nginxHWM      uint64
 }
@@ -199,7 +199,7 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 
 	bin, why := findNginx(cfg.Nginx)
 	if bin != "" {
-		n, err := startNginx(ctx, dir, bin, strings.TrimPrefix(s.base, "http://"), cfg.NginxWorkers, plan)
+		n, err := startNginx(ctx, dir, bin, strings.TrimPrefix(s.base, "http://"), cfg.NginxWorkers, nginxKeepalive(cfg), plan)
 		switch {
 		case ctx.Err() != nil:
 			return ctx.Err()
@@ -315,7 +315,9 @@ func (b *benchRun) runScenario(ctx context.Context, s *sim, sc *scenario) error 
 				b.warm[t.name].add(ws)
 			}
 		}
-		top := level == b.cfg.maxLevel() && sc.latency
+		// At the top level the gateway's memory is sampled, in every
+		// scenario: the bound is on its RSS with that many streams open.
+		top := level == b.cfg.maxLevel()
 		rounds, slice := b.cfg.Rounds, b.cfg.Duration/time.Duration(b.cfg.Rounds)
 		paired := sc.paired(level, b.cfg)
 		if paired {
@@ -383,7 +385,7 @@ func (b *benchRun) measure(ctx context.Context, t *target, l load, sampleMem boo
 	}
 	// The simulator and the load client first, then the target's own.
 	measured := append([]int{b.simPID, os.Getpid()}, pids...)
-	cpu0, err := cpuTimes(measured)
+	cpu0, err := readCPU(measured)
 	if err != nil {
 		return r, fmt.Errorf("%s: %w", t.name, err)
 	}
@@ -398,13 +400,14 @@ func (b *benchRun) measure(ctx context.Context, t *target, l load, sampleMem boo
 	if err != nil {
 		return r, err
 	}
-	cpu1, err := cpuTimes(measured)
+	cpu1, err := readCPU(measured)
 	if err != nil {
 		return r, fmt.Errorf("%s: %w", t.name, err)
 	}
-	r.simCPU, r.loadCPU = cpu1[0]-cpu0[0], cpu1[1]-cpu0[1]
-	for i := range pids {
-		r.cpu += cpu1[2+i] - cpu0[2+i]
+	used := cpu1.since(cpu0)
+	r.simCPU, r.loadCPU = used[0], used[1]
+	for _, d := range used[2:] {
+		r.cpu += d
 	}
 	return r, nil
 }

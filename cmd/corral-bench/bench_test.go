@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -55,13 +56,26 @@ func TestBenchEndToEnd(t *testing.T) {
 
 	before := cpusOf(os.Getpid())
 	text, rep := runBench(t, &cfg, 90*time.Second)
-	for _, want := range []string{"scenario A", "scenario B", "added TTFT p50", "simulator", "load client", "gateway RSS at c=2", "failures", "targets:",
+	for _, want := range []string{"scenario A", "scenario B", "added TTFT p50", "simulator", "load client", "gateway RSS at c=2", "failures", "bounds (", "proxy/chunk", "gateway: full stack",
 		"c=1 baseline: added TTFT p50", "gateway TTFT minus baseline's, paired", "c=2 baseline:"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("report lacks %q:\n%s", want, text)
 		}
 	}
 
+	// The bounds: all four named; the RSS one not judged, as the levels
+	// stop short of 256, nor the CPU one, judged on loaded levels (16 up).
+	if len(rep.Bounds) != 4 {
+		t.Errorf("bounds: %+v, want 4", rep.Bounds)
+	}
+	for _, c := range rep.Bounds {
+		if (strings.HasPrefix(c.Target, "gateway RSS") || strings.HasPrefix(c.Target, "gateway CPU")) != c.Skipped {
+			t.Errorf("bound %q: skipped %v (%s)", c.Target, c.Skipped, c.Detail)
+		}
+	}
+	if !rep.FullStack {
+		t.Error("the gateway did not run as corral serve does (full stack is the default)")
+	}
 	for name, n := range rep.Failures {
 		if n != 0 {
 			t.Errorf("%s: %d failed streams\n%s", name, n, text)
@@ -84,6 +98,16 @@ func TestBenchEndToEnd(t *testing.T) {
 				}
 				if tr.SimCPUPerRequestUS == nil || tr.LoadCPUPerRequestUS == nil || (tr.Name != "direct") != (tr.CPUPerRequestUS != nil) {
 					t.Errorf("scenario %s c=%d %s: CPU per request not measured as it should be: %+v", sc.ID, lr.Concurrency, tr.Name, tr)
+				}
+				per := cfg.Tokens
+				if sc.Latency {
+					per = cfg.Chunks
+				}
+				if want := tr.Requests * per; tr.Failures == 0 && tr.Chunks != want {
+					t.Errorf("scenario %s c=%d %s: %d chunks, want %d", sc.ID, lr.Concurrency, tr.Name, tr.Chunks, want)
+				}
+				if (tr.Name != "direct") != (tr.CPUPerChunkUS != nil) {
+					t.Errorf("scenario %s c=%d %s: CPU per chunk not measured as it should be: %+v", sc.ID, lr.Concurrency, tr.Name, tr)
 				}
 				if sc.Latency && (tr.TTFTP50 == nil || tr.GapP50 == nil) {
 					t.Errorf("scenario %s c=%d %s: no latencies", sc.ID, lr.Concurrency, tr.Name)
@@ -131,6 +155,44 @@ func TestBenchEndToEnd(t *testing.T) {
 	// The work directory is gone, and with it every child's files.
 	if left, _ := os.ReadDir(cfg.tmpParent); len(left) != 0 {
 		t.Errorf("work directory left behind: %v", left)
+	}
+}
+
+// TestBounds judges made-up reports: each bound passes at its limit and
+// fails just past it.
+func TestBounds(t *testing.T) {
+	v := func(x float64) *float64 { return &x }
+	mk := func(ttft, chunkCPU, rss float64, fails int) *report {
+		r := &report{Nginx: "nginx/1.22.1", FullStack: true, Settings: settings{Levels: []int{1, 256}},
+			Failures: map[string]int{"direct": 0, "gateway": fails, "nginx": 0}}
+		for _, id := range []string{"A", "B"} {
+			sc := scenarioReport{ID: id, Latency: id == "A"}
+			for _, l := range []int{1, 256} {
+				lr := levelReport{Concurrency: l}
+				lr.Targets = append(lr.Targets, targetReport{Name: "direct"},
+					targetReport{Name: "gateway", AddedTTFTP50: v(ttft), CPUPerChunkUS: v(chunkCPU)},
+					targetReport{Name: "nginx", AddedTTFTP50: v(0.2), CPUPerChunkUS: v(5)})
+				sc.Levels = append(sc.Levels, lr)
+			}
+			r.Scenarios = append(r.Scenarios, sc)
+		}
+		r.Memory = memoryReport{Concurrency: 256, GatewayRSSMiB: rss, GatewayHWMEnd: rss, GatewayRSSByScenario: map[string]float64{"A": rss, "B": rss}}
+		return r
+	}
+	verdicts := func(r *report) (out []bool) {
+		for _, c := range r.checks() {
+			if c.Skipped {
+				t.Errorf("%s not judged: %s", c.Target, c.Detail)
+			}
+			out = append(out, c.Pass)
+		}
+		return out
+	}
+	if got := verdicts(mk(1, 10, 64, 0)); !slices.Equal(got, []bool{true, true, true, true}) {
+		t.Errorf("at the limits: %v, want all pass", got)
+	}
+	if got := verdicts(mk(1.01, 10.1, 64.1, 1)); !slices.Equal(got, []bool{false, false, false, false}) {
+		t.Errorf("past the limits: %v, want all fail", got)
 	}
 }
 

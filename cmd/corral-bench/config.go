@@ -40,7 +40,10 @@ type config struct {
 	CPUs         string // cpusSplit or cpusShared: where the processes run
 	Awake        bool   // split: a SCHED_IDLE spinner keeps the proxy's CPU from idling
 	Verbose      bool   // gateway request log on; keep the work directory
-	Full         bool   // gateway with keys, usage metering and metrics, as corral serve runs it
+	// Full runs the gateway with keys, usage metering and metrics, as
+	// corral serve runs it (the default, and what the bounds are for);
+	// --full=false leaves a plain key check and no metering or metrics.
+	Full bool
 	// Baseline is a corral-bench binary of another build whose gateway
 	// runs as one more target, so that two builds are compared in one run;
 	// baselineRelay runs this binary's relay in its place.
@@ -54,9 +57,12 @@ type config struct {
 
 func defaultConfig() config {
 	return config{
-		Levels:       []int{1, 16, 64},
+		// 256: the memory bound is judged at 256 concurrent streams. The
+		// measured time is 3 s a cell, so that the four levels take about
+		// as long as three did at 4 s.
+		Levels:       []int{1, 16, 64, 256},
 		Warmup:       time.Second,
-		Duration:     4 * time.Second,
+		Duration:     3 * time.Second,
 		Rounds:       4,
 		MinStreams:   60,
 		Chunks:       64,
@@ -68,6 +74,7 @@ func defaultConfig() config {
 		NginxWorkers: 1,
 		Model:        "llama3.2:1b",
 		CPUs:         cpusSplit,
+		Full:         true,
 	}
 }
 
@@ -129,7 +136,7 @@ func (c config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// maxLevel is the level the RSS and throughput targets are judged at.
+// maxLevel is the top level: the gateway's memory is sampled there.
 func (c config) maxLevel() int { return slices.Max(c.Levels) }
 
 func parseConfig(args []string, stderr io.Writer) (config, error) {
@@ -141,7 +148,7 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 		fmt.Fprintln(stderr, "\nThe Ollama simulator direct vs. corral's gateway vs. nginx, on loopback.")
 		fs.PrintDefaults()
 	}
-	fs.Func("levels", "concurrency levels, comma-separated (default 1,16,64)", func(s string) error {
+	fs.Func("levels", "concurrency levels, comma-separated (default 1,16,64,256; the bounds need 1 and 256)", func(s string) error {
 		var ls []int
 		for _, f := range strings.Split(s, ",") {
 			n, err := strconv.Atoi(strings.TrimSpace(f))
@@ -162,7 +169,7 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&c.FirstToken, "first-token", c.FirstToken, "scenario A: delay before the first token")
 	fs.DurationVar(&c.Interval, "interval", c.Interval, "scenario A: delay between tokens")
 	fs.IntVar(&c.Tokens, "tokens", c.Tokens, "scenario B: tokens per stream (no delays)")
-	fs.StringVar(&c.Scenarios, "scenarios", c.Scenarios, "A (streaming latency), B (throughput) or A,B; the targets need both")
+	fs.StringVar(&c.Scenarios, "scenarios", c.Scenarios, "A (streaming latency), B (throughput) or A,B; the bounds are judged on A")
 	fs.BoolVar(&c.NDJSON, "ndjson", false, "also run the scenarios over Ollama's NDJSON /api/chat")
 	fs.StringVar(&c.Nginx, "nginx", c.Nginx, "nginx binary, or auto (PATH, then /usr/sbin) or off")
 	fs.StringVar(&c.Baseline, "baseline", "", "a corral-bench binary of another build: its gateway is measured too, as target \"baseline\", with the TTFT paired against this build's; relay: this binary's bare TCP relay instead, the floor of any Go proxy here")
@@ -174,7 +181,7 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.MaxProcs, "gateway-gomaxprocs", 0, "GOMAXPROCS of the gateway child (0: Go's default, the CPUs it may run on)")
 	fs.StringVar(&c.CPUs, "cpus", c.CPUs, "split: the proxy measured runs on the last CPU, the load client and simulator on the others; shared: all run anywhere")
 	fs.BoolVar(&c.Awake, "awake", false, "split only: keep the proxy's CPU from idling with a lowest-priority (SCHED_IDLE) spinner that yields to the proxy at once, as on a busy server; on a VM an idle vCPU halts, and each wake-up then costs the proxy a VM exit and cold caches")
-	fs.BoolVar(&c.Full, "full", false, "run the gateway as corral serve does: API keys, usage metering with quotas, Prometheus metrics")
+	fs.BoolVar(&c.Full, "full", c.Full, "run the gateway as corral serve does: API keys, usage metering with quotas, Prometheus metrics (the default, and what the bounds are for); --full=false: a plain key check, no metering or metrics")
 	fs.BoolVar(&c.Verbose, "verbose", false, "turn the gateway's request log on and keep the work directory (logs, nginx.conf)")
 	if err := fs.Parse(args); err != nil {
 		return c, err

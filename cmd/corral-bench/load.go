@@ -77,16 +77,20 @@ type load struct {
 type sample struct {
 	requests int // completed, failed ones included
 	failures int
-	elapsed  time.Duration // from the first request to the last answer
-	ttft     []time.Duration
-	gaps     []time.Duration
-	errors   map[string]int // failure reason → count
-	example  string         // one failure in full
+	// chunks are the content chunks (tokens) the streams brought, failed
+	// ones' included: what the way through passed on, for CPU per chunk.
+	chunks  int
+	elapsed time.Duration // from the first request to the last answer
+	ttft    []time.Duration
+	gaps    []time.Duration
+	errors  map[string]int // failure reason → count
+	example string         // one failure in full
 }
 
 func (s *sample) add(o sample) {
 	s.requests += o.requests
 	s.failures += o.failures
+	s.chunks += o.chunks
 	s.elapsed += o.elapsed
 	s.ttft = append(s.ttft, o.ttft...)
 	s.gaps = append(s.gaps, o.gaps...)
@@ -191,6 +195,7 @@ func (l load) do(ctx context.Context, t *target, br *bufio.Reader, s *sample) {
 		}
 		last = now
 	})
+	s.chunks += res.chunks
 	switch {
 	case res.err != nil:
 		s.fail("read error", res.err.Error())

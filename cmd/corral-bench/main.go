@@ -2,8 +2,9 @@
 // loopback: the Ollama simulator direct, through the gateway, and through
 // nginx configured for SSE, at several concurrency levels. It reports the
 // time to first token and inter-chunk gap the proxies add, requests/s with
-// zero-delay tokens as a ratio of direct, and the gateway's RSS and CPU per
-// request. See README.md for the latest figures.
+// zero-delay tokens as a ratio of direct, the proxies' CPU per request and
+// per chunk and their RSS, and judges the gateway, run as corral serve runs
+// it, against the bounds. See README.md for the latest figures.
 //
 //	corral-bench [flags]          run the benchmark (scripts/bench does this)
 //	corral-bench gateway [flags]  serve the gateway alone; the benchmark

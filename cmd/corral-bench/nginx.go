@@ -48,13 +48,19 @@ type nginxParams struct {
 	Upstream string // host:port
 	Workers  int
 	Root     bool
+	// Keepalive is the upstream pool: as large as the top level, at
+	// least 256, so that every stream keeps its upstream connection.
+	Keepalive int
 }
 
 // nginxConf is nginx configured for SSE as its documentation advises:
 // no response or request buffering, HTTP/1.1 with a keep-alive pool to
-// the upstream. Everything it writes lives in the work directory. The
-// keep-alive request limits are raised (from 1000) on both sides so that,
-// like the gateway, nginx keeps its connections for the whole run.
+// the upstream as large as the most streams the run opens at once, and
+// connections and descriptors enough for them (a stream takes two: the
+// client's and the upstream's). Everything it writes lives in the work
+// directory. The keep-alive request limits are raised (from 1000) on
+// both sides so that, like the gateway, nginx keeps its connections for
+// the whole run.
 var nginxConf = template.Must(template.New("nginx.conf").Parse(`# written by corral-bench
 daemon off;
 master_process on;
@@ -80,7 +86,7 @@ http {
 
     upstream ollama {
         server {{.Upstream}};
-        keepalive 256;
+        keepalive {{.Keepalive}};
         keepalive_timeout 300s;
         keepalive_requests 1000000;
     }
@@ -112,7 +118,7 @@ func (n *nginx) pids() []int { return append([]int{n.pid()}, n.workers...) }
 
 // startNginx runs nginx in the foreground from a prefix in dir, proxying
 // to upstream (host:port), as the current user.
-func startNginx(ctx context.Context, dir, bin, upstream string, workers int, plan cpuPlan) (*nginx, error) {
+func startNginx(ctx context.Context, dir, bin, upstream string, workers, keepalive int, plan cpuPlan) (*nginx, error) {
 	dir = filepath.Join(dir, "nginx")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
@@ -122,7 +128,7 @@ func startNginx(ctx context.Context, dir, bin, upstream string, workers int, pla
 		return nil, err
 	}
 	var conf strings.Builder
-	p := nginxParams{Dir: dir, Port: port, Upstream: upstream, Workers: workers, Root: os.Geteuid() == 0}
+	p := nginxParams{Dir: dir, Port: port, Upstream: upstream, Workers: workers, Root: os.Geteuid() == 0, Keepalive: keepalive}
 	if err := nginxConf.Execute(&conf, p); err != nil {
 		return nil, err
 	}
@@ -150,3 +156,6 @@ func startNginx(ctx context.Context, dir, bin, upstream string, workers int, pla
 	}
 	return n, nil
 }
+
+// nginxKeepalive is nginx's upstream keep-alive pool for cfg's levels.
+func nginxKeepalive(cfg config) int { return max(256, cfg.maxLevel()) }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -16,27 +17,106 @@ import (
 // every Linux ABI Go supports (USER_HZ, not the kernel's HZ).
 const userHZ = 100
 
-// cpuTimes are the user plus system CPU time each process has used so
-// far, every thread counted.
-func cpuTimes(pids []int) ([]time.Duration, error) {
-	out := make([]time.Duration, len(pids))
+// cpuSnapshot is the CPU time (user plus system) each thread of some
+// processes had used when read: per process, thread id → time. It comes
+// from /proc/PID/task/TID/schedstat, the scheduler's own count in
+// nanoseconds; /proc/PID/stat gives the same total in 10 ms ticks,
+// which a measurement of a few streams cannot resolve. Where schedstat
+// is missing (a kernel without CONFIG_SCHED_INFO) a process's stat
+// total stands in, as thread statTID.
+type cpuSnapshot []map[int]time.Duration
+
+// statTID is the pseudo-thread holding a process's /proc/PID/stat total.
+const statTID = -1
+
+func readCPU(pids []int) (cpuSnapshot, error) {
+	out := make(cpuSnapshot, len(pids))
 	for j, pid := range pids {
-		f, err := statFields(pid)
+		m, err := threadCPU(pid)
 		if err != nil {
 			return nil, err
 		}
-		// After "pid (comm)": state is field 3; utime 14, stime 15.
-		var ticks int64
-		for _, i := range []int{14, 15} {
-			n, err := strconv.ParseInt(f[i-3], 10, 64)
-			if err != nil {
-				return nil, fmt.Errorf("/proc/%d/stat: %w", pid, err)
-			}
-			ticks += n
-		}
-		out[j] = time.Duration(ticks) * time.Second / userHZ
+		out[j] = m
 	}
 	return out, nil
+}
+
+// since is what each process used between s0 and s: the threads read
+// both times, plus those started meanwhile. A thread that ended meanwhile
+// takes its time with it (the gateway's, the simulator's and nginx's
+// threads live as long as the process).
+func (s cpuSnapshot) since(s0 cpuSnapshot) []time.Duration {
+	out := make([]time.Duration, len(s))
+	for j, threads := range s {
+		for tid, t := range threads {
+			out[j] += t - s0[j][tid] // a new thread: 0 before
+		}
+	}
+	return out
+}
+
+// threadCPU reads one process's threads' CPU time; see cpuSnapshot.
+func threadCPU(pid int) (map[int]time.Duration, error) {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return nil, err
+	}
+	m := make(map[int]time.Duration, len(tasks))
+	for _, t := range tasks {
+		tid, err := strconv.Atoi(t.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/schedstat", pid, tid))
+		if errors.Is(err, os.ErrNotExist) {
+			if _, err := os.Stat(fmt.Sprintf("/proc/%d/task/%d", pid, tid)); err == nil {
+				// The thread is there, its schedstat not: count in ticks.
+				total, err := statCPU(pid)
+				if err != nil {
+					return nil, err
+				}
+				return map[int]time.Duration{statTID: total}, nil
+			}
+			continue // the thread ended since the listing
+		}
+		if err != nil {
+			return nil, err
+		}
+		f, _, _ := strings.Cut(string(b), " ")
+		ns, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("/proc/%d/task/%d/schedstat: %w", pid, tid, err)
+		}
+		m[tid] = time.Duration(ns)
+	}
+	return m, nil
+}
+
+// statCPU is the user plus system CPU time a process has used so far,
+// every thread counted, in 10 ms ticks.
+func statCPU(pid int) (time.Duration, error) {
+	f, err := statFields(pid)
+	if err != nil {
+		return 0, err
+	}
+	// After "pid (comm)": state is field 3; utime 14, stime 15.
+	var ticks int64
+	for _, i := range []int{14, 15} {
+		n, err := strconv.ParseInt(f[i-3], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * time.Second / userHZ, nil
+}
+
+// cpuSource says where readCPU's figures come from on this machine.
+func cpuSource() string {
+	if _, err := os.Stat("/proc/self/task/" + strconv.Itoa(os.Getpid()) + "/schedstat"); err == nil {
+		return "schedstat"
+	}
+	return "stat"
 }
 
 // statFields are the fields of /proc/PID/stat after "pid (comm)".

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 	"time"
 )
@@ -35,7 +34,13 @@ func (r *report) writeText(w io.Writer) {
 	}
 	p("  each cell: %s warm-up, then %s measured%s in %d round(s), targets interleaved; model %s",
 		secs(s.WarmupS), secs(s.DurationS), atLeast, s.Rounds, s.Model)
-	p("  gateway: defaults, GOMAXPROCS %d, request log %s", r.Memory.GatewayMaxProcs, r.RequestLog)
+	if r.FullStack {
+		p("  gateway: full stack, as corral serve runs it: API key manager, usage metering with quotas, Prometheus metrics;")
+	} else {
+		p("  gateway: bare (--full=false): a plain key check, no metering or metrics (the bounds are for the full stack);")
+	}
+	p("           net/http behind the front door with its default limits (per-address cap lifted: the load is one address),")
+	p("           GOMAXPROCS %d, request log %s", r.Memory.GatewayMaxProcs, r.RequestLog)
 	switch r.Baseline {
 	case "":
 	case baselineRelay:
@@ -50,7 +55,7 @@ func (r *report) writeText(w io.Writer) {
 			why = "one event loop; the load client, simulator and proxy share the cores"
 		}
 		p("  nginx: worker_processes %d (%s), proxy_buffering off,", r.NginxWorkers, why)
-		p("         proxy_request_buffering off, HTTP/1.1 upstream keepalive 256, access_log off")
+		p("         proxy_request_buffering off, HTTP/1.1 upstream keepalive %d, access_log off", r.NginxKeepalive)
 	}
 	for _, sc := range r.Scenarios {
 		p("")
@@ -64,12 +69,14 @@ func (r *report) writeText(w io.Writer) {
 	r.cpuTable(w)
 	p("")
 	m := r.Memory
-	if r.has("A") {
-		p("gateway RSS at c=%d (scenario A, %d concurrent streams): VmRSS %.1f MiB (largest sampled), peak VmHWM %.1f MiB; VmHWM after the whole run %.1f MiB",
-			m.Concurrency, m.Concurrency, m.GatewayRSSMiB, m.GatewayHWMMiB, m.GatewayHWMEnd)
-	} else {
-		p("gateway RSS: not sampled (scenario A not run); VmHWM after the whole run %.1f MiB", m.GatewayHWMEnd)
+	var by []string
+	for _, sc := range r.Scenarios {
+		if v, ok := m.GatewayRSSByScenario[sc.ID]; ok {
+			by = append(by, fmt.Sprintf("scenario %s %.1f MiB", sc.ID, v))
+		}
 	}
+	p("gateway RSS at c=%d (%d concurrent streams), largest VmRSS sampled every 50 ms: %s; VmHWM after the whole run %.1f MiB",
+		m.Concurrency, m.Concurrency, strings.Join(by, ", "), m.GatewayHWMEnd)
 	if m.NginxRSSMiB != nil {
 		p("nginx RSS at c=%d (master + workers, %d processes): VmRSS %.1f MiB (largest sampled), peak VmHWM %s MiB",
 			m.Concurrency, m.NginxProcesses, *m.NginxRSSMiB, f1(m.NginxHWMMiB))
@@ -86,8 +93,12 @@ func (r *report) writeText(w io.Writer) {
 			p("  %s: %s", name, e)
 		}
 	}
-	p("targets:")
-	for _, c := range r.Targets {
+	if r.FullStack {
+		p("bounds (the issue's; judged on the full stack):")
+	} else {
+		p("bounds (the issue's, which are for the full stack; this run's gateway was bare, --full=false):")
+	}
+	for _, c := range r.Bounds {
 		verdict := "MISS"
 		switch {
 		case c.Pass:
@@ -95,7 +106,7 @@ func (r *report) writeText(w io.Writer) {
 		case c.Skipped:
 			verdict = "n/a "
 		}
-		p("  %s  %-38s %s", verdict, c.Target, c.Detail)
+		p("  %s  %-40s %s", verdict, c.Target, c.Detail)
 	}
 }
 
@@ -232,14 +243,16 @@ func (r *report) throughputTable(w io.Writer, sc scenarioReport) {
 }
 
 func (r *report) cpuTable(w io.Writer) {
-	fmt.Fprintln(w, "CPU per request (µs, user+sys from /proc, 10 ms ticks): the proxy's, and what each target costs the simulator and the load client")
-	fmt.Fprintf(w, "  %-19s %-15s  %-23s  %s\n", "", "proxy", "simulator", "load client")
-	fmt.Fprintf(w, "  %-19s %7s %7s  %7s %7s %7s  %7s %7s %7s\n", "", "gateway", "nginx", "direct", "gateway", "nginx", "direct", "gateway", "nginx")
+	source := "the scheduler's count per thread, /proc/PID/task/TID/schedstat"
+	if r.CPUSource != "schedstat" {
+		source = "/proc/PID/stat, 10 ms ticks"
+	}
+	fmt.Fprintf(w, "CPU (µs, user+sys: %s): the proxy's per request and per chunk passed,\n", source)
+	fmt.Fprintln(w, "and per request what each target costs the simulator and the load client")
+	fmt.Fprintf(w, "  %-19s %-15s  %-15s  %-23s  %s\n", "", "proxy/request", "proxy/chunk", "simulator/request", "load client/request")
+	fmt.Fprintf(w, "  %-19s %7s %7s  %7s %7s  %7s %7s %7s  %7s %7s %7s\n", "", "gateway", "nginx", "gateway", "nginx", "direct", "gateway", "nginx", "direct", "gateway", "nginx")
 	for _, sc := range r.Scenarios {
 		for _, lr := range sc.Levels {
-			if sc.Latency && lr.Concurrency != slices.Max(r.Settings.Levels) {
-				continue // few requests: tick resolution swamps them
-			}
 			v := func(name string, f func(*targetReport) *float64) any {
 				if t := pick(lr, name); t != nil {
 					return f1(f(t))
@@ -247,11 +260,33 @@ func (r *report) cpuTable(w io.Writer) {
 				return "-"
 			}
 			proxy := func(t *targetReport) *float64 { return t.CPUPerRequestUS }
+			chunk := func(t *targetReport) *float64 { return t.CPUPerChunkUS }
 			sim := func(t *targetReport) *float64 { return t.SimCPUPerRequestUS }
 			load := func(t *targetReport) *float64 { return t.LoadCPUPerRequestUS }
-			cols := []any{v("gateway", proxy), v("nginx", proxy), v("direct", sim), v("gateway", sim), v("nginx", sim),
-				v("direct", load), v("gateway", load), v("nginx", load)}
-			fmt.Fprintf(w, "  scenario %-4s c=%-3d %7s %7s  %7s %7s %7s  %7s %7s %7s\n", append([]any{sc.ID, lr.Concurrency}, cols...)...)
+			cols := []any{v("gateway", proxy), v("nginx", proxy), v("gateway", chunk), v("nginx", chunk),
+				v("direct", sim), v("gateway", sim), v("nginx", sim), v("direct", load), v("gateway", load), v("nginx", load)}
+			fmt.Fprintf(w, "  scenario %-4s c=%-4d %7s %7s  %7s %7s  %7s %7s %7s  %7s %7s %7s\n", append([]any{sc.ID, lr.Concurrency}, cols...)...)
 		}
 	}
+	if g := r.gatewayCPUMS(); g != "" {
+		fmt.Fprintf(w, "  gateway CPU measured per cell (ms): %s\n", g)
+	}
+}
+
+// gatewayCPUMS is the gateway's CPU time in each cell, in ms: what the
+// per-request and per-chunk figures rest on.
+func (r *report) gatewayCPUMS() string {
+	var s []string
+	for _, sc := range r.Scenarios {
+		var vs []string
+		for _, lr := range sc.Levels {
+			if t := pick(lr, "gateway"); t != nil && t.CPUMS != nil {
+				vs = append(vs, fmt.Sprintf("%.0f", *t.CPUMS))
+			} else {
+				vs = append(vs, "-")
+			}
+		}
+		s = append(s, fmt.Sprintf("%s c=%s: %s", sc.ID, joinLevels(r.Settings.Levels), strings.Join(vs, "/")))
+	}
+	return strings.Join(s, "; ")
 }

@@ -6,9 +6,10 @@ import (
 	"sync"
 )
 
-// bufPool holds copy buffers so a stream costs no allocation per chunk.
+// bufPool holds copy buffers so a stream costs no allocation per chunk;
+// one read takes at most what the Transport buffered.
 var bufPool = sync.Pool{New: func() any {
-	b := make([]byte, 32<<10)
+	b := make([]byte, 8<<10)
 	return &b
 }}
 
