@@ -11,12 +11,15 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 
 	"corral/engine/store"
 	"corral/proxy/certs"
@@ -51,6 +54,7 @@ type tlsOpts struct {
 	caURL               string // overrides the CA's directory (an unreachable one)
 	dataDir             string // a store to reuse (a restart)
 	ca                  *acmetest.CA
+	chatUI              *url.URL // the chat UI slot's app; nil: none
 }
 
 type oneUpstream struct{ s *gateway.Snapshot }
@@ -148,7 +152,7 @@ func startTLSSite(t *testing.T, domain string, o tlsOpts) *tlsSite {
 		Models: map[string]bool{"m:latest": true}, Loaded: map[string]bool{"m:latest": true}}}}
 	gw := gateway.New(gateway.Config{Logger: log}, oneUpstream{snap}, goodKey{})
 	t.Cleanup(gw.Close)
-	door, err := frontdoor.Listen(frontdoor.Config{
+	doorCfg := frontdoor.Config{
 		Addr:      "127.0.0.1:0",
 		HTTPSAddr: fmt.Sprintf("127.0.0.1:%d", tlsPort),
 		HTTPAddr:  fmt.Sprintf("127.0.0.1:%d", httpPort),
@@ -156,7 +160,11 @@ func startTLSSite(t *testing.T, domain string, o tlsOpts) *tlsSite {
 		TLS:       cm,
 		Gateway:   gw,
 		Logger:    log,
-	})
+	}
+	if o.chatUI != nil {
+		doorCfg.ChatUI = frontdoor.NewWebProxy(o.chatUI, log)
+	}
+	door, err := frontdoor.Listen(doorCfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -428,4 +436,72 @@ func TestACMEFailureKeepsServing(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestHTTPSChatUISlot: on the domain, / is the chat UI (a page with the
+// page headers, and a websocket that echoes over wss) while /v1/ stays
+// the gateway's.
+func TestHTTPSChatUISlot(t *testing.T) {
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/socket" {
+			c, err := websocket.Accept(w, r, nil)
+			if err != nil {
+				return
+			}
+			defer c.CloseNow()
+			for {
+				typ, b, err := c.Read(context.Background())
+				if err != nil || c.Write(context.Background(), typ, b) != nil {
+					return
+				}
+			}
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprintf(w, "<!doctype html><title>chat</title><p>proto %s host %s", r.Header.Get("X-Forwarded-Proto"), r.Host)
+	}))
+	t.Cleanup(app.Close)
+	au, _ := url.Parse(app.URL)
+	s := startTLSSite(t, "chat.ui.corral.test", tlsOpts{chatUI: au})
+	s.waitState(certs.StateValid)
+	c := s.client(s.ca.Roots)
+
+	resp, err := c.Get(s.httpsURL("/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if want := "proto https host chat.ui.corral.test"; !strings.Contains(string(body), want) || resp.Header.Get("X-Frame-Options") != "SAMEORIGIN" ||
+		resp.Header.Get("Strict-Transport-Security") == "" || resp.ProtoMajor != 2 {
+		t.Fatalf("chat UI page over %s: %q, header %v", resp.Proto, body, resp.Header)
+	}
+	resp, err = c.Get(s.httpsURL("/v1/models"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("/v1/models without a key: %d, want the gateway's 401", resp.StatusCode)
+	}
+
+	// Websockets go over HTTP/1.1: the client offers only that.
+	tr := c.Transport.(*http.Transport).Clone()
+	tr.ForceAttemptHTTP2 = false
+	tr.TLSClientConfig.NextProtos = []string{"http/1.1"}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, fmt.Sprintf("wss://%s:%d/socket", s.domain, s.tlsPort), &websocket.DialOptions{HTTPClient: &http.Client{Transport: tr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	for _, msg := range []string{"hello", "again"} {
+		if err := ws.Write(ctx, websocket.MessageText, []byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		if _, b, err := ws.Read(ctx); err != nil || string(b) != msg {
+			t.Fatalf("echo of %q: %q, %v", msg, b, err)
+		}
+	}
+	ws.Close(websocket.StatusNormalClosure, "")
 }
