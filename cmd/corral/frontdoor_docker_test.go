@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
@@ -135,7 +133,7 @@ func TestServeHTTPSWithPebble(t *testing.T) {
 		t.Fatalf("keys create: %v\n%s", err, errOut.String())
 	}
 	key := strings.TrimSpace(out.String())
-	hc := loopbackTLSClient(t, ca.Roots)
+	hc := ca.Client(t)
 	f := &fleet{daemonProc: p, gateway: fmt.Sprintf("https://%s:%d", domain, ca.TLSPort), key: key, client: hc}
 	f.waitRoutable(t, "llama3.2:1b")
 
@@ -217,20 +215,4 @@ func waitCertificate(t testing.TB, dataDir string) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	t.Fatalf("no certificate: %+v", st.FrontDoor)
-}
-
-// loopbackTLSClient reaches any name on loopback, trusting roots.
-func loopbackTLSClient(t testing.TB, roots *x509.CertPool) *http.Client {
-	d := &net.Dialer{Timeout: 5 * time.Second}
-	tr := &http.Transport{
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			_, port, _ := net.SplitHostPort(addr)
-			return d.DialContext(ctx, network, net.JoinHostPort("127.0.0.1", port))
-		},
-		TLSClientConfig:   &tls.Config{RootCAs: roots},
-		ForceAttemptHTTP2: true,
-	}
-	t.Cleanup(tr.CloseIdleConnections)
-	return &http.Client{Transport: tr, Timeout: 60 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }

@@ -194,22 +194,6 @@ func (s *tlsSite) stop() {
 	s.cancel = nil
 }
 
-// client reaches the site's names on loopback and trusts the CA.
-func (s *tlsSite) client(roots *x509.CertPool) *http.Client {
-	d := &net.Dialer{Timeout: 5 * time.Second}
-	tr := &http.Transport{
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			_, port, _ := net.SplitHostPort(addr)
-			return d.DialContext(ctx, network, net.JoinHostPort("127.0.0.1", port))
-		},
-		TLSClientConfig:   &tls.Config{RootCAs: roots},
-		ForceAttemptHTTP2: true,
-	}
-	s.t.Cleanup(tr.CloseIdleConnections)
-	return &http.Client{Transport: tr, Timeout: 20 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-}
-
 func (s *tlsSite) httpsURL(path string) string {
 	return fmt.Sprintf("https://%s:%d%s", s.domain, s.tlsPort, path)
 }
@@ -255,7 +239,7 @@ func TestHTTPSObtainsAndStreams(t *testing.T) {
 	if n := s.ca.Orders(); n != 1 {
 		t.Fatalf("%d orders, want 1", n)
 	}
-	c := s.client(s.ca.Roots)
+	c := s.ca.Client(t)
 
 	req, _ := http.NewRequest("POST", s.httpsURL("/v1/chat/completions"), strings.NewReader(`{"model":"m","stream":true}`))
 	req.Header.Set("Authorization", "Bearer good")
@@ -463,7 +447,7 @@ func TestHTTPSChatUISlot(t *testing.T) {
 	au, _ := url.Parse(app.URL)
 	s := startTLSSite(t, "chat.ui.corral.test", tlsOpts{chatUI: au})
 	s.waitState(certs.StateValid)
-	c := s.client(s.ca.Roots)
+	c := s.ca.Client(t)
 
 	resp, err := c.Get(s.httpsURL("/"))
 	if err != nil {

@@ -14,6 +14,7 @@ package acmetest
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
 	"log"
@@ -325,4 +326,23 @@ func (w *logWriter) close() {
 	w.mu.Lock()
 	w.closed = true
 	w.mu.Unlock()
+}
+
+// Client is an HTTP client for a test of a server with this CA's
+// certificates: any name is dialled on loopback, at the port the URL
+// gives, and certificates are checked against the CA's root. It does
+// not follow redirects, so a test sees them.
+func (c *CA) Client(t testing.TB) *http.Client {
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			_, port, _ := net.SplitHostPort(addr)
+			return d.DialContext(ctx, network, net.JoinHostPort("127.0.0.1", port))
+		},
+		TLSClientConfig:   &tls.Config{RootCAs: c.Roots},
+		ForceAttemptHTTP2: true,
+	}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: 60 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
