@@ -51,6 +51,9 @@ type tlsOpts struct {
 	// challengesElsewhere points the CA's validation at ports nothing
 	// listens on, so every challenge fails.
 	challengesElsewhere bool
+	// http01Elsewhere does it for HTTP-01 alone: the certificate must come
+	// through TLS-ALPN-01 on the HTTPS listener.
+	http01Elsewhere bool
 	caURL               string // overrides the CA's directory (an unreachable one)
 	dataDir             string // a store to reuse (a restart)
 	ca                  *acmetest.CA
@@ -124,6 +127,9 @@ func startTLSSite(t *testing.T, domain string, o tlsOpts) *tlsSite {
 	httpPort, tlsPort := ca.HTTPPort, ca.TLSPort
 	if o.challengesElsewhere {
 		httpPort, tlsPort = acmetest.FreePort(t), acmetest.FreePort(t)
+	}
+	if o.http01Elsewhere {
+		httpPort = acmetest.FreePort(t)
 	}
 	dir := o.dataDir
 	if dir == "" {
@@ -488,4 +494,16 @@ func TestHTTPSChatUISlot(t *testing.T) {
 		}
 	}
 	ws.Close(websocket.StatusNormalClosure, "")
+}
+
+// TestHTTPSTLSALPNChallenge: when the CA cannot reach the HTTP port, the
+// certificate comes through the TLS-ALPN-01 challenge, answered by the
+// HTTPS listener itself.
+func TestHTTPSTLSALPNChallenge(t *testing.T) {
+	s := startTLSSite(t, "chat.alpn.corral.test", tlsOpts{http01Elsewhere: true})
+	st := s.waitState(certs.StateValid)
+	if len(st.Certificates) != 1 {
+		t.Fatalf("status %+v", st)
+	}
+	s.servedLeaf()
 }
