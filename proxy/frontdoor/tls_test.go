@@ -54,10 +54,10 @@ type tlsOpts struct {
 	// http01Elsewhere does it for HTTP-01 alone: the certificate must come
 	// through TLS-ALPN-01 on the HTTPS listener.
 	http01Elsewhere bool
-	caURL               string // overrides the CA's directory (an unreachable one)
-	dataDir             string // a store to reuse (a restart)
-	ca                  *acmetest.CA
-	chatUI              *url.URL // the chat UI slot's app; nil: none
+	caURL           string // overrides the CA's directory (an unreachable one)
+	dataDir         string // a store to reuse (a restart)
+	ca              *acmetest.CA
+	chatUI          *url.URL // the chat UI slot's app; nil: none
 }
 
 type oneUpstream struct{ s *gateway.Snapshot }
