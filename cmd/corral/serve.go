@@ -357,8 +357,9 @@ func (a *app) serve(ctx context.Context, c serveConfig, log *slog.Logger) error 
 			closeAll()
 			return err
 		}
-		srv := &http.Server{Handler: adminHandler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+		srv := &http.Server{Handler: adminHandler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
 		url := adminURL(admin.Addr())
+		admin = door.Guard(admin, cm == nil)
 		if cm != nil {
 			srv.TLSConfig = cm.TLSConfig()
 			admin = tls.NewListener(admin, srv.TLSConfig)

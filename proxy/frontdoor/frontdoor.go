@@ -132,6 +132,13 @@ func (s *Server) Addr(name string) net.Addr {
 	return nil
 }
 
+// Guard puts another listener (the admin's) under the front door's
+// connection caps, counted with its own: what a stranger can hold stays
+// bounded on every port corral opens.
+func (s *Server) Guard(l net.Listener, plain bool) net.Listener {
+	return &limitListener{Listener: l, counter: s.counter, plain: plain}
+}
+
 // OpenConns is the number of client connections open now.
 func (s *Server) OpenConns() int { return s.counter.open() }
 

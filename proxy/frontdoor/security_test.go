@@ -287,6 +287,42 @@ func TestSecConnectionCaps(t *testing.T) {
 	}
 }
 
+// TestSecGuardSharesTheCaps: a listener the front door guards (the
+// admin's) counts against the same caps: a client at its cap on the
+// gateway is refused there too, and its connections there are counted.
+func TestSecGuardSharesTheCaps(t *testing.T) {
+	t.Parallel()
+	var hits atomic.Int32
+	d := startSecDoor(t, secInstance(t, secNoHits(&hits)), secDoorOpts{limits: frontdoor.Limits{MaxConnsPerIP: 3}})
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "admin") })}
+	go admin.Serve(d.door.Guard(raw, true))
+	t.Cleanup(func() { admin.Close() })
+	from := net.IPv4(127, 0, 0, 1)
+	var held []net.Conn
+	for range 2 {
+		held = append(held, secDial(t, d.addr, from))
+	}
+	held = append(held, secDial(t, raw.Addr().String(), from))
+	if !secWait(5*time.Second, func() bool { return d.door.OpenConns() == 3 }) {
+		t.Fatalf("%d connections counted, want 3 (two on the gateway, one on the guarded listener)", d.door.OpenConns())
+	}
+	conn := secDial(t, raw.Addr().String(), from)
+	resp, _, err := secReadResponse(conn, bufio.NewReader(conn), 5*time.Second)
+	if err != nil || resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("a fourth connection, on the guarded listener: %v %v, want 429", resp, err)
+	}
+	for _, c := range held {
+		c.Close()
+	}
+	if !secWait(5*time.Second, func() bool { return d.door.OpenConns() == 0 }) {
+		t.Errorf("%d connections still counted", d.door.OpenConns())
+	}
+}
+
 // secSSEChunk is one SSE event of about size bytes.
 func secSSEChunk(size int) []byte {
 	return fmt.Appendf(nil, "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":%q}}]}\n\n", strings.Repeat("x", size))
