@@ -40,6 +40,7 @@ func TestDependencyDirection(t *testing.T) {
 		"proxy/metrics":   {},
 		"proxy/filter":    {},
 		"proxy/certs":     {},
+		"proxy/scheduler": {},
 	}
 	root := filepath.Join("..", "..")
 	imports := map[string]map[string]bool{}
