@@ -253,7 +253,7 @@ func (g *Gateway) attempt(r *http.Request, fr forwardReq, u *Upstream, st *upstr
 			c.res.outcome = "client gone"
 			return false, nil
 		}
-		st.failure(g.now(), g.cfg.EjectAfter, g.cfg.EjectFor, g.cfg.MaxEject)
+		g.failed(st)
 		g.log.Warn("instance failed", "id", fr.rid, "instance", u.Name, "err", err)
 		return true, &apiError{Status: http.StatusBadGateway, Message: fmt.Sprintf("instance %s: %s", u.Name, failureText(err, g.cfg.HeaderTimeout))}
 	}
@@ -262,7 +262,7 @@ func (g *Gateway) attempt(r *http.Request, fr forwardReq, u *Upstream, st *upstr
 		// Bytes the instance sent unasked on the idle connection: not this
 		// request's answer, and not for any other either.
 		reused.Close()
-		st.failure(g.now(), g.cfg.EjectAfter, g.cfg.EjectFor, g.cfg.MaxEject)
+		g.failed(st)
 		g.log.Warn("instance answered before it was asked", "id", fr.rid, "instance", u.Name)
 		return true, &apiError{Status: http.StatusBadGateway, Message: fmt.Sprintf("instance %s answered before it was asked", u.Name)}
 	}
@@ -270,7 +270,7 @@ func (g *Gateway) attempt(r *http.Request, fr forwardReq, u *Upstream, st *upstr
 	if resp.StatusCode == http.StatusBadGateway || resp.StatusCode == http.StatusServiceUnavailable {
 		msg := upstreamMessage(resp)
 		if resp.StatusCode == http.StatusBadGateway {
-			st.failure(g.now(), g.cfg.EjectAfter, g.cfg.EjectFor, g.cfg.MaxEject)
+			g.failed(st)
 		}
 		g.log.Warn("instance refused", "id", fr.rid, "instance", u.Name, "status", resp.StatusCode, "msg", msg)
 		return true, &apiError{Status: resp.StatusCode, Message: fmt.Sprintf("instance %s: %s", u.Name, msg), RetryAfter: time.Second}
@@ -281,7 +281,7 @@ func (g *Gateway) attempt(r *http.Request, fr forwardReq, u *Upstream, st *upstr
 		// dying half way is retried and the client never sees half a body.
 		body, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
 		if err != nil {
-			st.failure(g.now(), g.cfg.EjectAfter, g.cfg.EjectFor, g.cfg.MaxEject)
+			g.failed(st)
 			g.log.Warn("instance answer cut", "id", fr.rid, "instance", u.Name, "err", err)
 			return true, &apiError{Status: http.StatusBadGateway, Message: fmt.Sprintf("instance %s: its answer was cut off", u.Name)}
 		}

@@ -15,6 +15,12 @@ func (st *upstreamState) ejected(now time.Time) bool {
 	return st.ejectedUntil.Load() > now.UnixNano()
 }
 
+// failed records a failed attempt on st with the gateway's ejection
+// settings.
+func (g *Gateway) failed(st *upstreamState) {
+	st.failure(g.now(), g.cfg.EjectAfter, g.cfg.EjectFor, g.cfg.MaxEject)
+}
+
 // failure records a failed attempt; after ejectAfter in a row the upstream
 // is ejected for a back-off that doubles with each ejection.
 func (st *upstreamState) failure(now time.Time, ejectAfter int, base, maxEject time.Duration) {

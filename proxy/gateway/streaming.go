@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -166,12 +167,9 @@ func (g *Gateway) stream(clientCtx context.Context, cancel context.CancelFunc, u
 		// first token: over HTTP/2 the header waits for a flush.
 		c.flush()
 	}
-	var idled bool
-	var idleMu sync.Mutex
+	var idled atomic.Bool
 	idle := time.AfterFunc(g.cfg.IdleTimeout, func() {
-		idleMu.Lock()
-		idled = true
-		idleMu.Unlock()
+		idled.Store(true)
 		cancel()
 	})
 	defer idle.Stop()
@@ -237,12 +235,9 @@ func (g *Gateway) stream(clientCtx context.Context, cancel context.CancelFunc, u
 			g.settle(st, fr, resp.StatusCode, c)
 			return
 		}
-		idleMu.Lock()
-		timedOut := idled
-		idleMu.Unlock()
 		why := "stream ended early"
 		switch {
-		case timedOut:
+		case idled.Load():
 			why = fmt.Sprintf("no data for %s", g.cfg.IdleTimeout)
 		case err != io.EOF:
 			// The error names addresses; the client gets the gist, the log
@@ -250,7 +245,7 @@ func (g *Gateway) stream(clientCtx context.Context, cancel context.CancelFunc, u
 			why = "connection lost"
 		}
 		msg := fmt.Sprintf("instance %s failed mid-stream: %s", u.Name, why)
-		st.failure(g.now(), g.cfg.EjectAfter, g.cfg.EjectFor, g.cfg.MaxEject)
+		g.failed(st)
 		g.log.Warn("stream cut", "id", fr.rid, "instance", u.Name, "reason", why, "err", err)
 		c.write(streamError(fr.route.sse, msg, "upstream_stream_error"))
 		c.res.outcome = "cut: " + why
