@@ -1,7 +1,6 @@
 package frontdoor
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -51,29 +50,20 @@ func DefaultLimits() Limits {
 
 func (l *Limits) defaults() {
 	d := DefaultLimits()
-	if l.MaxBody <= 0 {
-		l.MaxBody = d.MaxBody
-	}
-	if l.ReadHeader <= 0 {
-		l.ReadHeader = d.ReadHeader
-	}
-	if l.Idle <= 0 {
-		l.Idle = d.Idle
-	}
-	if l.BodyIdle <= 0 {
-		l.BodyIdle = d.BodyIdle
-	}
-	if l.WriteIdle <= 0 {
-		l.WriteIdle = d.WriteIdle
-	}
-	if l.MaxHeaderBytes <= 0 {
-		l.MaxHeaderBytes = d.MaxHeaderBytes
-	}
-	if l.MaxConns <= 0 {
-		l.MaxConns = d.MaxConns
-	}
-	if l.MaxConnsPerIP <= 0 {
-		l.MaxConnsPerIP = d.MaxConnsPerIP
+	orDefault(&l.MaxBody, d.MaxBody)
+	orDefault(&l.ReadHeader, d.ReadHeader)
+	orDefault(&l.Idle, d.Idle)
+	orDefault(&l.BodyIdle, d.BodyIdle)
+	orDefault(&l.WriteIdle, d.WriteIdle)
+	orDefault(&l.MaxHeaderBytes, d.MaxHeaderBytes)
+	orDefault(&l.MaxConns, d.MaxConns)
+	orDefault(&l.MaxConnsPerIP, d.MaxConnsPerIP)
+}
+
+// orDefault sets *v to def unless it is positive.
+func orDefault[T int | int64 | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
 	}
 }
 
@@ -140,20 +130,21 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		}
 		ip := remoteIP(c.RemoteAddr())
 		if status := l.counter.take(ip); status != 0 {
-			go refuse(c, status, l.plain)
+			if l.plain {
+				go refuse(c, status)
+			} else {
+				c.Close() // answering would cost a handshake
+			}
 			continue
 		}
 		return &countedConn{Conn: c, release: func() { l.counter.release(ip) }}, nil
 	}
 }
 
-// refuse answers a connection over the caps and closes it, within a
-// second whatever the client does.
-func refuse(c net.Conn, status int, plain bool) {
+// refuse answers a plain HTTP connection over the caps and closes it,
+// within a second whatever the client does.
+func refuse(c net.Conn, status int) {
 	defer c.Close()
-	if !plain {
-		return
-	}
 	msg := "corral is at its connection limit: try again shortly\n"
 	if status == http.StatusTooManyRequests {
 		msg = "too many connections from your address: close some and try again\n"
@@ -227,7 +218,8 @@ func deadlines(l Limits, next http.Handler) http.Handler {
 // deadlineWriter pushes the connection's write deadline forward before
 // each write: a client that reads nothing for idle makes the write fail,
 // and the handler then cancels what it was waiting on (the gateway: the
-// instance's request, freeing its slot).
+// instance's request, freeing its slot). A websocket hijacks the
+// connection through Unwrap, and net/http clears its deadlines then.
 type deadlineWriter struct {
 	http.ResponseWriter
 	rc   *http.ResponseController
@@ -256,16 +248,6 @@ func (d *deadlineWriter) FlushError() error {
 }
 
 func (d *deadlineWriter) Flush() { d.FlushError() }
-
-// Hijack hands a websocket its connection without the deadlines of the
-// request it was.
-func (d *deadlineWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	c, brw, err := d.rc.Hijack()
-	if err == nil {
-		c.SetDeadline(time.Time{})
-	}
-	return c, brw, err
-}
 
 func (d *deadlineWriter) Unwrap() http.ResponseWriter { return d.ResponseWriter }
 
