@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -217,20 +218,27 @@ func parseSize(s string) (int64, error) {
 	return n * mult, nil
 }
 
-// limits are the front door's limits from the flags (validated).
-func (d doorConfig) limits() frontdoor.Limits {
+// frontdoorConfig is the front door's configuration from the flags
+// (validated), serving the gateway plainly on addr; the caller adds the
+// handlers, the certificates and the logger.
+func (d doorConfig) frontdoorConfig(addr string) frontdoor.Config {
 	l := frontdoor.DefaultLimits()
 	l.MaxBody, _ = parseSize(d.MaxBody)
 	l.MaxConns, l.MaxConnsPerIP = d.MaxConns, d.MaxConnsPerIP
 	l.WriteIdle = d.StallTimeout
-	return l
+	c := frontdoor.Config{Addr: addr, HTTPSAddr: d.HTTPSAddr, HTTPAddr: d.HTTPAddr, Limits: l}
+	c.Domains, _ = parseDomains("", d.Domains)
+	c.APIDomains, _ = parseDomains("", d.APIDomains)
+	c.Trusted, _ = frontdoor.ParseTrusted(strings.Split(d.TrustedProxies, ","))
+	return c
 }
 
-// certConfig is the certificate manager's configuration (validated).
-func (d doorConfig) certConfig() certs.Config {
-	domains, _ := parseDomains("", d.Domains)
-	apiDomains, _ := parseDomains("", d.APIDomains)
-	c := certs.Config{Domains: append(domains, apiDomains...), Email: d.Email, CertFile: d.TLSCert, KeyFile: d.TLSKey}
+// certConfig is the certificate manager's configuration (validated) for
+// the front door's names and ports.
+func (d doorConfig) certConfig(door frontdoor.Config) certs.Config {
+	c := certs.Config{Domains: slices.Concat(door.Domains, door.APIDomains), Email: d.Email, CertFile: d.TLSCert, KeyFile: d.TLSKey,
+		HTTPPort: portOf(d.HTTPAddr, 80), TLSPort: portOf(d.HTTPSAddr, 443)}
+	c.ListenHost, _, _ = net.SplitHostPort(d.HTTPAddr)
 	c.CA, _ = caURL(d.ACMECA)
 	if d.ACMECARoot != "" {
 		c.CARoots, _ = loadRoots(d.ACMECARoot)

@@ -222,34 +222,24 @@ func (a *app) serve(ctx context.Context, c serveConfig, log *slog.Logger) error 
 	if err != nil {
 		return err
 	}
+	// The gateway is built below; the front door calls it only once it
+	// serves.
+	var gw *gateway.Gateway
+	doorCfg := c.door.frontdoorConfig(c.Addr)
+	doorCfg.Gateway = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { gw.ServeHTTP(w, r) })
+	doorCfg.Logger = log
 	// The certificate manager only prepares here; it starts once
 	// everything listens, so challenges find their listeners.
 	var cm *certs.Manager
 	if c.door.hasDomain() {
-		cc := c.door.certConfig()
+		cc := c.door.certConfig(doorCfg)
 		cc.Storage = certs.NewStorage(st)
-		cc.HTTPPort, cc.TLSPort = portOf(c.door.HTTPAddr, 80), portOf(c.door.HTTPSAddr, 443)
-		cc.ListenHost, _, _ = net.SplitHostPort(c.door.HTTPAddr)
 		cc.Logger = log
 		if cm, err = certs.New(cc); err != nil {
 			sock.Close()
 			return err
 		}
 		defer cm.Stop()
-	}
-	// The gateway is built below; the front door calls it only once it
-	// serves.
-	var gw *gateway.Gateway
-	domains, _ := parseDomains("", c.door.Domains)
-	apiDomains, _ := parseDomains("", c.door.APIDomains)
-	trusted, _ := frontdoor.ParseTrusted(strings.Split(c.door.TrustedProxies, ","))
-	doorCfg := frontdoor.Config{
-		Addr: c.Addr, HTTPSAddr: c.door.HTTPSAddr, HTTPAddr: c.door.HTTPAddr,
-		Domains: domains, APIDomains: apiDomains,
-		Gateway: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { gw.ServeHTTP(w, r) }),
-		Limits:  c.door.limits(), Trusted: trusted, Logger: log,
-	}
-	if cm != nil {
 		doorCfg.TLS = cm
 	}
 	door, err := frontdoor.Listen(doorCfg)
