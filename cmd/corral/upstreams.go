@@ -25,7 +25,13 @@ type cachedSnapshot struct {
 	snap            *gateway.Snapshot
 }
 
-var _ gateway.Upstreams = (*upstreams)(nil)
+var (
+	_ gateway.Upstreams = (*upstreams)(nil)
+	_ gateway.Refresher = (*upstreams)(nil)
+)
+
+// Refresh re-reads every instance at once.
+func (u *upstreams) Refresh() { u.eng.Refresh() }
 
 func (u *upstreams) Snapshot() *gateway.Snapshot {
 	t := u.eng.Routes()

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"corral/proxy/scheduler"
 )
 
 type forwardReq struct {
@@ -25,6 +27,9 @@ type forwardReq struct {
 	// behalf; filter screens the output (nil: off).
 	dropUsage bool
 	filter    Filter
+	// key names the caller's key; consumer is whom corral's queue is fair
+	// between (the key, or the key and its chat user).
+	key, consumer string
 }
 
 // forwardRes is what the log line and, later, usage metering need.
@@ -34,77 +39,11 @@ type forwardRes struct {
 	status   int
 	bytes    int64
 	ttfb     time.Duration
+	queued   time.Duration // in corral's queue, over all attempts
 	outcome  string
 	counts   counts
 	frames   int    // generated frames passed on (see framer.frames)
 	hit      string // filter phrase that cut the output
-}
-
-// pick chooses an upstream for model among those not yet tried and counts
-// the request in flight there. Choosing and counting happen under one lock:
-// otherwise concurrent requests all see the same counts and pile onto the
-// same instance.
-func (g *Gateway) pick(model string, tried map[string]bool) (*Upstream, *upstreamState, *apiError) {
-	g.pickMu.Lock()
-	defer g.pickMu.Unlock()
-	s := g.upstreams.Snapshot()
-	now := g.now()
-	var cands, ejected, placed []Candidate
-	var down []string
-	has := 0
-	for i := range s.Upstreams {
-		u := &s.Upstreams[i]
-		if !u.Models[model] {
-			continue
-		}
-		has++
-		st := g.states.get(u.Name)
-		if !u.Healthy || u.Draining {
-			down = append(down, fmt.Sprintf("%s is %s", u.Name, u.Status))
-			continue
-		}
-		st.healedSince(u.Since)
-		if tried[u.Name] {
-			continue
-		}
-		c := Candidate{Index: i, Loaded: st.loaded(u, model), Inflight: st.inflight.Load(), Weight: u.Weight, Parallel: u.Parallel, FreeMemory: u.FreeMemory}
-		if st.ejected(now) {
-			ejected = append(ejected, c)
-			continue
-		}
-		cands = append(cands, c)
-		if u.Placed[model] {
-			placed = append(placed, c)
-		}
-	}
-	if len(placed) > 0 {
-		cands = placed
-	}
-	if len(cands) == 0 {
-		// Every instance ejected by passive health: try them anyway rather
-		// than refuse while the engine still calls them healthy.
-		cands = ejected
-	}
-	if len(cands) > 0 {
-		u := &s.Upstreams[Pick(cands, g.rnd)]
-		st := g.states.get(u.Name)
-		st.inflight.Add(1)
-		return u, st, nil
-	}
-	switch {
-	case len(s.Upstreams) == 0:
-		return nil, nil, &apiError{Status: http.StatusServiceUnavailable, Message: "no Ollama instance is running yet: see corral status", RetryAfter: 5 * time.Second}
-	case has == 0:
-		avail := modelsAvailable(s)
-		list := "none yet: pull one with corral pull MODEL"
-		if len(avail) > 0 {
-			list = strings.Join(avail, ", ")
-		}
-		return nil, nil, &apiError{Status: http.StatusNotFound, Message: fmt.Sprintf("model %q not found; models available: %s", model, list), Param: "model", Code: "model_not_found"}
-	case len(down) > 0 && len(down) == has:
-		return nil, nil, &apiError{Status: http.StatusServiceUnavailable, Message: fmt.Sprintf("all %d instances with %s are unavailable: %s", has, model, strings.Join(down, "; ")), RetryAfter: 5 * time.Second}
-	}
-	return nil, nil, nil // every candidate tried
 }
 
 // forward sends the request to an instance, retrying on another one what
@@ -115,22 +54,38 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, fr forwardReq)
 	tried := map[string]bool{}
 	var last *apiError
 	for res.attempts < g.cfg.MaxAttempts {
-		u, st, aerr := g.pick(fr.model, tried)
-		if aerr != nil {
-			last = aerr
-			break
+		// A stream waiting in the queue gets keep-alive comments, as one
+		// waiting for a cold load does.
+		var ka *keepAlive
+		if fr.stream && fr.route.sse {
+			ka = &keepAlive{c: c, every: g.cfg.KeepAliveInterval}
+			ka.start()
 		}
+		u, st, grant, aerr := g.acquire(r.Context(), fr, tried)
 		if u == nil {
+			ka.stop()
+			if aerr != nil {
+				last = aerr
+			} else if r.Context().Err() != nil {
+				res.outcome = "client gone"
+				return res
+			}
 			break
 		}
+		res.queued += grant.Waited
 		tried[u.Name] = true
 		res.attempts++
 		res.instance = u.Name
 		if g.obs != nil {
 			g.obs.Attempt(fr.route.name, fr.model, u.Name)
 		}
-		retry, aerr := g.attempt(r, fr, u, st, c)
+		began := time.Now()
+		retry, aerr, out := g.attempt(r, fr, u, st, c, ka, grant.Cold)
+		ka.stop()
 		st.inflight.Add(-1)
+		out.OK = out.OK && !retry && res.outcome == "ok"
+		out.Duration = time.Since(began)
+		grant.Done(out)
 		if !retry {
 			return res
 		}
@@ -222,7 +177,11 @@ func upstreamRequest(ctx context.Context, r *http.Request, u *Upstream, fr forwa
 
 // attempt tries one upstream. retry means nothing of its answer reached
 // the client and another instance may try; aerr then says what went wrong.
-func (g *Gateway) attempt(r *http.Request, fr forwardReq, u *Upstream, st *upstreamState, c *client) (retry bool, aerr *apiError) {
+// out tells the scheduler how long the instance took to answer; cold
+// means the request loads its model there, after which what the instance
+// holds is read again. ka, when not nil, writes keep-alive comments until
+// the answer begins.
+func (g *Gateway) attempt(r *http.Request, fr forwardReq, u *Upstream, st *upstreamState, c *client, ka *keepAlive, cold bool) (retry bool, aerr *apiError, out scheduler.Outcome) {
 	// The client leaving cancels the upstream request until the answer is
 	// whole; after that its leaving must not cut the answer's last bytes,
 	// which keep the instance's connection usable (see stream).
@@ -240,31 +199,31 @@ func (g *Gateway) attempt(r *http.Request, fr forwardReq, u *Upstream, st *upstr
 	ureq, err := upstreamRequest(ctx, r, u, fr)
 	if err != nil {
 		g.log.Warn("instance request", "id", fr.rid, "instance", u.Name, "err", err)
-		return true, &apiError{Status: http.StatusBadGateway, Message: fmt.Sprintf("instance %s could not be asked", u.Name)}
+		return true, &apiError{Status: http.StatusBadGateway, Message: fmt.Sprintf("instance %s could not be asked", u.Name)}, out
 	}
-	var ka *keepAlive
-	if fr.stream && fr.route.sse {
-		ka = &keepAlive{c: c, every: g.cfg.KeepAliveInterval}
-		defer ka.stop()
-	}
+	sent := time.Now()
 	resp, err := g.roundTrip(ureq, ka)
 	if err != nil {
 		if r.Context().Err() != nil {
 			c.res.outcome = "client gone"
-			return false, nil
+			return false, nil, out
 		}
 		g.failed(st)
 		g.log.Warn("instance failed", "id", fr.rid, "instance", u.Name, "err", err)
-		return true, &apiError{Status: http.StatusBadGateway, Message: fmt.Sprintf("instance %s: %s", u.Name, failureText(err, g.cfg.HeaderTimeout))}
+		return true, &apiError{Status: http.StatusBadGateway, Message: fmt.Sprintf("instance %s: %s", u.Name, failureText(err, g.cfg.HeaderTimeout))}, out
 	}
 	defer resp.Body.Close()
+	out.TTFB, out.OK = time.Since(sent), resp.StatusCode < 400
+	if cold && resp.StatusCode < 400 {
+		g.refreshUpstreams()
+	}
 	if reused != nil && reused.answeredUnasked() {
 		// Bytes the instance sent unasked on the idle connection: not this
 		// request's answer, and not for any other either.
 		reused.Close()
 		g.failed(st)
 		g.log.Warn("instance answered before it was asked", "id", fr.rid, "instance", u.Name)
-		return true, &apiError{Status: http.StatusBadGateway, Message: fmt.Sprintf("instance %s answered before it was asked", u.Name)}
+		return true, &apiError{Status: http.StatusBadGateway, Message: fmt.Sprintf("instance %s answered before it was asked", u.Name)}, out
 	}
 
 	if resp.StatusCode == http.StatusBadGateway || resp.StatusCode == http.StatusServiceUnavailable {
@@ -273,7 +232,7 @@ func (g *Gateway) attempt(r *http.Request, fr forwardReq, u *Upstream, st *upstr
 			g.failed(st)
 		}
 		g.log.Warn("instance refused", "id", fr.rid, "instance", u.Name, "status", resp.StatusCode, "msg", msg)
-		return true, &apiError{Status: resp.StatusCode, Message: fmt.Sprintf("instance %s: %s", u.Name, msg), RetryAfter: time.Second}
+		return true, &apiError{Status: resp.StatusCode, Message: fmt.Sprintf("instance %s: %s", u.Name, msg), RetryAfter: time.Second}, out
 	}
 
 	if !fr.stream {
@@ -283,7 +242,7 @@ func (g *Gateway) attempt(r *http.Request, fr forwardReq, u *Upstream, st *upstr
 		if err != nil {
 			g.failed(st)
 			g.log.Warn("instance answer cut", "id", fr.rid, "instance", u.Name, "err", err)
-			return true, &apiError{Status: http.StatusBadGateway, Message: fmt.Sprintf("instance %s: its answer was cut off", u.Name)}
+			return true, &apiError{Status: http.StatusBadGateway, Message: fmt.Sprintf("instance %s: its answer was cut off", u.Name)}, out
 		}
 		if resp.StatusCode == http.StatusOK {
 			c.res.counts = answerCounts(fr.route.dialect == dialectOpenAI, body)
@@ -293,11 +252,11 @@ func (g *Gateway) attempt(r *http.Request, fr forwardReq, u *Upstream, st *upstr
 		c.res.status = resp.StatusCode
 		c.w.WriteHeader(resp.StatusCode)
 		c.write(body)
-		g.settle(st, fr, resp.StatusCode, c)
-		return false, nil
+		g.settle(st, resp.StatusCode, c)
+		return false, nil, out
 	}
 	g.stream(r.Context(), cancel, unwatch, resp, fr, u, st, c)
-	return false, nil
+	return false, nil, out
 }
 
 // maxAnswer bounds a whole (non-streamed) answer held in memory.
@@ -322,10 +281,10 @@ func failureText(err error, headerTimeout time.Duration) string {
 }
 
 // settle records a finished answer: an instance that answered below 500
-// is healthy, and the model is now loaded there.
-func (g *Gateway) settle(st *upstreamState, fr forwardReq, status int, c *client) {
+// is healthy.
+func (g *Gateway) settle(st *upstreamState, status int, c *client) {
 	if status < 500 {
-		st.success(fr.model, g.now())
+		st.success()
 	}
 	c.res.outcome = "ok"
 	if status >= 400 {

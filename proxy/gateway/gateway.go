@@ -1,5 +1,6 @@
 // Package gateway is corral's LLM gateway: it authenticates every request,
-// picks the best healthy Ollama instance for the model, passes streams
+// has the scheduler place it on a healthy Ollama instance for the model
+// (waiting in corral's queue while they are all busy), passes streams
 // through chunk by chunk, and retries what failed before the client saw a
 // byte.
 package gateway
@@ -11,13 +12,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	mrand "math/rand/v2"
 	"net/http"
 	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"corral/proxy/scheduler"
 )
 
 // Authorizer checks a bearer key for a model and names the key. An error
@@ -40,10 +42,13 @@ type Config struct {
 	// DefaultMaxTokens is reserved against quotas for a request that does
 	// not bound its output.
 	DefaultMaxTokens int
-	Meter            Meter    // nil: no quotas or usage
-	Filter           Filter   // nil: no content filter
-	Observer         Observer // nil: no metrics
-	Logger           *slog.Logger
+	Meter            Meter      // nil: no quotas or usage
+	Filter           Filter     // nil: no content filter
+	Observer         Observer   // nil: no metrics
+	Priorities       Priorities // nil: every key equal
+	// Scheduling tunes corral's queue (its clock is the real one).
+	Scheduling scheduler.Config
+	Logger     *slog.Logger
 }
 
 func (c *Config) defaults() {
@@ -92,9 +97,19 @@ type Gateway struct {
 	log       *slog.Logger
 	now       func() time.Time
 	obs       Observer
+	sched     *scheduler.Scheduler
 
-	pickMu sync.Mutex // serializes choosing with counting; guards rnd
-	rnd    *mrand.Rand
+	syncMu sync.Mutex
+	synced *Snapshot // what the scheduler was last told
+
+	watchMu  sync.Mutex
+	waiting  int  // requests in Acquire
+	watching bool // watch runs
+
+	// bg owns the watcher goroutine; Close stops it.
+	bg     sync.WaitGroup
+	bgCtx  context.Context
+	bgStop context.CancelFunc
 
 	ridPrefix [8]byte // hex
 	ridSeq    atomic.Uint64
@@ -110,8 +125,9 @@ func New(cfg Config, upstreams Upstreams, auth Authorizer) *Gateway {
 		log:       cfg.Logger,
 		now:       time.Now,
 		obs:       cfg.Observer,
-		rnd:       mrand.New(mrand.NewPCG(mrand.Uint64(), mrand.Uint64())),
+		sched:     scheduler.New(cfg.Scheduling),
 	}
+	g.bgCtx, g.bgStop = context.WithCancel(context.Background())
 	g.transport = newTransport(cfg, newUpstreamDialer(g.inService))
 	var p [4]byte
 	rand.Read(p[:])
@@ -132,10 +148,21 @@ func (g *Gateway) inService(addr string) bool {
 	return false
 }
 
-// Close drops idle upstream connections.
+// Close stops the gateway's own goroutines and drops idle upstream
+// connections.
 func (g *Gateway) Close() {
+	g.bgStop()
+	g.bg.Wait()
 	g.transport.CloseIdleConnections()
 }
+
+// Queue lists the requests waiting in corral's queue, by model and
+// consumer.
+func (g *Gateway) Queue() []scheduler.Queued { return g.sched.Queue() }
+
+// Holding lists, by instance, the models the scheduler knows each holds
+// or is loading.
+func (g *Gateway) Holding() map[string][]scheduler.Held { return g.sched.Holding() }
 
 // Inflight is the number of requests the gateway has on an instance now.
 func (g *Gateway) Inflight(instance string) int {
@@ -276,7 +303,8 @@ func (g *Gateway) serveModel(w http.ResponseWriter, r *http.Request, rt route, k
 	if req.Stream != nil {
 		stream = *req.Stream
 	}
-	fr := forwardReq{route: rt, body: body, model: model, stream: stream, rid: rid, filter: g.cfg.Filter}
+	user := endUser(r, req)
+	fr := forwardReq{route: rt, body: body, model: model, stream: stream, rid: rid, filter: g.cfg.Filter, key: keyName, consumer: keyName}
 	if g.cfg.Filter != nil {
 		if phrase, hit := g.cfg.Filter.Prompt(r.URL.Path, body); hit {
 			if g.obs != nil {
@@ -322,9 +350,9 @@ func (g *Gateway) serveModel(w http.ResponseWriter, r *http.Request, rt route, k
 		cnt = counts{Prompt: estimatePromptTokens(body), Completion: res.frames}
 	}
 	u = Usage{
-		Start: start, Key: keyName, User: endUser(r, req), Model: model, Instance: res.instance, Route: r.URL.Path,
+		Start: start, Key: keyName, User: user, Model: model, Instance: res.instance, Route: r.URL.Path,
 		PromptTokens: cnt.Prompt, CompletionTokens: cnt.Completion, CountsKnown: cnt.Known,
-		TTFT: res.ttfb, Duration: g.now().Sub(start), Status: res.status, Outcome: res.outcome, Attempts: res.attempts,
+		TTFT: res.ttfb, Queued: res.queued, Duration: g.now().Sub(start), Status: res.status, Outcome: res.outcome, Attempts: res.attempts,
 	}
 	if res.hit != "" && g.obs != nil {
 		g.obs.FilterHit("output")
@@ -338,7 +366,7 @@ func (g *Gateway) serveModel(w http.ResponseWriter, r *http.Request, rt route, k
 		slog.String("path", r.URL.Path), slog.String("model", model), slog.Bool("stream", stream),
 		slog.String("instance", res.instance), slog.Int("attempts", res.attempts), slog.Int("status", res.status), slog.Int64("bytes", res.bytes),
 		slog.Int("prompt_tokens", u.PromptTokens), slog.Int("completion_tokens", u.CompletionTokens),
-		slog.Int64("ttfb_ms", res.ttfb.Milliseconds()), slog.Int64("duration_ms", u.Duration.Milliseconds()), slog.String("outcome", res.outcome))
+		slog.Int64("ttfb_ms", res.ttfb.Milliseconds()), slog.Int64("queued_ms", res.queued.Milliseconds()), slog.Int64("duration_ms", u.Duration.Milliseconds()), slog.String("outcome", res.outcome))
 }
 
 // quotaError answers a refused reservation: 429 with Retry-After when the

@@ -17,6 +17,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"corral/proxy/scheduler"
 )
 
 type staticUpstreams struct{ s atomic.Pointer[Snapshot] }
@@ -455,47 +457,68 @@ func TestAggregates(t *testing.T) {
 }
 
 // TestRoutesToLoadedInstance: the model loaded on one instance goes there
-// until it is busy, then spreads.
+// until it is full; then a request waits in corral's queue for it while
+// that is quicker than a load elsewhere, and spreads when it is not.
 func TestRoutesToLoadedInstance(t *testing.T) {
-	release := make(chan struct{})
-	var hits [2]atomic.Int32
-	h := func(i int) http.HandlerFunc {
-		return func(w http.ResponseWriter, r *http.Request) {
-			hits[i].Add(1)
-			<-release
-			ollamaChat(1)(w, r)
-		}
-	}
-	a := upstream(t, "a", h(0), "m:latest")
-	b := upstream(t, "b", h(1), "m:latest")
-	b.Loaded["m:latest"] = true
-	b.Parallel = 2
-	_, _, srv := newTestGateway(t, Config{}, a, b)
-	done := make(chan struct{})
-	send := func() {
-		go func() { readAll(t, post(t, srv, "/api/chat", "good", `{"model":"m"}`)); done <- struct{}{} }()
-	}
-	waitHits := func(total int32) {
-		deadline := time.Now().Add(5 * time.Second)
-		for hits[0].Load()+hits[1].Load() < total && time.Now().Before(deadline) {
-			time.Sleep(5 * time.Millisecond)
-		}
-	}
-	send()
-	waitHits(1)
-	send()
-	waitHits(2)
-	if hits[1].Load() != 2 || hits[0].Load() != 0 {
-		t.Fatalf("first two requests: a=%d b=%d, want both on b (loaded, parallel 2)", hits[0].Load(), hits[1].Load())
-	}
-	send()
-	waitHits(3)
-	if hits[0].Load() != 1 {
-		t.Fatalf("third request: a=%d b=%d, want it spread to a once b is busy", hits[0].Load(), hits[1].Load())
-	}
-	close(release)
-	for range 3 {
-		<-done
+	for _, tc := range []struct {
+		name   string
+		cfg    Config
+		spread bool
+	}{
+		// Defaults: a 10 s load against half a 5 s request.
+		{"waits for the warm instance", Config{}, false},
+		{"spreads when a load is quicker", Config{Scheduling: scheduler.Config{LoadTime: time.Millisecond}}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			release := make(chan struct{}, 3)
+			var hits [2]atomic.Int32
+			h := func(i int) http.HandlerFunc {
+				return func(w http.ResponseWriter, r *http.Request) {
+					hits[i].Add(1)
+					<-release
+					ollamaChat(1)(w, r)
+				}
+			}
+			a := upstream(t, "a", h(0), "m:latest")
+			b := upstream(t, "b", h(1), "m:latest")
+			b.Loaded["m:latest"] = true
+			b.Parallel = 2
+			g, _, srv := newTestGateway(t, tc.cfg, a, b)
+			done := make(chan struct{})
+			send := func() {
+				go func() { readAll(t, post(t, srv, "/api/chat", "good", `{"model":"m"}`)); done <- struct{}{} }()
+			}
+			waitFor := func(what string, cond func() bool) {
+				t.Helper()
+				deadline := time.Now().Add(5 * time.Second)
+				for !cond() {
+					if time.Now().After(deadline) {
+						t.Fatalf("%s: a=%d b=%d queued=%v", what, hits[0].Load(), hits[1].Load(), g.Queue())
+					}
+					time.Sleep(2 * time.Millisecond)
+				}
+			}
+			send()
+			send()
+			waitFor("first two requests on b (loaded, parallel 2)", func() bool { return hits[1].Load() == 2 })
+			send()
+			if tc.spread {
+				waitFor("third request spread to a", func() bool { return hits[0].Load() == 1 })
+			} else {
+				waitFor("third request waiting in corral", func() bool { return len(g.Queue()) == 1 })
+				release <- struct{}{}
+				waitFor("third request on b once a slot freed", func() bool { return hits[1].Load() == 3 })
+				if hits[0].Load() != 0 {
+					t.Fatalf("a cold instance got %d requests", hits[0].Load())
+				}
+			}
+			for range 3 {
+				release <- struct{}{}
+			}
+			for range 3 {
+				<-done
+			}
+		})
 	}
 }
 
@@ -667,5 +690,58 @@ func TestStreamEndReachesClientFirst(t *testing.T) {
 				t.Fatalf("%s late %v: the stream's end waited for the instance to close", tt.path, late)
 			}
 		}
+	}
+}
+
+// TestQueueInCorral: with the only instance full, a stream waits in
+// corral's queue with keep-alive comments; past the key's queue length
+// the answer is 429 with Retry-After; a waiting request whose client
+// leaves never reaches the instance.
+func TestQueueInCorral(t *testing.T) {
+	release := make(chan struct{})
+	var hits atomic.Int32
+	a := upstream(t, "a", func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		<-release
+		ollamaChat(1)(w, r)
+	}, "m:latest")
+	a.Loaded["m:latest"] = true
+	g, _, srv := newTestGateway(t, Config{KeepAliveInterval: 20 * time.Millisecond, Scheduling: scheduler.Config{MaxQueue: 1, RequestTime: 2 * time.Second}}, a)
+	first := make(chan struct{})
+	go func() { readAll(t, post(t, srv, "/api/chat", "good", `{"model":"m"}`)); close(first) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for hits.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(2 * time.Millisecond)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "POST", srv.URL+"/v1/chat/completions", strings.NewReader(`{"model":"m","stream":true,"messages":[]}`))
+	req.Header.Set("Authorization", "Bearer good")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(resp.Body).ReadString('\n')
+	if err != nil || line != ": keep-alive\n" || resp.StatusCode != 200 {
+		t.Fatalf("waiting stream: %d %q %v, want a keep-alive comment", resp.StatusCode, line, err)
+	}
+	if q := g.Queue(); len(q) != 1 || q[0].Consumer != "tester" || q[0].Model != "m:latest" || q[0].Count != 1 {
+		t.Fatalf("queue %+v", q)
+	}
+
+	over := post(t, srv, "/api/chat", "good", `{"model":"m"}`)
+	if body := readAll(t, over); over.StatusCode != 429 || over.Header.Get("Retry-After") != "2" || !strings.Contains(body, "already waiting") {
+		t.Fatalf("past the queue length: %d Retry-After %q %s", over.StatusCode, over.Header.Get("Retry-After"), body)
+	}
+
+	cancel()
+	resp.Body.Close()
+	for len(g.Queue()) != 0 && time.Now().Before(deadline) {
+		time.Sleep(2 * time.Millisecond)
+	}
+	close(release)
+	<-first
+	if n := hits.Load(); n != 1 {
+		t.Fatalf("the instance got %d requests, want 1: the one that left while waiting reached it", n)
 	}
 }

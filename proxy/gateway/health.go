@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"sync/atomic"
 	"time"
 )
 
@@ -50,19 +49,8 @@ func (st *upstreamState) healedSince(since time.Time) {
 	}
 }
 
-// success records an answer below 500: the instance is well, and the
-// model is loaded there now.
-func (st *upstreamState) success(model string, now time.Time) {
+// success records an answer below 500: the instance is well.
+func (st *upstreamState) success() {
 	st.fails.Store(0)
 	st.ejections.Store(0)
-	if model == "" {
-		return
-	}
-	// One cell per model, updated in place: a Store per request would
-	// allocate.
-	v, ok := st.served.Load(model)
-	if !ok {
-		v, _ = st.served.LoadOrStore(model, new(atomic.Int64))
-	}
-	v.(*atomic.Int64).Store(now.UnixNano())
 }

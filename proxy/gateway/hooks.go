@@ -33,6 +33,7 @@ type Usage struct {
 	// frame generated, and the prompt's text at four characters a token.
 	CountsKnown bool
 	TTFT        time.Duration
+	Queued      time.Duration // waiting in corral's queue for an instance, within TTFT and Duration
 	Duration    time.Duration
 	Status      int
 	Outcome     string

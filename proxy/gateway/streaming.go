@@ -217,7 +217,7 @@ func (g *Gateway) stream(clientCtx context.Context, cancel context.CancelFunc, u
 				// follows is read so the connection stays usable.
 				idle.Stop()
 				drain(resp.Body, cancel)
-				g.settle(st, fr, resp.StatusCode, c)
+				g.settle(st, resp.StatusCode, c)
 				return
 			}
 		}
@@ -232,7 +232,7 @@ func (g *Gateway) stream(clientCtx context.Context, cancel context.CancelFunc, u
 			c.write(tail) // a last frame without its separator
 		}
 		if resp.StatusCode != http.StatusOK {
-			g.settle(st, fr, resp.StatusCode, c)
+			g.settle(st, resp.StatusCode, c)
 			return
 		}
 		why := "stream ended early"

@@ -56,13 +56,12 @@ func CanonicalModel(name string) string {
 }
 
 // upstreamState is what the gateway itself tracks per upstream: requests
-// in flight, passive health, and models it has just seen served.
+// in flight and passive health.
 type upstreamState struct {
 	inflight     atomic.Int64
 	fails        atomic.Int32
 	ejectedUntil atomic.Int64 // unix nanos
 	ejections    atomic.Int32
-	served       sync.Map     // canonical model → *atomic.Int64, unix nanos of the last success
 	lastFailure  atomic.Int64 // unix nanos
 }
 
@@ -77,16 +76,4 @@ func (s *states) get(name string) *upstreamState {
 	}
 	v, _ := s.m.LoadOrStore(name, &upstreamState{})
 	return v.(*upstreamState)
-}
-
-// loaded says whether model is in memory on u: the engine's last poll
-// said so, or the gateway has served it there since that poll.
-func (st *upstreamState) loaded(u *Upstream, model string) bool {
-	if u.Loaded[model] {
-		return true
-	}
-	if v, ok := st.served.Load(model); ok {
-		return v.(*atomic.Int64).Load() > u.PolledAt.UnixNano()
-	}
-	return false
 }

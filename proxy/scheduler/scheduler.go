@@ -6,8 +6,9 @@
 // model whenever one frees soon enough, so that models are not swapped
 // for nothing and one consumer's flood delays only itself.
 //
-// It is the scheduling core of the scheduling issue, tested on a
-// deterministic clock; the gateway does not use it yet.
+// With PassThrough it places every request at once and leaves the waiting
+// to Ollama, as corral did before it held the queue: a baseline for
+// benchmarks, and a choice for instances with many parallel slots.
 package scheduler
 
 import (
@@ -50,7 +51,11 @@ type Config struct {
 	// LoadTime and RequestTime are what a model's load and a request are
 	// assumed to take until some have been seen.
 	LoadTime, RequestTime time.Duration
-	Clock                 Clock
+	// PassThrough places every request at once, on a holder of its model
+	// with the fewest requests in flight even when it is full, and never
+	// holds a queue.
+	PassThrough bool
+	Clock       Clock
 }
 
 func (c *Config) defaults() {
@@ -90,6 +95,13 @@ type Ticket struct {
 	Weight   float64 // the consumer's share; 0 counts as 1
 	Class    Class
 	Model    string
+	// Avoid names instances the request must not go to: those a retry
+	// already tried.
+	Avoid map[string]bool
+	// MaxWait and MaxQueue override the configured limits for this
+	// consumer when set.
+	MaxWait  time.Duration
+	MaxQueue int
 }
 
 // Refused is a request the scheduler will not queue, or queued too long:
@@ -178,16 +190,7 @@ func (s *Scheduler) Update(list []Instance) {
 			st = &instance{held: map[string]*hold{}}
 		}
 		st.Instance = in
-		for m := range in.Loaded {
-			if st.held[m] == nil {
-				st.held[m] = &hold{}
-			}
-		}
-		for m, h := range st.held {
-			if !in.Loaded[m] && h.inflight == 0 && !h.loading && !in.PolledAt.IsZero() && h.since.Before(in.PolledAt) {
-				delete(st.held, m)
-			}
-		}
+		st.correct(in.Loaded, in.PolledAt)
 		next[in.Name] = st
 		s.order = append(s.order, in.Name)
 	}
@@ -196,24 +199,53 @@ func (s *Scheduler) Update(list []Instance) {
 	s.dispatch()
 }
 
+// correct makes held agree with a list of loaded models read at at: a
+// model listed is held; one not listed, with nothing in flight, no load
+// of corral's pending and nothing sent since the read, was evicted.
+func (in *instance) correct(loaded map[string]bool, at time.Time) {
+	for m := range loaded {
+		if in.held[m] == nil {
+			in.held[m] = &hold{}
+		}
+	}
+	if at.IsZero() {
+		return
+	}
+	for m, h := range in.held {
+		if !loaded[m] && h.inflight == 0 && !h.loading && h.since.Before(at) {
+			delete(in.held, m)
+		}
+	}
+}
+
 // Acquire waits until the request may run and says where. It fails at
 // once when no instance has the model or the consumer has MaxQueue
 // requests waiting, and after MaxWait or when ctx ends while it waits: a
 // request whose client left never reaches an instance.
 func (s *Scheduler) Acquire(ctx context.Context, t Ticket) (*Grant, error) {
+	maxQueue, maxWait := s.cfg.MaxQueue, s.cfg.MaxWait
+	if t.MaxQueue > 0 {
+		maxQueue = t.MaxQueue
+	}
+	if t.MaxWait > 0 {
+		maxWait = t.MaxWait
+	}
 	s.mu.Lock()
-	if !s.anyHas(t.Model) {
+	if !s.anyHas(t.Model, t.Avoid) {
 		s.mu.Unlock()
 		return nil, ErrNoInstance
 	}
 	c := s.consumers[t.Consumer]
 	if c == nil {
+		if len(s.consumers) >= 1024 {
+			s.forgetIdle()
+		}
 		c = &consumer{}
 		s.consumers[t.Consumer] = c
 	}
-	if c.waiting >= s.cfg.MaxQueue {
+	if c.waiting >= maxQueue {
 		s.mu.Unlock()
-		return nil, &Refused{Reason: fmt.Sprintf("%d requests of yours are already waiting for an instance", c.waiting), RetryAfter: s.retryAfter(t.Model)}
+		return nil, &Refused{Reason: fmt.Sprintf("%d requests of yours are already waiting for an instance: wait for some to finish", c.waiting), RetryAfter: s.retryAfter(t.Model)}
 	}
 	w := &waiter{t: t, granted: make(chan *Grant, 1), enqAt: s.clock.Now()}
 	s.seq++
@@ -229,10 +261,10 @@ func (s *Scheduler) Acquire(ctx context.Context, t Ticket) (*Grant, error) {
 	s.waiting = append(s.waiting, w)
 	s.dispatch()
 	if !w.done {
-		w.stop = s.clock.AfterFunc(s.cfg.MaxWait, func() {
+		w.stop = s.clock.AfterFunc(maxWait, func() {
 			s.mu.Lock()
 			defer s.mu.Unlock()
-			s.drop(w, &Refused{Reason: fmt.Sprintf("no instance was free for %s within %s", t.Model, s.cfg.MaxWait), RetryAfter: s.retryAfter(t.Model)})
+			s.drop(w, &Refused{Reason: fmt.Sprintf("no instance was free for %s within %s: every one that has it is busy", t.Model, maxWait), RetryAfter: s.retryAfter(t.Model)})
 		})
 	}
 	s.mu.Unlock()
@@ -278,9 +310,19 @@ func (s *Scheduler) unqueue(w *waiter) {
 	}
 }
 
-func (s *Scheduler) anyHas(model string) bool {
+// forgetIdle drops the consumers with nothing waiting whose last finish
+// tag virtual time has passed: they are owed nothing.
+func (s *Scheduler) forgetIdle() {
+	for name, c := range s.consumers {
+		if c.waiting == 0 && c.finish <= s.vtime {
+			delete(s.consumers, name)
+		}
+	}
+}
+
+func (s *Scheduler) anyHas(model string, avoid map[string]bool) bool {
 	for _, in := range s.instances {
-		if in.Available && in.Models[model] {
+		if in.usable(model, avoid) {
 			return true
 		}
 	}
@@ -324,8 +366,14 @@ func (s *Scheduler) dispatch() {
 	ahead := map[string]int{} // by model: requests before this one that wait on
 	for i := 0; i < len(s.waiting); {
 		w := s.waiting[i]
-		in, cold := s.place(w.t.Model, ahead[w.t.Model])
+		in, cold := s.place(w.t.Model, ahead[w.t.Model], w.t.Avoid)
 		if in == nil {
+			if !s.anyHas(w.t.Model, w.t.Avoid) {
+				// Its instances are gone or down: say so now rather than
+				// at MaxWait.
+				s.drop(w, ErrNoInstance)
+				continue
+			}
 			ahead[w.t.Model]++
 			i++
 			continue
@@ -340,12 +388,29 @@ func (s *Scheduler) dispatch() {
 		}
 		if cold {
 			h.loading = true
+			in.displace(w.t.Model)
 		}
 		h.inflight++
 		now := s.clock.Now()
 		h.since = now
-		w.granted <- &Grant{Instance: in.Name, Cold: cold, Waited: now.Sub(w.enqAt), s: s, in: in.Name, model: w.t.Model, at: now}
+		w.granted <- &Grant{Instance: in.Name, Cold: cold, Waited: now.Sub(w.enqAt), s: s, in: in.Name, model: w.t.Model}
 	}
+}
+
+// displace forgets the idle models on an instance that starts loading
+// model: Ollama evicts them when the new one does not fit beside them,
+// and until a read of /api/ps after the load (Update) says which stayed,
+// a request for one of them is better placed as if it had to load.
+func (in *instance) displace(model string) {
+	for m, h := range in.held {
+		if m != model && h.inflight == 0 && !h.loading {
+			delete(in.held, m)
+		}
+	}
+}
+
+func (in *instance) usable(model string, avoid map[string]bool) bool {
+	return in.Available && in.Models[model] && !avoid[in.Name]
 }
 
 // place chooses an instance for a request of model with ahead requests
@@ -355,18 +420,19 @@ func (s *Scheduler) dispatch() {
 //   - An instance that holds the model (or is loading it) with a slot
 //     free: the least busy per weight.
 //   - None holds it: start a load, on an idle instance if there is one
-//     (most free memory first), else the least busy. Once a load starts,
+//     (the one holding fewest models, then most free memory), else the
+//     least busy. Once a load starts,
 //     requests behind it go to that instance's slots, so concurrent first
 //     requests start one load.
 //   - Holders are all full: wait for one, unless the expected wait (the
 //     requests ahead, over the holders' slots, times a request's time)
 //     exceeds the model's load time and an idle instance can load it:
 //     then the model spreads there.
-func (s *Scheduler) place(model string, ahead int) (*instance, bool) {
+func (s *Scheduler) place(model string, ahead int, avoid map[string]bool) (*instance, bool) {
 	var holders, idle, others []*instance
 	for _, name := range s.order {
 		in := s.instances[name]
-		if !in.Available || !in.Models[model] {
+		if !in.usable(model, avoid) {
 			continue
 		}
 		switch {
@@ -378,13 +444,12 @@ func (s *Scheduler) place(model string, ahead int) (*instance, bool) {
 			others = append(others, in)
 		}
 	}
-	if in := leastBusy(holders, model, true); in != nil {
+	if in := leastBusy(holders, model, !s.cfg.PassThrough); in != nil {
 		return in, false
 	}
 	if len(holders) == 0 {
 		if len(idle) > 0 {
-			sort.SliceStable(idle, func(i, j int) bool { return idle[i].FreeMemory > idle[j].FreeMemory })
-			return idle[0], true
+			return roomiest(idle), true
 		}
 		if in := leastBusy(others, "", false); in != nil {
 			return in, true
@@ -400,10 +465,21 @@ func (s *Scheduler) place(model string, ahead int) (*instance, bool) {
 	}
 	wait := time.Duration(ahead+1) * s.requestTime(model) / time.Duration(max(slots, 1))
 	if wait > s.modelLoadTime(model) {
-		sort.SliceStable(idle, func(i, j int) bool { return idle[i].FreeMemory > idle[j].FreeMemory })
-		return idle[0], true
+		return roomiest(idle), true
 	}
 	return nil, false
+}
+
+// roomiest is the idle instance where a load displaces least: the one
+// holding the fewest models, then the one with the most free memory.
+func roomiest(idle []*instance) *instance {
+	best := idle[0]
+	for _, in := range idle[1:] {
+		if len(in.held) < len(best.held) || len(in.held) == len(best.held) && in.FreeMemory > best.FreeMemory {
+			best = in
+		}
+	}
+	return best
 }
 
 // leastBusy is the instance with the fewest requests in flight per weight
@@ -452,7 +528,6 @@ type Grant struct {
 	s     *Scheduler
 	in    string
 	model string
-	at    time.Time
 	once  sync.Once
 }
 
@@ -487,13 +562,63 @@ func ewma(old, v time.Duration) time.Duration {
 	return old + (v-old)/4
 }
 
-// Waiting is the number of requests waiting, by model.
-func (s *Scheduler) Waiting() map[string]int {
+// Queued is what waits now for one model from one consumer.
+type Queued struct {
+	Model, Consumer string
+	Count           int
+	Oldest          time.Duration // how long the first of them has waited
+}
+
+// Queue lists what waits, by model and consumer, sorted.
+func (s *Scheduler) Queue() []Queued {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := map[string]int{}
+	now := s.clock.Now()
+	by := map[[2]string]*Queued{}
 	for _, w := range s.waiting {
-		out[w.t.Model]++
+		k := [2]string{w.t.Model, w.t.Consumer}
+		q := by[k]
+		if q == nil {
+			q = &Queued{Model: w.t.Model, Consumer: w.t.Consumer}
+			by[k] = q
+		}
+		q.Count++
+		q.Oldest = max(q.Oldest, now.Sub(w.enqAt))
+	}
+	out := make([]Queued, 0, len(by))
+	for _, q := range by {
+		out = append(out, *q)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Model != out[j].Model {
+			return out[i].Model < out[j].Model
+		}
+		return out[i].Consumer < out[j].Consumer
+	})
+	return out
+}
+
+// Held is a model an instance holds or is loading, as the scheduler
+// sees it.
+type Held struct {
+	Model    string
+	Inflight int
+	Loading  bool
+}
+
+// Holding lists, by instance, the models each holds or is loading,
+// sorted by name.
+func (s *Scheduler) Holding() map[string][]Held {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string][]Held, len(s.instances))
+	for name, in := range s.instances {
+		list := make([]Held, 0, len(in.held))
+		for m, h := range in.held {
+			list = append(list, Held{Model: m, Inflight: h.inflight, Loading: h.loading})
+		}
+		sort.Slice(list, func(i, j int) bool { return list[i].Model < list[j].Model })
+		out[name] = list
 	}
 	return out
 }

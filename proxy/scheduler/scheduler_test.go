@@ -89,8 +89,8 @@ func waitQueued(t *testing.T, s *Scheduler, n int) {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		got := 0
-		for _, v := range s.Waiting() {
-			got += v
+		for _, q := range s.Queue() {
+			got += q.Count
 		}
 		if got == n {
 			return
@@ -307,5 +307,85 @@ func TestPollCorrectsHeldModels(t *testing.T) {
 	// a is held nowhere now: its next request loads it on an idle instance.
 	if g := get(t, acquireAsync(context.Background(), s, Ticket{Consumer: "x", Model: "a"})); !g.Cold {
 		t.Fatalf("a on %s counted as still loaded", g.Instance)
+	}
+}
+
+// A retry never goes back to an instance it tried, and a request with
+// nowhere left to go is told so at once.
+func TestAvoidTriedInstances(t *testing.T) {
+	s := New(Config{Clock: newFakeClock()})
+	s.Update([]Instance{inst("i0", 1, "a"), inst("i1", 1)})
+	g := get(t, acquireAsync(context.Background(), s, Ticket{Consumer: "x", Model: "a", Avoid: map[string]bool{"i0": true}}))
+	if g.Instance != "i1" || !g.Cold {
+		t.Fatalf("retry went to %s (cold %v), want a load on i1", g.Instance, g.Cold)
+	}
+	if _, err := s.Acquire(context.Background(), Ticket{Consumer: "x", Model: "a", Avoid: map[string]bool{"i0": true, "i1": true}}); !errors.Is(err, ErrNoInstance) {
+		t.Fatalf("every instance tried: %v, want ErrNoInstance", err)
+	}
+}
+
+// A request waiting for instances that then go away is refused when they
+// go, not at the longest wait.
+func TestWaitingRequestRefusedWhenInstancesGo(t *testing.T) {
+	s := New(Config{Clock: newFakeClock()})
+	s.Update([]Instance{inst("i0", 1, "a")})
+	get(t, acquireAsync(context.Background(), s, Ticket{Consumer: "x", Model: "a"}))
+	w := acquireAsync(context.Background(), s, Ticket{Consumer: "x", Model: "a"})
+	waitQueued(t, s, 1)
+	down := inst("i0", 1, "a")
+	down.Available = false
+	s.Update([]Instance{down})
+	if r := <-w; !errors.Is(r.err, ErrNoInstance) {
+		t.Fatalf("waiting request after its instance went down: %+v", r)
+	}
+}
+
+// A cold load displaces the instance's idle models until a read of
+// /api/ps after the load says which stayed.
+func TestColdLoadDisplacesUntilObserved(t *testing.T) {
+	clk := newFakeClock()
+	s := New(Config{Clock: clk})
+	s.Update([]Instance{inst("i0", 1, "a"), inst("i1", 1)})
+	gb := get(t, acquireAsync(context.Background(), s, Ticket{Consumer: "x", Model: "b"}))
+	if gb.Instance != "i1" {
+		t.Fatalf("b went to %s, want i1, which holds nothing", gb.Instance)
+	}
+	// i0 gets a model c that only it has: loading it there displaces a.
+	s.Update([]Instance{
+		{Name: "i0", Available: true, Slots: 1, Models: map[string]bool{"a": true, "c": true}, Loaded: map[string]bool{"a": true}},
+		{Name: "i1", Available: true, Slots: 1, Models: map[string]bool{"b": true}},
+	})
+	gc := get(t, acquireAsync(context.Background(), s, Ticket{Consumer: "x", Model: "c"}))
+	if gc.Instance != "i0" || !gc.Cold {
+		t.Fatalf("c went to %s (cold %v)", gc.Instance, gc.Cold)
+	}
+	if h := s.Holding()["i0"]; len(h) != 1 || h[0].Model != "c" || !h[0].Loading {
+		t.Fatalf("i0 holds %+v while loading c, want c alone", h)
+	}
+	// The load ended and /api/ps lists both: a stayed.
+	clk.advance(time.Second)
+	s.Update([]Instance{
+		{Name: "i0", Available: true, Slots: 1, Models: map[string]bool{"a": true, "c": true}, Loaded: map[string]bool{"a": true, "c": true}, PolledAt: clk.Now()},
+		{Name: "i1", Available: true, Slots: 1, Models: map[string]bool{"b": true}},
+	})
+	gc.Done(Outcome{OK: true, TTFB: time.Second, Duration: 2 * time.Second})
+	if g := get(t, acquireAsync(context.Background(), s, Ticket{Consumer: "x", Model: "a"})); g.Instance != "i0" || g.Cold {
+		t.Fatalf("a went to %s (cold %v), want warm i0", g.Instance, g.Cold)
+	}
+	gb.Done(Outcome{OK: true})
+}
+
+// Pass-through places every request at once, on the warm holder even when
+// it is full, and holds no queue.
+func TestPassThroughNeverQueues(t *testing.T) {
+	s := New(Config{Clock: newFakeClock(), PassThrough: true})
+	s.Update([]Instance{inst("i0", 1, "a"), inst("i1", 1, "b")})
+	for range 3 {
+		if g := get(t, acquireAsync(context.Background(), s, Ticket{Consumer: "x", Model: "a"})); g.Instance != "i0" || g.Cold {
+			t.Fatalf("a went to %s (cold %v)", g.Instance, g.Cold)
+		}
+	}
+	if q := s.Queue(); len(q) != 0 {
+		t.Fatalf("queue %+v", q)
 	}
 }
