@@ -6,6 +6,7 @@ package ui
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -36,6 +37,9 @@ type Deps struct {
 	// FrontDoor reports the listeners, the routing table and the
 	// certificates; nil: not shown.
 	FrontDoor FrontDoor
+	// Scheduler reports corral's queue and what each instance holds;
+	// nil: not shown.
+	Scheduler Scheduler
 }
 
 // FrontDoor is what the API shows of the front door, as JSON.
@@ -43,11 +47,41 @@ type FrontDoor interface {
 	Status() any
 }
 
-// StatusReport is the body of GET /api/v1/status: the engine's status
-// and the front door's.
+// Scheduler is what the API shows of the gateway's scheduler.
+type Scheduler interface {
+	Status() SchedulerStatus
+}
+
+// SchedulerStatus is the scheduler's part of the status: what waits in
+// corral's queue, and the models each instance holds or is loading.
+type SchedulerStatus struct {
+	Queue   []QueueStatus          `json:"queue"`   // by model, then key; empty when nothing waits
+	Holding map[string][]HeldModel `json:"holding"` // by instance name, each sorted by model
+}
+
+// QueueStatus is what waits in corral's queue for one model from one API
+// key.
+type QueueStatus struct {
+	Model   string        `json:"model"`
+	Key     string        `json:"key"`
+	Waiting int           `json:"waiting"`
+	Oldest  time.Duration `json:"oldest_wait_ns"` // how long the first of them has waited
+}
+
+// HeldModel is a model an instance holds, or is loading, as the
+// scheduler sees it.
+type HeldModel struct {
+	Model    string `json:"model"`
+	InFlight int    `json:"in_flight"`
+	Loading  bool   `json:"loading,omitempty"`
+}
+
+// StatusReport is the body of GET /api/v1/status: the engine's status,
+// the front door's and the scheduler's.
 type StatusReport struct {
 	engine.Status
-	FrontDoor any `json:"front_door,omitempty"`
+	FrontDoor any              `json:"front_door,omitempty"`
+	Scheduler *SchedulerStatus `json:"scheduler,omitempty"`
 }
 
 // NewAPI builds the admin JSON API under /api/v1. gin's mode is the
@@ -98,6 +132,10 @@ func (h handler) status(c *gin.Context) {
 	rep := StatusReport{Status: h.Engine.Status()}
 	if h.FrontDoor != nil {
 		rep.FrontDoor = h.FrontDoor.Status()
+	}
+	if h.Scheduler != nil {
+		st := h.Scheduler.Status()
+		rep.Scheduler = &st
 	}
 	c.JSON(http.StatusOK, rep)
 }

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -154,5 +155,65 @@ func TestAPIFrontDoorStatus(t *testing.T) {
 		if rec.Code != tc.code || !strings.Contains(rec.Body.String(), tc.want) {
 			t.Errorf("%s (%q): %d %s, want %d with %s", tc.path, tc.auth, rec.Code, rec.Body.String(), tc.code, tc.want)
 		}
+	}
+}
+
+type fakeScheduler struct{ st SchedulerStatus }
+
+func (f fakeScheduler) Status() SchedulerStatus { return f.st }
+
+// The scheduler's queue and holdings are part of /api/v1/status, on the
+// socket and behind the admin token; without a scheduler they are left
+// out.
+func TestAPISchedulerStatus(t *testing.T) {
+	gin.SetMode(gin.TestMode)
+	sched := fakeScheduler{SchedulerStatus{
+		Queue: []QueueStatus{{Model: "llama3.2:1b", Key: "a", Waiting: 10, Oldest: 3200 * time.Millisecond}},
+		Holding: map[string][]HeldModel{
+			"corral-ollama-0": {{Model: "llama3.2:1b", InFlight: 2}, {Model: "qwen2.5:0.5b", Loading: true}},
+			"corral-ollama-1": {},
+		},
+	}}
+	eng := fakeEngine{engine.Status{Namespace: "corral", Docker: "ok"}}
+	deps := Deps{Engine: eng, GPUs: fakeGPUs{}, Scheduler: sched}
+	want := `"scheduler":{"queue":[{"model":"llama3.2:1b","key":"a","waiting":10,"oldest_wait_ns":3200000000}],` +
+		`"holding":{"corral-ollama-0":[{"model":"llama3.2:1b","in_flight":2},{"model":"qwen2.5:0.5b","in_flight":0,"loading":true}],"corral-ollama-1":[]}}`
+	for _, tc := range []struct {
+		name, auth string
+		h          http.Handler
+		want       string
+	}{
+		{"socket", "", NewAPI(deps), want},
+		{"admin", "Bearer s3cret", adminFor(t, "s3cret", deps), want},
+		{"no scheduler", "", NewAPI(Deps{Engine: eng, GPUs: fakeGPUs{}}), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := httptest.NewRequest("GET", "/api/v1/status", nil)
+			if tc.auth != "" {
+				req.Header.Set("Authorization", tc.auth)
+			}
+			rec := httptest.NewRecorder()
+			tc.h.ServeHTTP(rec, req)
+			body := rec.Body.String()
+			if rec.Code != 200 {
+				t.Fatalf("status %d: %s", rec.Code, body)
+			}
+			if tc.want == "" {
+				if strings.Contains(body, "scheduler") {
+					t.Fatalf("body = %s, want no scheduler", body)
+				}
+				return
+			}
+			if !strings.Contains(body, tc.want) {
+				t.Fatalf("body = %s\nwant %s", body, tc.want)
+			}
+			var rep StatusReport
+			if err := json.Unmarshal(rec.Body.Bytes(), &rep); err != nil {
+				t.Fatal(err)
+			}
+			if rep.Scheduler == nil || rep.Scheduler.Queue[0].Oldest != 3200*time.Millisecond || !rep.Scheduler.Holding["corral-ollama-0"][1].Loading {
+				t.Fatalf("decoded = %+v", rep.Scheduler)
+			}
+		})
 	}
 }

@@ -80,12 +80,18 @@ func (h handler) revokeKey(c *gin.Context) {
 }
 
 // KeyLimits is the body of PUT /api/v1/keys/:name/limits. A field left
-// out keeps its value; 0 means unlimited.
+// out keeps its value; 0 means unlimited for the caps and the default
+// for the queue settings.
 type KeyLimits struct {
 	RequestsPerMinute *int64 `json:"requests_per_minute,omitempty"`
 	TokensPerMinute   *int64 `json:"tokens_per_minute,omitempty"`
 	TokensPerDay      *int64 `json:"tokens_per_day,omitempty"`
 	TokensPerMonth    *int64 `json:"tokens_per_month,omitempty"`
+
+	Weight         *int64 `json:"weight,omitempty"`           // share of busy instances; 0 counts as 1
+	Batch          *bool  `json:"batch,omitempty"`            // true: waits behind every interactive request
+	MaxQueue       *int64 `json:"max_queue,omitempty"`        // requests it may have waiting; 0: the server's default
+	MaxWaitSeconds *int64 `json:"max_wait_seconds,omitempty"` // longest wait in the queue; 0: the server's default
 }
 
 func (h handler) setKeyLimits(c *gin.Context) {
@@ -95,7 +101,7 @@ func (h handler) setKeyLimits(c *gin.Context) {
 		return
 	}
 	if req == (KeyLimits{}) {
-		c.JSON(http.StatusBadRequest, gin.H{"error": "no limit given: set one or more of requests_per_minute, tokens_per_minute, tokens_per_day, tokens_per_month (0 is unlimited)"})
+		c.JSON(http.StatusBadRequest, gin.H{"error": "no limit given: set one or more of requests_per_minute, tokens_per_minute, tokens_per_day, tokens_per_month (0 is unlimited), weight, batch, max_queue, max_wait_seconds (0 is the default)"})
 		return
 	}
 	// The merge reads, then writes: of two changes to one key at the same
@@ -115,10 +121,16 @@ func (h handler) setKeyLimits(c *gin.Context) {
 		{req.TokensPerMinute, &l.TokensPerMinute},
 		{req.TokensPerDay, &l.TokensPerDay},
 		{req.TokensPerMonth, &l.TokensPerMonth},
+		{req.Weight, &l.Weight},
+		{req.MaxQueue, &l.MaxQueue},
+		{req.MaxWaitSeconds, &l.MaxWaitSeconds},
 	} {
 		if f.from != nil {
 			*f.to = *f.from
 		}
+	}
+	if req.Batch != nil {
+		l.Batch = *req.Batch
 	}
 	k, err := h.Keys.SetLimits(c.Request.Context(), name, l)
 	if err != nil {

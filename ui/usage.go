@@ -18,7 +18,9 @@ type Usage interface {
 	Query(ctx context.Context, q usage.Query) ([]usage.Row, error)
 }
 
-// UsageReport is the body of GET /api/v1/usage.
+// UsageReport is the body of GET /api/v1/usage. Each row's queued_ns is
+// the time its requests waited in corral's queue for an instance, in
+// nanoseconds, summed.
 type UsageReport struct {
 	By    string      `json:"by"`
 	Since time.Time   `json:"since,omitzero"` // the bounds as understood; zero: open

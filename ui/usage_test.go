@@ -47,7 +47,11 @@ func TestUsageAPI(t *testing.T) {
 	day := func(d int) time.Time { return time.Date(2024, 3, d, 12, 0, 0, 0, time.UTC) }
 	settle(t, m, day(1), "alice", "llama3.2", "ann", 10, 20, 200)
 	settle(t, m, day(2), "alice", "qwen3:8b", "", 1, 2, 200)
-	settle(t, m, day(2), "bob", "llama3.2", "ben", 100, 0, 503)
+	r, err := m.Reserve(context.Background(), "bob", "llama3.2", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Settle(usage.Record{Time: day(2), User: "ben", PromptTokens: 100, Status: 503, Queued: 1500 * time.Millisecond})
 	settle(t, m, time.Time{}, "carol", "llama3.2", "", 5, 5, 200) // now
 
 	cases := []struct {
@@ -104,7 +108,7 @@ func TestUsageAPI(t *testing.T) {
 	// The row's fields are named as documented.
 	rec := httptest.NewRecorder()
 	api.ServeHTTP(rec, httptest.NewRequest("GET", "/api/v1/usage?key=bob", nil))
-	want := `{"by":"key","key":"bob","rows":[{"group":"bob","requests":1,"prompt_tokens":100,"completion_tokens":0,"errors":1}]}`
+	want := `{"by":"key","key":"bob","rows":[{"group":"bob","requests":1,"prompt_tokens":100,"completion_tokens":0,"errors":1,"queued_ns":1500000000}]}`
 	if strings.TrimSpace(rec.Body.String()) != want {
 		t.Fatalf("body = %s\nwant %s", rec.Body, want)
 	}

@@ -11,6 +11,8 @@
 //	                              starts it as a child process
 //	corral-bench relay [flags]    a bare TCP relay (--baseline relay)
 //	corral-bench spin             spin at the lowest priority (--awake)
+//	corral-bench sched [flags]    the scheduling benchmark: placement
+//	                              policies side by side (see sched.go)
 package main
 
 import (
@@ -43,6 +45,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if len(args) > 0 && args[0] == "relay" {
 		return serveRelay(ctx, args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "sched" {
+		return runSched(ctx, args[1:], stdout, stderr)
 	}
 	if len(args) > 0 && args[0] == "spin" {
 		return spin(ctx)

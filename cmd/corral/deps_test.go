@@ -35,7 +35,7 @@ func TestDependencyDirection(t *testing.T) {
 		"ui":              {"assets", "engine", "engine/keys", "engine/models", "engine/store", "engine/usage", "gpu"},
 		"engine/models":   {"engine", "engine/store"},
 		"assets":          {},
-		"proxy/gateway":   {},
+		"proxy/gateway":   {"proxy/scheduler"},
 		"proxy/frontdoor": {},
 		"proxy/metrics":   {},
 		"proxy/filter":    {},

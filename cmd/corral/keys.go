@@ -21,9 +21,14 @@ const keysUsage = "Usage: corral keys create NAME [--note TEXT] [--expires 720h|
 	"       corral keys list [--json]\n" +
 	"       corral keys revoke NAME\n" +
 	"       corral keys limit NAME [--rpm N] [--tpm N] [--tpd N] [--tpmo N]\n" +
+	"                  [--weight N] [--class interactive|batch] [--max-queue N] [--max-wait 30s]\n" +
 	"       corral keys rotate-internal\n" +
 	"\nlimit sets requests per minute, tokens per minute, tokens per UTC day and\n" +
-	"tokens per UTC month; only the flags given change, and 0 lifts a limit.\n" +
+	"tokens per UTC month, and the key's place in corral's queue when the GPUs\n" +
+	"are busy: its weight against other keys (default 1), its class (batch\n" +
+	"waits behind every interactive request), how many requests it may have\n" +
+	"waiting and for how long. Only the flags given change; 0 lifts a limit or\n" +
+	"restores the default.\n" +
 	"rotate-internal gives the chat UI's own key (" + keys.InternalName + ") a new secret.\n"
 
 func (a *app) keysCmd(ctx context.Context, args []string) error {
@@ -142,6 +147,14 @@ func (a *app) keysLimit(ctx context.Context, args []string) error {
 	fs.Var(&tpm, "tpm", "tokens per minute, sliding over the last 60 seconds (0: unlimited)")
 	fs.Var(&tpd, "tpd", "tokens per UTC day (0: unlimited)")
 	fs.Var(&tpmo, "tpmo", "tokens per UTC month (0: unlimited)")
+	weight := queueFlag{max: keys.MaxWeight, zero: "the default, 1"}
+	fs.Var(&weight, "weight", "share of busy GPUs against other keys waiting: 2 gets twice the turns of 1 (0: the default, 1)")
+	var class classFlag
+	fs.Var(&class, "class", "interactive, or batch: waits behind every interactive request (default interactive)")
+	maxQueue := queueFlag{max: keys.MaxQueue, zero: "the server's default"}
+	fs.Var(&maxQueue, "max-queue", "requests it may have waiting in corral's queue; more get 429 (0: the server's default)")
+	var maxWait waitFlag
+	fs.Var(&maxWait, "max-wait", "longest wait in corral's queue before a 429, such as 30s or 2m (0: the server's default)")
 	name, err := parseNamed(fs, args)
 	if err != nil {
 		return helpOK(err)
@@ -155,14 +168,21 @@ func (a *app) keysLimit(ctx context.Context, args []string) error {
 		{"tpm", &tpm, &req.TokensPerMinute},
 		{"tpd", &tpd, &req.TokensPerDay},
 		{"tpmo", &tpmo, &req.TokensPerMonth},
+		{"weight", &weight.v, &req.Weight},
+		{"max-queue", &maxQueue.v, &req.MaxQueue},
+		{"max-wait", (*limitFlag)(&maxWait), &req.MaxWaitSeconds},
 	} {
 		if fs.set[f.flag] {
 			v := int64(*f.v)
 			*f.to = &v
 		}
 	}
+	if fs.set["class"] {
+		b := bool(class)
+		req.Batch = &b
+	}
 	if req == (ui.KeyLimits{}) {
-		return usageError{"keys limit: give one or more of --rpm, --tpm, --tpd and --tpmo (0 lifts a limit; run corral keys limit --help)"}
+		return usageError{"keys limit: give one or more of --rpm, --tpm, --tpd, --tpmo, --weight, --class, --max-queue and --max-wait (0 lifts a limit or restores a default; run corral keys limit --help)"}
 	}
 	var k keys.Key
 	if err := newDaemon(*dataDir).do(ctx, http.MethodPut, "/api/v1/keys/"+url.PathEscape(name)+"/limits", req, &k); err != nil {
@@ -205,7 +225,64 @@ func (l *limitFlag) Set(s string) error {
 	return nil
 }
 
-// shortLimits writes l for the key list, such as "rpm=60 tpd=100000".
+// queueFlag is a queue setting: a whole number from 0, the default, to
+// max.
+type queueFlag struct {
+	v    limitFlag
+	max  int64
+	zero string // what 0 means
+}
+
+func (q *queueFlag) String() string { return "" }
+
+func (q *queueFlag) Set(s string) error {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 || n > q.max {
+		return fmt.Errorf("give a whole number from 0 (%s) to %d", q.zero, q.max)
+	}
+	q.v = limitFlag(n)
+	return nil
+}
+
+// classFlag is a key's class in the queue: true for batch.
+type classFlag bool
+
+func (c *classFlag) String() string { return "" }
+
+func (c *classFlag) Set(s string) error {
+	switch s {
+	case "interactive":
+		*c = false
+	case "batch":
+		*c = true
+	default:
+		return errors.New("give interactive or batch")
+	}
+	return nil
+}
+
+// waitFlag is the longest wait in the queue, in whole seconds.
+type waitFlag int64
+
+func (w *waitFlag) String() string { return "" }
+
+func (w *waitFlag) Set(s string) error {
+	d, err := time.ParseDuration(s)
+	switch {
+	case err != nil:
+		return errors.New("give a duration such as 30s or 2m (0: the server's default)")
+	case d < 0 || d > keys.MaxWait:
+		return fmt.Errorf("give a duration from 0 (the server's default) to %s", shortDuration(keys.MaxWait))
+	case d%time.Second != 0:
+		return errors.New("give whole seconds, such as 30s or 2m")
+	}
+	*w = waitFlag(d / time.Second)
+	return nil
+}
+
+// shortLimits writes l for the key list, such as "rpm=60 tpd=100000
+// weight=4 batch queue=10 wait=30s": the caps set and the queue settings
+// that are not the default.
 func shortLimits(l keys.Limits) string {
 	var parts []string
 	for _, f := range []struct {
@@ -215,6 +292,18 @@ func shortLimits(l keys.Limits) string {
 		if f.v > 0 {
 			parts = append(parts, fmt.Sprintf("%s=%d", f.name, f.v))
 		}
+	}
+	if l.Weight > 1 {
+		parts = append(parts, fmt.Sprintf("weight=%d", l.Weight))
+	}
+	if l.Batch {
+		parts = append(parts, "batch")
+	}
+	if l.MaxQueue > 0 {
+		parts = append(parts, fmt.Sprintf("queue=%d", l.MaxQueue))
+	}
+	if l.MaxWaitSeconds > 0 {
+		parts = append(parts, "wait="+shortDuration(time.Duration(l.MaxWaitSeconds)*time.Second))
 	}
 	if len(parts) == 0 {
 		return "none"
@@ -235,7 +324,33 @@ func longLimits(l keys.Limits) string {
 			parts = append(parts, "unlimited "+f.what)
 		}
 	}
-	return strings.Join(parts, ", ")
+	queue := []string{fmt.Sprintf("weight %d", max(l.Weight, 1)), "interactive"}
+	if l.Batch {
+		queue[1] = "batch"
+	}
+	if l.MaxQueue > 0 {
+		queue = append(queue, fmt.Sprintf("up to %d requests waiting", l.MaxQueue))
+	} else {
+		queue = append(queue, "default queue length")
+	}
+	if l.MaxWaitSeconds > 0 {
+		queue = append(queue, "waits up to "+shortDuration(time.Duration(l.MaxWaitSeconds)*time.Second))
+	} else {
+		queue = append(queue, "default wait")
+	}
+	return strings.Join(parts, ", ") + "; " + strings.Join(queue, ", ")
+}
+
+// shortDuration writes d without trailing zero units: 2m, not 2m0s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 // lifetime is a duration flag that also takes whole days, such as 30d.

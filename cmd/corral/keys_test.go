@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"strings"
 	"testing"
 	"time"
@@ -176,6 +177,86 @@ func TestLifetimeFlag(t *testing.T) {
 	}
 }
 
+func TestLimitText(t *testing.T) {
+	cases := []struct {
+		l           keys.Limits
+		short, long string
+	}{
+		{keys.Limits{}, "none",
+			"unlimited requests per minute, unlimited tokens per minute, unlimited tokens per day, unlimited tokens per month; weight 1, interactive, default queue length, default wait"},
+		{keys.Limits{Weight: 1}, "none", "; weight 1, interactive,"},
+		{keys.Limits{TokensPerDay: 5, Weight: 4, Batch: true, MaxQueue: 10, MaxWaitSeconds: 30}, "tpd=5 weight=4 batch queue=10 wait=30s",
+			"5 tokens per day, unlimited tokens per month; weight 4, batch, up to 10 requests waiting, waits up to 30s"},
+		{keys.Limits{MaxWaitSeconds: 90}, "wait=1m30s", "waits up to 1m30s"},
+		{keys.Limits{MaxWaitSeconds: 86400}, "wait=24h", "waits up to 24h"},
+		{keys.Limits{MaxWaitSeconds: 5400}, "wait=1h30m", "waits up to 1h30m"},
+		{keys.Limits{Batch: true}, "batch", "weight 1, batch, default queue length"},
+	}
+	for _, tc := range cases {
+		if got := shortLimits(tc.l); got != tc.short {
+			t.Errorf("shortLimits(%+v) = %q, want %q", tc.l, got, tc.short)
+		}
+		if got := longLimits(tc.l); !strings.Contains(got, tc.long) {
+			t.Errorf("longLimits(%+v) = %q, want %q in it", tc.l, got, tc.long)
+		}
+	}
+}
+
+func TestQueueFlags(t *testing.T) {
+	cases := []struct {
+		flag, in string
+		want     int64 // seconds for --max-wait, 1 for batch
+		ok       bool
+	}{
+		{"weight", "0", 0, true},
+		{"weight", "1000", 1000, true},
+		{"weight", "1001", 0, false},
+		{"weight", "-1", 0, false},
+		{"weight", "two", 0, false},
+		{"max-queue", "100000", 100000, true},
+		{"max-queue", "100001", 0, false},
+		{"max-wait", "0", 0, true},
+		{"max-wait", "30s", 30, true},
+		{"max-wait", "2m", 120, true},
+		{"max-wait", "24h", 86400, true},
+		{"max-wait", "24h0m1s", 0, false},
+		{"max-wait", "0.5s", 0, false},
+		{"max-wait", "30", 0, false},
+		{"max-wait", "-5s", 0, false},
+		{"class", "batch", 1, true},
+		{"class", "interactive", 0, true},
+		{"class", "Batch", 0, false},
+		{"class", "", 0, false},
+	}
+	for _, tc := range cases {
+		var v flag.Value
+		var got func() int64
+		switch tc.flag {
+		case "weight":
+			f := &queueFlag{max: keys.MaxWeight}
+			v, got = f, func() int64 { return int64(f.v) }
+		case "max-queue":
+			f := &queueFlag{max: keys.MaxQueue}
+			v, got = f, func() int64 { return int64(f.v) }
+		case "max-wait":
+			var f waitFlag
+			v, got = &f, func() int64 { return int64(f) }
+		case "class":
+			var f classFlag
+			v, got = &f, func() int64 {
+				if f {
+					return 1
+				}
+				return 0
+			}
+		}
+		err := v.Set(tc.in)
+		if (err == nil) != tc.ok || got() != tc.want {
+			t.Errorf("--%s %q = %d, %v; want %d, ok %v", tc.flag, tc.in, got(), err, tc.want, tc.ok)
+		}
+	}
+}
+
 // TestKeysLimitCommand sets limits flag by flag, and rotates the chat
 // UI's key, against one daemon.
 func TestKeysLimitCommand(t *testing.T) {
@@ -193,14 +274,47 @@ func TestKeysLimitCommand(t *testing.T) {
 		limits     keys.Limits // of alice afterwards
 		afterwards func(t *testing.T, stdout string)
 	}{
-		{name: "help", args: []string{"keys", "limit", "--help"}, out: "--tpmo"},
+		{name: "help", args: []string{"keys", "limit", "--help"}, out: "--max-wait"},
+		{name: "usage", args: []string{"keys", "help"}, out: "[--weight N] [--class interactive|batch] [--max-queue N] [--max-wait 30s]"},
 		{name: "no name", args: append([]string{"keys", "limit"}, dd...), code: 2, err: "missing NAME"},
-		{name: "no flags", args: append([]string{"keys", "limit", "alice"}, dd...), code: 2, err: "give one or more of --rpm"},
+		{name: "no flags", args: append([]string{"keys", "limit", "alice"}, dd...), code: 2, err: "give one or more of --rpm, --tpm, --tpd, --tpmo, --weight, --class, --max-queue and --max-wait"},
 		{name: "negative", args: append([]string{"keys", "limit", "alice", "--tpd", "-1"}, dd...), code: 2, err: "whole number from 0"},
 		{name: "not a number", args: append([]string{"keys", "limit", "alice", "--rpm", "lots"}, dd...), code: 2, err: "whole number from 0"},
 		{
 			name: "two limits", args: append([]string{"keys", "limit", "alice", "--rpm", "60", "--tpd", "100000"}, dd...),
-			out:    `limits of API key "alice": 60 requests per minute, unlimited tokens per minute, 100000 tokens per day, unlimited tokens per month`,
+			out:    `limits of API key "alice": 60 requests per minute, unlimited tokens per minute, 100000 tokens per day, unlimited tokens per month; weight 1, interactive, default queue length, default wait`,
+			limits: keys.Limits{RequestsPerMinute: 60, TokensPerDay: 100000},
+		},
+		// Bad queue settings stop before the daemon: an unknown key would
+		// otherwise say so.
+		{name: "weight too large", args: append([]string{"keys", "limit", "bob", "--weight", "1001"}, dd...), code: 2, err: "give a whole number from 0 (the default, 1) to 1000",
+			limits: keys.Limits{RequestsPerMinute: 60, TokensPerDay: 100000}},
+		{name: "fractional weight", args: append([]string{"keys", "limit", "bob", "--weight", "1.5"}, dd...), code: 2, err: "invalid value \"1.5\" for flag -weight",
+			limits: keys.Limits{RequestsPerMinute: 60, TokensPerDay: 100000}},
+		{name: "unknown class", args: append([]string{"keys", "limit", "bob", "--class", "bulk"}, dd...), code: 2, err: "give interactive or batch",
+			limits: keys.Limits{RequestsPerMinute: 60, TokensPerDay: 100000}},
+		{name: "queue too long", args: append([]string{"keys", "limit", "bob", "--max-queue", "100001"}, dd...), code: 2, err: "give a whole number from 0 (the server's default) to 100000",
+			limits: keys.Limits{RequestsPerMinute: 60, TokensPerDay: 100000}},
+		{name: "wait without a unit", args: append([]string{"keys", "limit", "bob", "--max-wait", "30"}, dd...), code: 2, err: "give a duration such as 30s or 2m",
+			limits: keys.Limits{RequestsPerMinute: 60, TokensPerDay: 100000}},
+		{name: "wait too long", args: append([]string{"keys", "limit", "bob", "--max-wait", "25h"}, dd...), code: 2, err: "from 0 (the server's default) to 24h",
+			limits: keys.Limits{RequestsPerMinute: 60, TokensPerDay: 100000}},
+		{name: "negative wait", args: append([]string{"keys", "limit", "bob", "--max-wait", "-1s"}, dd...), code: 2, err: "to 24h",
+			limits: keys.Limits{RequestsPerMinute: 60, TokensPerDay: 100000}},
+		{name: "wait in part seconds", args: append([]string{"keys", "limit", "bob", "--max-wait", "1500ms"}, dd...), code: 2, err: "whole seconds",
+			limits: keys.Limits{RequestsPerMinute: 60, TokensPerDay: 100000}},
+		{
+			name: "queue settings keep the caps", args: append([]string{"keys", "limit", "alice", "--weight", "4", "--class", "batch", "--max-queue", "10", "--max-wait", "2m"}, dd...),
+			out:    "100000 tokens per day, unlimited tokens per month; weight 4, batch, up to 10 requests waiting, waits up to 2m",
+			limits: keys.Limits{RequestsPerMinute: 60, TokensPerDay: 100000, Weight: 4, Batch: true, MaxQueue: 10, MaxWaitSeconds: 120},
+		},
+		{
+			name: "list shows queue settings", args: append([]string{"keys", "list"}, dd...), out: "rpm=60 tpd=100000 weight=4 batch queue=10 wait=2m",
+			limits: keys.Limits{RequestsPerMinute: 60, TokensPerDay: 100000, Weight: 4, Batch: true, MaxQueue: 10, MaxWaitSeconds: 120},
+		},
+		{
+			name: "back to the defaults", args: append([]string{"keys", "limit", "alice", "--class", "interactive", "--weight", "0", "--max-queue", "0", "--max-wait", "0"}, dd...),
+			out:    "unlimited tokens per month; weight 1, interactive, default queue length, default wait",
 			limits: keys.Limits{RequestsPerMinute: 60, TokensPerDay: 100000},
 		},
 		{

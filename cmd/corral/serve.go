@@ -49,7 +49,8 @@ type serveConfig struct {
 	LogFormat      string
 	HealthInterval time.Duration
 
-	door doorConfig
+	door  doorConfig
+	queue queueConfig
 
 	settings engine.Settings
 	explicit map[string]bool // settings given as flags or env, which override the store
@@ -70,6 +71,7 @@ func (c serveConfig) Validate() error {
 		errs = append(errs, fmt.Errorf("--addr %q: want host:port, such as :8080 or 127.0.0.1:8080 (empty turns it off, with a --domain)", c.Addr))
 	}
 	errs = append(errs, c.door.validate()...)
+	errs = append(errs, c.queue.validate()...)
 	if c.UsageRetention < 24*time.Hour {
 		errs = append(errs, fmt.Errorf("--usage-retention %s: keep at least 24h", c.UsageRetention))
 	}
@@ -113,6 +115,7 @@ func parseServe(args []string, stdout io.Writer) (serveConfig, error) {
 	fs.StringVar(&c.Reach, "reach", string(engine.ReachAuto), "how corral reaches Ollama: auto, ip (container IP), name (corral runs in a container), loopback (publish on 127.0.0.1 only)")
 	fs.StringVar(&c.Addr, "addr", ":8080", "plain HTTP gateway listener: the OpenAI (/v1) and Ollama (/api) APIs, API key required; empty turns it off (with a --domain)")
 	c.door.flags(fs)
+	c.queue.flags(fs)
 	fs.DurationVar(&c.DrainGrace, "drain-grace", 30*time.Second, "how long a replaced instance's requests may run before it is stopped")
 	fs.DurationVar(&c.UsageRetention, "usage-retention", usage.DefaultRetention, "how long daily usage totals are kept")
 	fs.StringVar(&c.AdminAddr, "admin-addr", "127.0.0.1:8090", "admin pages and API listener (token or signed-in session); empty turns it off")
@@ -320,13 +323,16 @@ func (a *app) serve(ctx context.Context, c serveConfig, log *slog.Logger) error 
 		closeAll()
 		return err
 	}
-	prom := wire.NewMetrics(eng, inv, sampler)
-	gw = gateway.New(gateway.Config{Logger: log, MaxBodyBytes: doorCfg.Limits.MaxBody, Meter: wire.Meter{M: meter}, Filter: cf, Observer: wire.Observer{M: prom}},
+	// Scrapes read the queue once gw is built (below, before anything serves).
+	prom := wire.NewMetrics(eng, inv, sampler, wire.QueueMetrics(func() *gateway.Gateway { return gw }))
+	gw = gateway.New(gateway.Config{Logger: log, MaxBodyBytes: doorCfg.Limits.MaxBody, Meter: wire.Meter{M: meter}, Filter: cf, Observer: wire.Observer{M: prom},
+		Priorities: wire.Priorities{K: apiKeys}, Scheduling: c.queue.schedulerConfig()},
 		&upstreams{eng: eng, models: mdl, sampler: sampler}, apiKeys)
 	defer gw.Close()
 	gin.SetMode(gin.ReleaseMode)
 	fd := &doorStatus{door: door, certs: cm}
 	deps := ui.Deps{Engine: eng, GPUs: gpuView{inv, sampler}, Keys: apiKeys, Models: mdl, Usage: meter, Filter: cf, FrontDoor: fd}
+	deps.Scheduler = schedStatus{gw}
 	api := ui.NewAPI(deps)
 
 	ctx, cancel := context.WithCancel(ctx)

@@ -1,15 +1,19 @@
 package main
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"corral/engine"
+	"corral/ui"
 )
 
 func (a *app) statusCmd(ctx context.Context, args []string) error {
@@ -35,14 +39,19 @@ func (a *app) statusCmd(ctx context.Context, args []string) error {
 // statusReport is what GET /api/v1/status answers (ui.StatusReport).
 type statusReport struct {
 	engine.Status
-	FrontDoor *DoorReport `json:"front_door,omitempty"`
+	FrontDoor *DoorReport         `json:"front_door,omitempty"`
+	Scheduler *ui.SchedulerStatus `json:"scheduler,omitempty"`
 }
 
 func printStatus(w io.Writer, st statusReport) {
 	if st.Docker != "ok" {
 		fmt.Fprintf(w, "%s\n\n", st.Docker)
 	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	// The table is aligned on its own, then each instance's row is
+	// followed by what it holds: a line without tabs would end the
+	// tabwriter's columns.
+	var table bytes.Buffer
+	tw := tabwriter.NewWriter(&table, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tGPU\tPHASE\tWEIGHT\tCONTAINER\tIMAGE\tENDPOINT\tREASON")
 	for _, in := range st.Instances {
 		gpuCol := in.GPU
@@ -52,8 +61,108 @@ func printStatus(w io.Writer, st statusReport) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", in.Name, gpuCol, in.Phase, in.Weight, short(in.ContainerID), in.Image, dash(in.Endpoint), in.Reason)
 	}
 	tw.Flush()
+	rows := strings.SplitAfter(table.String(), "\n")
+	io.WriteString(w, rows[0])
+	for i, in := range st.Instances {
+		io.WriteString(w, rows[i+1])
+		if st.Scheduler != nil {
+			if h := holding(st.Scheduler.Holding[in.Name]); h != "" {
+				fmt.Fprintf(w, "  %s\n", h)
+			}
+		}
+	}
+	if st.Scheduler != nil {
+		printQueue(w, st.Scheduler.Queue)
+	}
 	if st.FrontDoor != nil {
 		printDoor(w, *st.FrontDoor)
+	}
+}
+
+// holding says what an instance holds and loads, such as
+// "holds llama3.2:1b (2 in flight), qwen3:8b (idle); loading phi3"; ""
+// for nothing.
+func holding(held []ui.HeldModel) string {
+	var holds, loads []string
+	for _, h := range held {
+		switch {
+		case h.Loading && h.InFlight > 0: // sent, and waiting for the load
+			loads = append(loads, fmt.Sprintf("%s (%d in flight)", h.Model, h.InFlight))
+		case h.Loading:
+			loads = append(loads, h.Model)
+		case h.InFlight > 0:
+			holds = append(holds, fmt.Sprintf("%s (%d in flight)", h.Model, h.InFlight))
+		default:
+			holds = append(holds, h.Model+" (idle)")
+		}
+	}
+	var parts []string
+	if len(holds) > 0 {
+		parts = append(parts, "holds "+strings.Join(holds, ", "))
+	}
+	if len(loads) > 0 {
+		parts = append(parts, "loading "+strings.Join(loads, ", "))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// printQueue shows what waits in corral's queue, a line a model with its
+// keys, most waiting first; nothing when nothing waits.
+func printQueue(w io.Writer, queue []ui.QueueStatus) {
+	type model struct {
+		name    string
+		waiting int
+		oldest  time.Duration
+		keys    []ui.QueueStatus
+	}
+	var models []*model
+	total := 0
+	for _, q := range queue {
+		if q.Waiting <= 0 {
+			continue
+		}
+		i := slices.IndexFunc(models, func(m *model) bool { return m.name == q.Model })
+		if i < 0 {
+			i = len(models)
+			models = append(models, &model{name: q.Model})
+		}
+		m := models[i]
+		m.waiting += q.Waiting
+		m.oldest = max(m.oldest, q.Oldest)
+		m.keys = append(m.keys, q)
+		total += q.Waiting
+	}
+	if total == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nQueue (%d waiting):\n", total)
+	for _, m := range models {
+		slices.SortFunc(m.keys, func(a, b ui.QueueStatus) int {
+			return cmp.Or(cmp.Compare(b.Waiting, a.Waiting), strings.Compare(a.Key, b.Key))
+		})
+		keys := make([]string, len(m.keys))
+		for i, k := range m.keys {
+			name := k.Key
+			if name == "" {
+				name = "(none)"
+			}
+			keys[i] = fmt.Sprintf("key %s %d", name, k.Waiting)
+		}
+		fmt.Fprintf(w, "  %s: %d waiting (%s), oldest %s\n", m.name, m.waiting, strings.Join(keys, ", "), roundWait(m.oldest))
+	}
+}
+
+// roundWait shows a wait to a useful precision: 0s, 85ms, 3.2s, 4m5s.
+func roundWait(d time.Duration) string {
+	switch {
+	case d <= 0:
+		return "0s"
+	case d < time.Second:
+		return d.Round(time.Millisecond).String()
+	case d < time.Minute:
+		return d.Round(100 * time.Millisecond).String()
+	default:
+		return d.Round(time.Second).String()
 	}
 }
 

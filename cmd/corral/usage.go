@@ -82,7 +82,7 @@ func period(rep ui.UsageReport) string {
 
 func printUsage(w io.Writer, rep ui.UsageReport) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "%s\tREQUESTS\tPROMPT TOKENS\tCOMPLETION TOKENS\tTOTAL TOKENS\tERRORS\n", strings.ToUpper(rep.By))
+	fmt.Fprintf(tw, "%s\tREQUESTS\tPROMPT TOKENS\tCOMPLETION TOKENS\tTOTAL TOKENS\tERRORS\tAVG QUEUE\n", strings.ToUpper(rep.By))
 	var total meter.Row
 	for _, r := range rep.Rows {
 		group := r.Group
@@ -94,12 +94,19 @@ func printUsage(w io.Writer, rep ui.UsageReport) {
 		total.PromptTokens += r.PromptTokens
 		total.CompletionTokens += r.CompletionTokens
 		total.Errors += r.Errors
+		total.Queued += r.Queued
 	}
 	printUsageRow(tw, "TOTAL", total)
 	tw.Flush()
 	fmt.Fprintf(w, "(UTC days, %s)\n", period(rep))
 }
 
+// printUsageRow prints one group; AVG QUEUE is the time its requests
+// waited in corral's queue for an instance, on average.
 func printUsageRow(w io.Writer, group string, r meter.Row) {
-	fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\t%d\n", group, r.Requests, r.PromptTokens, r.CompletionTokens, r.PromptTokens+r.CompletionTokens, r.Errors)
+	var avg time.Duration
+	if r.Requests > 0 {
+		avg = r.Queued / time.Duration(r.Requests)
+	}
+	fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\t%d\t%s\n", group, r.Requests, r.PromptTokens, r.CompletionTokens, r.PromptTokens+r.CompletionTokens, r.Errors, roundWait(avg))
 }

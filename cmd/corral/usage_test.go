@@ -49,17 +49,18 @@ func TestUsageCommand(t *testing.T) {
 		key, model, user   string
 		prompt, completion int
 		status             int
+		queued             time.Duration
 	}{
-		{day(1), "alice", "llama3.2", "ann", 10, 20, 200},
-		{day(2), "alice", "qwen3:8b", "", 1, 2, 200},
-		{day(2), "bob", "llama3.2", "ben", 100, 0, 503},
-		{time.Time{}, "carol", "llama3.2", "", 5, 5, 200}, // now
+		{day(1), "alice", "llama3.2", "ann", 10, 20, 200, 0},
+		{day(2), "alice", "qwen3:8b", "", 1, 2, 200, 3 * time.Second},
+		{day(2), "bob", "llama3.2", "ben", 100, 0, 503, 150 * time.Millisecond},
+		{time.Time{}, "carol", "llama3.2", "", 5, 5, 200, 0}, // now
 	} {
 		res, err := m.Reserve(context.Background(), r.key, r.model, 10)
 		if err != nil {
 			t.Fatal(err)
 		}
-		res.Settle(meter.Record{Time: r.at, User: r.user, PromptTokens: r.prompt, CompletionTokens: r.completion, Status: r.status})
+		res.Settle(meter.Record{Time: r.at, User: r.user, PromptTokens: r.prompt, CompletionTokens: r.completion, Status: r.status, Queued: r.queued})
 	}
 
 	steps := []struct {
@@ -75,32 +76,32 @@ func TestUsageCommand(t *testing.T) {
 		{"extra argument", append([]string{"usage", "alice"}, dd...), 2, []string{`unexpected argument "alice"`}},
 		{"until before since", append([]string{"usage", "--since", "2024-03-02", "--until", "2024-03-01"}, dd...), 1, []string{"is not after since"}},
 		{"by key", append([]string{"usage"}, dd...), 0, []string{
-			"KEY REQUESTS PROMPT TOKENS COMPLETION TOKENS TOTAL TOKENS ERRORS",
-			"bob 1 100 0 100 1",
-			"alice 2 11 22 33 0",
-			"carol 1 5 5 10 0",
-			"TOTAL 4 116 27 143 1",
+			"KEY REQUESTS PROMPT TOKENS COMPLETION TOKENS TOTAL TOKENS ERRORS AVG QUEUE",
+			"bob 1 100 0 100 1 150ms",
+			"alice 2 11 22 33 0 1.5s",
+			"carol 1 5 5 10 0 0s",
+			"TOTAL 4 116 27 143 1 788ms",
 			"(UTC days, in the days kept)",
 		}},
 		{"by user", append([]string{"usage", "--by", "user", "--until", "2024-03-31"}, dd...), 0, []string{
-			"USER REQUESTS PROMPT TOKENS COMPLETION TOKENS TOTAL TOKENS ERRORS",
-			"ben 1 100 0 100 1",
-			"ann 1 10 20 30 0",
-			"(none) 1 1 2 3 0",
-			"TOTAL 3 111 22 133 1",
+			"USER REQUESTS PROMPT TOKENS COMPLETION TOKENS TOTAL TOKENS ERRORS AVG QUEUE",
+			"ben 1 100 0 100 1 150ms",
+			"ann 1 10 20 30 0 0s",
+			"(none) 1 1 2 3 0 3s",
+			"TOTAL 3 111 22 133 1 1.1s",
 			"(UTC days, through 2024-03-31)",
 		}},
 		{"by day for one key", append([]string{"usage", "--by", "day", "--key", "alice", "--since", "2024-03-01", "--until", "2024-03-02"}, dd...), 0, []string{
-			"DAY REQUESTS PROMPT TOKENS COMPLETION TOKENS TOTAL TOKENS ERRORS",
-			"2024-03-01 1 10 20 30 0",
-			"2024-03-02 1 1 2 3 0",
-			"TOTAL 2 11 22 33 0",
+			"DAY REQUESTS PROMPT TOKENS COMPLETION TOKENS TOTAL TOKENS ERRORS AVG QUEUE",
+			"2024-03-01 1 10 20 30 0 0s",
+			"2024-03-02 1 1 2 3 0 3s",
+			"TOTAL 2 11 22 33 0 1.5s",
 			"(UTC days, from 2024-03-01 through 2024-03-02 for key alice)",
 		}},
 		{"by model, last day", append([]string{"usage", "--by", "model", "--since", "1d"}, dd...), 0, []string{
-			"MODEL REQUESTS PROMPT TOKENS COMPLETION TOKENS TOTAL TOKENS ERRORS",
-			"llama3.2 1 5 5 10 0",
-			"TOTAL 1 5 5 10 0",
+			"MODEL REQUESTS PROMPT TOKENS COMPLETION TOKENS TOTAL TOKENS ERRORS AVG QUEUE",
+			"llama3.2 1 5 5 10 0 0s",
+			"TOTAL 1 5 5 10 0 0s",
 		}},
 		{"no daemon", []string{"usage", "--data-dir", t.TempDir()}, 1, []string{"corral is not running"}},
 	}
@@ -143,7 +144,7 @@ func TestUsageCommand(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
 		t.Fatalf("not JSON: %v\n%s", err, out.String())
 	}
-	if rep.By != "key" || len(rep.Rows) != 1 || rep.Rows[0] != (meter.Row{Group: "bob", Requests: 1, PromptTokens: 100, Errors: 1}) {
+	if rep.By != "key" || len(rep.Rows) != 1 || rep.Rows[0] != (meter.Row{Group: "bob", Requests: 1, PromptTokens: 100, Errors: 1, Queued: 150 * time.Millisecond}) {
 		t.Fatalf("report = %+v", rep)
 	}
 }

@@ -10,11 +10,20 @@ import (
 
 // Limits cap what a key may use: requests and tokens per minute, tokens
 // per UTC day and per UTC month; 0 means unlimited. engine/usage enforces
-// them; it uses this same type.
+// them; it uses this same type. They also give the key's place in the
+// gateway's queue: its weight, its class, how many requests it may have
+// waiting and for how long; 0 there means the default.
 type Limits = store.Limits
 
 // maxLimit keeps sums of limits far from overflowing.
 const maxLimit = 1_000_000_000_000_000
+
+// Bounds of the queue settings; 0 is the default for each.
+const (
+	MaxWeight = 1000
+	MaxQueue  = 100_000
+	MaxWait   = 24 * time.Hour
+)
 
 // InternalName is the name of corral's own key for its chat UI, which
 // RotateInternal makes and renews. Create refuses the name.
@@ -32,8 +41,8 @@ func (m *Manager) Limits(name string) (Limits, bool) {
 	return e.rec.Limits, true
 }
 
-// SetLimits replaces the limits of the key called name, from the next
-// request on.
+// SetLimits replaces the limits of the key called name, queue settings
+// included, from the next request on.
 func (m *Manager) SetLimits(_ context.Context, name string, l Limits) (Key, error) {
 	for _, f := range []struct {
 		what string
@@ -48,6 +57,18 @@ func (m *Manager) SetLimits(_ context.Context, name string, l Limits) (Key, erro
 			return Key{}, adminErrorf(ErrInvalid, "%s limit %d: give a whole number from 0 (unlimited) to %d", f.what, f.v, int64(maxLimit))
 		}
 	}
+	for _, f := range []struct {
+		what, of, zero string
+		v, max         int64
+	}{
+		{"weight", "", "the default, 1", l.Weight, MaxWeight},
+		{"max queue", " requests", "the server's default", l.MaxQueue, MaxQueue},
+		{"max wait", " seconds", "the server's default", l.MaxWaitSeconds, int64(MaxWait / time.Second)},
+	} {
+		if f.v < 0 || f.v > f.max {
+			return Key{}, adminErrorf(ErrInvalid, "%s %d%s: give a whole number from 0 (%s) to %d", f.what, f.v, f.of, f.zero, f.max)
+		}
+	}
 	m.write.Lock()
 	defer m.write.Unlock()
 	e, rec := m.entry(name)
@@ -58,7 +79,8 @@ func (m *Manager) SetLimits(_ context.Context, name string, l Limits) (Key, erro
 	if err := m.save(e, rec); err != nil {
 		return Key{}, fmt.Errorf("keys: set limits of %q: %w", name, err)
 	}
-	m.log.Info("API key limits set", "name", name, "rpm", l.RequestsPerMinute, "tpm", l.TokensPerMinute, "tpd", l.TokensPerDay, "tpmo", l.TokensPerMonth)
+	m.log.Info("API key limits set", "name", name, "rpm", l.RequestsPerMinute, "tpm", l.TokensPerMinute, "tpd", l.TokensPerDay, "tpmo", l.TokensPerMonth,
+		"weight", l.Weight, "batch", l.Batch, "max_queue", l.MaxQueue, "max_wait_s", l.MaxWaitSeconds)
 	return view(e, rec, m.now()), nil
 }
 

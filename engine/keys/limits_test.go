@@ -33,6 +33,14 @@ func TestSetLimits(t *testing.T) {
 		{"back to unlimited but one", "alice", Limits{TokensPerDay: 5000}, nil, ""},
 		{"negative", "alice", Limits{TokensPerMinute: -1}, ErrInvalid, "tokens per minute limit -1"},
 		{"too large", "alice", Limits{TokensPerMonth: maxLimit + 1}, ErrInvalid, "tokens per month limit"},
+		{"queue settings at their bounds", "alice", Limits{TokensPerDay: 5000, Weight: 1000, Batch: true, MaxQueue: 100_000, MaxWaitSeconds: 86400}, nil, ""},
+		{"queue settings", "alice", Limits{TokensPerDay: 5000, Weight: 4, MaxQueue: 10, MaxWaitSeconds: 30}, nil, ""},
+		{"weight too large", "alice", Limits{Weight: 1001}, ErrInvalid, "weight 1001: give a whole number from 0 (the default, 1) to 1000"},
+		{"negative weight", "alice", Limits{Weight: -1}, ErrInvalid, "weight -1:"},
+		{"queue too long", "alice", Limits{MaxQueue: 100_001}, ErrInvalid, "max queue 100001 requests: give a whole number from 0 (the server's default) to 100000"},
+		{"wait too long", "alice", Limits{MaxWaitSeconds: 86401}, ErrInvalid, "max wait 86401 seconds: give a whole number from 0 (the server's default) to 86400"},
+		{"negative wait", "alice", Limits{MaxWaitSeconds: -5}, ErrInvalid, "max wait -5 seconds"},
+		{"back to the defaults", "alice", Limits{TokensPerDay: 5000}, nil, ""},
 		{"unknown key", "bob", Limits{RequestsPerMinute: 1}, ErrNotFound, `no API key named "bob"`},
 	}
 	for _, tc := range cases {

@@ -31,13 +31,21 @@ type Key struct {
 	Internal      bool      `json:"internal,omitempty"` // made by corral itself (the chat UI's key)
 }
 
-// Limits cap what one key may use; 0 means unlimited. engine/keys sets
-// them and engine/usage enforces them; both use this one type.
+// Limits cap what one key may use, 0 meaning unlimited, and give its
+// place in the gateway's queue, 0 meaning the default. engine/keys sets
+// them; engine/usage enforces the caps and the gateway (through
+// cmd/corral/wire) the queue. The queue fields came later: records
+// without them decode to the defaults.
 type Limits struct {
 	RequestsPerMinute int64 `json:"requests_per_minute"`
 	TokensPerMinute   int64 `json:"tokens_per_minute"`
 	TokensPerDay      int64 `json:"tokens_per_day"`
 	TokensPerMonth    int64 `json:"tokens_per_month"`
+
+	Weight         int64 `json:"weight,omitempty"`           // share of busy instances against other keys; 0 counts as 1
+	Batch          bool  `json:"batch,omitempty"`            // waits behind every interactive request
+	MaxQueue       int64 `json:"max_queue,omitempty"`        // requests it may have waiting; 0: the gateway's
+	MaxWaitSeconds int64 `json:"max_wait_seconds,omitempty"` // longest wait in the queue; 0: the gateway's
 }
 
 // Keys lists every key, revoked ones included, in ID order.

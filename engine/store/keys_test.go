@@ -130,6 +130,49 @@ func TestKeysSurviveReopen(t *testing.T) {
 	}
 }
 
+// TestKeyLimitsDecode reads a record written before keys had queue
+// settings, and checks that a key without them is written as before.
+func TestKeyLimitsDecode(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	old := `{"id":"0000000a","name":"alice","hash":"ha","prefix":"AbCdEfGh","created":"2025-01-02T03:04:05Z",` +
+		`"limits":{"requests_per_minute":60,"tokens_per_minute":0,"tokens_per_day":1000,"tokens_per_month":0}}`
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		tx.Bucket(bucketKeys).Put([]byte("0000000a"), []byte(old))
+		tx.Bucket(bucketKeyNames).Put([]byte("alice"), []byte("0000000a"))
+		return tx.Bucket(bucketKeyHashes).Put([]byte("ha"), []byte("0000000a"))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := s.KeyByName("alice")
+	if err != nil || k.Limits != (Limits{RequestsPerMinute: 60, TokensPerDay: 1000}) {
+		t.Fatalf("old record = %+v, %v", k, err)
+	}
+	if err := s.PutKey(k); err != nil {
+		t.Fatal(err)
+	}
+	var raw []byte
+	s.db.View(func(tx *bolt.Tx) error {
+		raw = slices.Clone(tx.Bucket(bucketKeys).Get([]byte("0000000a")))
+		return nil
+	})
+	if string(raw) != old {
+		t.Fatalf("rewritten as\n%s\nwant\n%s", raw, old)
+	}
+
+	k.Limits = Limits{Weight: 4, Batch: true, MaxQueue: 10, MaxWaitSeconds: 30}
+	if err := s.PutKey(k); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.KeyByName("alice"); err != nil || got.Limits != k.Limits {
+		t.Fatalf("queue settings = %+v, %v; want %+v", got.Limits, err, k.Limits)
+	}
+}
+
 // TestMigrateFromSchema1 opens a database written by a corral that knew
 // only schema 1 and checks it gains the key buckets and keeps its data.
 func TestMigrateFromSchema1(t *testing.T) {

@@ -25,6 +25,7 @@ type UsageRecord struct {
 	PromptTokens     int64         `json:"prompt_tokens"`
 	CompletionTokens int64         `json:"completion_tokens"`
 	TTFT             time.Duration `json:"ttft_ns,omitempty"`
+	Queued           time.Duration `json:"queued_ns,omitempty"` // in corral's queue, within TTFT and Duration; absent from older records
 	Duration         time.Duration `json:"duration_ns"`
 	Status           int           `json:"status"`
 	Outcome          string        `json:"outcome,omitempty"`
@@ -42,7 +43,8 @@ type UsageDay struct {
 	PromptTokens     int64         `json:"prompt_tokens"`
 	CompletionTokens int64         `json:"completion_tokens"`
 	Errors           int64         `json:"errors"`
-	Duration         time.Duration `json:"duration_ns"` // summed over the requests
+	Duration         time.Duration `json:"duration_ns"`         // summed over the requests
+	Queued           time.Duration `json:"queued_ns,omitempty"` // time in corral's queue, summed over the requests
 }
 
 // pruneBatch bounds the deletions of one transaction, so pruning a long
@@ -99,6 +101,7 @@ func (s *Store) AddUsage(recs []UsageRecord, days []UsageDay) error {
 				d.CompletionTokens += o.CompletionTokens
 				d.Errors += o.Errors
 				d.Duration += o.Duration
+				d.Queued += o.Queued
 			}
 			v, err := json.Marshal(d)
 			if err != nil {

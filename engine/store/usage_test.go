@@ -43,11 +43,11 @@ func TestAddUsageMergesDays(t *testing.T) {
 	s := openTest(t)
 	t0 := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
 	recs := []UsageRecord{
-		{Time: t0, Key: "alice", Model: "llama3.2", PromptTokens: 10, CompletionTokens: 20, Status: 200, Duration: time.Second},
+		{Time: t0, Key: "alice", Model: "llama3.2", PromptTokens: 10, CompletionTokens: 20, Status: 200, Queued: 300 * time.Millisecond, Duration: time.Second},
 		{Time: t0, Key: "alice", Model: "llama3.2", PromptTokens: 1, CompletionTokens: 2, Status: 200}, // same nanosecond
 	}
 	batch := []UsageDay{
-		{Day: "2026-11-01", Key: "alice", Model: "llama3.2", Requests: 2, PromptTokens: 11, CompletionTokens: 22, Duration: time.Second},
+		{Day: "2026-11-01", Key: "alice", Model: "llama3.2", Requests: 2, PromptTokens: 11, CompletionTokens: 22, Duration: time.Second, Queued: 300 * time.Millisecond},
 		{Day: "2026-11-01", Key: "alice", Model: "llama3.2", User: "u@x", Requests: 1, PromptTokens: 5, Errors: 1},
 		{Day: "2026-11-02", Key: "bob", Model: "qwen3:8b", Requests: 1, CompletionTokens: 7},
 	}
@@ -63,20 +63,20 @@ func TestAddUsageMergesDays(t *testing.T) {
 	}
 	got := allDays(t, s, "", "")
 	want := []string{
-		"2026-11-01 alice llama3.2  req=4 p=22 c=44 err=0 dur=2s",
-		"2026-11-01 alice llama3.2 u@x req=1 p=5 c=0 err=1 dur=0s",
-		"2026-11-02 bob qwen3:8b  req=1 p=0 c=7 err=0 dur=0s",
+		"2026-11-01 alice llama3.2  req=4 p=22 c=44 err=0 dur=2s queued=600ms",
+		"2026-11-01 alice llama3.2 u@x req=1 p=5 c=0 err=1 dur=0s queued=0s",
+		"2026-11-02 bob qwen3:8b  req=1 p=0 c=7 err=0 dur=0s queued=0s",
 	}
 	if len(got) != len(want) {
 		t.Fatalf("days = %+v", got)
 	}
 	for i, d := range got {
-		line := fmt.Sprintf("%s %s %s %s req=%d p=%d c=%d err=%d dur=%s", d.Day, d.Key, d.Model, d.User, d.Requests, d.PromptTokens, d.CompletionTokens, d.Errors, d.Duration)
+		line := fmt.Sprintf("%s %s %s %s req=%d p=%d c=%d err=%d dur=%s queued=%s", d.Day, d.Key, d.Model, d.User, d.Requests, d.PromptTokens, d.CompletionTokens, d.Errors, d.Duration, d.Queued)
 		if line != want[i] {
 			t.Errorf("day %d = %q, want %q", i, line, want[i])
 		}
 	}
-	if r := allRecords(t, s, time.Time{}, time.Time{}); len(r) != 2 || r[0].PromptTokens != 10 || r[1].PromptTokens != 1 {
+	if r := allRecords(t, s, time.Time{}, time.Time{}); len(r) != 2 || r[0].PromptTokens != 10 || r[0].Queued != 300*time.Millisecond || r[1].PromptTokens != 1 {
 		t.Fatalf("records = %+v", r)
 	}
 
@@ -93,6 +93,34 @@ func TestAddUsageMergesDays(t *testing.T) {
 	}
 	if r := allRecords(t, s, time.Time{}, time.Time{}); len(r) != 2 {
 		t.Fatalf("a refused batch stored records: %+v", r)
+	}
+}
+
+// TestUsageBeforeQueueTime reads a record and a daily total written
+// before corral kept queue time: they decode with none, and a new batch
+// adds its queue time to the old total.
+func TestUsageBeforeQueueTime(t *testing.T) {
+	s := openTest(t)
+	t0 := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		if err := tx.Bucket(bucketUsageRaw).Put(rawKey(t0, 1),
+			[]byte(`{"time":"2026-11-01T10:00:00Z","key":"alice","model":"m","prompt_tokens":1,"completion_tokens":2,"ttft_ns":5000000,"duration_ns":9000000,"status":200}`)); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketUsageDays).Put([]byte("2026-11-01\x00alice\x00m\x00"),
+			[]byte(`{"day":"2026-11-01","key":"alice","model":"m","requests":1,"prompt_tokens":1,"completion_tokens":2,"errors":0,"duration_ns":9000000}`))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := allRecords(t, s, time.Time{}, time.Time{}); len(r) != 1 || r[0].Queued != 0 || r[0].TTFT != 5*time.Millisecond {
+		t.Fatalf("old record = %+v", r)
+	}
+	if err := s.AddUsage(nil, []UsageDay{{Day: "2026-11-01", Key: "alice", Model: "m", Requests: 1, Queued: 2 * time.Second}}); err != nil {
+		t.Fatal(err)
+	}
+	if d := allDays(t, s, "", ""); len(d) != 1 || d[0].Requests != 2 || d[0].Queued != 2*time.Second || d[0].Duration != 9*time.Millisecond {
+		t.Fatalf("days = %+v", d)
 	}
 }
 

@@ -35,11 +35,12 @@ type Query struct {
 
 // Row is the total of one group.
 type Row struct {
-	Group            string `json:"group"` // the key, model, user ("" for none) or day (YYYY-MM-DD)
-	Requests         int64  `json:"requests"`
-	PromptTokens     int64  `json:"prompt_tokens"`
-	CompletionTokens int64  `json:"completion_tokens"`
-	Errors           int64  `json:"errors"`
+	Group            string        `json:"group"` // the key, model, user ("" for none) or day (YYYY-MM-DD)
+	Requests         int64         `json:"requests"`
+	PromptTokens     int64         `json:"prompt_tokens"`
+	CompletionTokens int64         `json:"completion_tokens"`
+	Errors           int64         `json:"errors"`
+	Queued           time.Duration `json:"queued_ns"` // waited in corral's queue for an instance, summed; records from before the queue add none
 }
 
 // Query totals the stored daily totals and the records not yet written,
@@ -76,6 +77,7 @@ func (m *Meter) Query(ctx context.Context, q Query) ([]Row, error) {
 		r.PromptTokens += d.PromptTokens
 		r.CompletionTokens += d.CompletionTokens
 		r.Errors += d.Errors
+		r.Queued += d.Queued
 	}
 
 	m.flushing.RLock()
@@ -100,7 +102,7 @@ func (m *Meter) Query(ctx context.Context, q Query) ([]Row, error) {
 			continue
 		}
 		d := store.UsageDay{Day: day, Key: r.Key, Model: r.Model, User: r.User, Requests: 1,
-			PromptTokens: int64(r.PromptTokens), CompletionTokens: int64(r.CompletionTokens)}
+			PromptTokens: int64(r.PromptTokens), CompletionTokens: int64(r.CompletionTokens), Queued: r.Queued}
 		if r.failed() {
 			d.Errors = 1
 		}

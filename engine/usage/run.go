@@ -61,7 +61,7 @@ func (m *Meter) flush() error {
 		recs[i] = store.UsageRecord{
 			Time: r.Time.UTC(), Key: r.Key, User: r.User, Model: r.Model, Instance: r.Instance, Route: r.Route,
 			PromptTokens: int64(r.PromptTokens), CompletionTokens: int64(r.CompletionTokens),
-			TTFT: r.TTFT, Duration: r.Duration, Status: r.Status, Outcome: r.Outcome,
+			TTFT: r.TTFT, Queued: r.Queued, Duration: r.Duration, Status: r.Status, Outcome: r.Outcome,
 		}
 		g := group{r.Time.UTC().Format(time.DateOnly), r.Key, r.Model, r.User}
 		d := days[g]
@@ -74,6 +74,7 @@ func (m *Meter) flush() error {
 		d.PromptTokens += int64(r.PromptTokens)
 		d.CompletionTokens += int64(r.CompletionTokens)
 		d.Duration += r.Duration
+		d.Queued += r.Queued
 		if r.failed() {
 			d.Errors++
 		}

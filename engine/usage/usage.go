@@ -61,6 +61,7 @@ type Record struct {
 	PromptTokens     int           // as the upstream counted them
 	CompletionTokens int           // as the upstream counted them
 	TTFT             time.Duration // time to the first token
+	Queued           time.Duration // time waiting in corral's queue for an instance; part of TTFT and Duration
 	Duration         time.Duration // time to the last byte
 	Status           int           // HTTP status sent to the client
 	Outcome          string        // OutcomeOK or empty for success; anything else says why not, and counts as an error

@@ -462,12 +462,12 @@ func TestBatching(t *testing.T) {
 	ctx := context.Background()
 	for i := range 3 {
 		reserve(t, m, "alice", 100).Settle(Record{User: "u1", Instance: "corral-ollama-0", Route: "/v1/chat/completions",
-			PromptTokens: 10, CompletionTokens: i, TTFT: time.Millisecond, Duration: time.Second, Status: 200, Outcome: OutcomeOK})
+			PromptTokens: 10, CompletionTokens: i, TTFT: time.Millisecond, Queued: time.Duration(i) * 100 * time.Millisecond, Duration: time.Second, Status: 200, Outcome: OutcomeOK})
 	}
 	if got := storedRecords(t, st); len(got) != 0 {
 		t.Fatalf("settle wrote %d records before a flush", len(got))
 	}
-	want := []Row{{Group: "alice", Requests: 3, PromptTokens: 30, CompletionTokens: 3}}
+	want := []Row{{Group: "alice", Requests: 3, PromptTokens: 30, CompletionTokens: 3, Queued: 300 * time.Millisecond}}
 	check := func(when string) {
 		t.Helper()
 		rows, err := m.Query(ctx, Query{})
@@ -482,7 +482,7 @@ func TestBatching(t *testing.T) {
 	check("after flush")
 	recs := storedRecords(t, st)
 	if len(recs) != 3 || recs[2].CompletionTokens != 2 || recs[0].Key != "alice" || recs[0].Model != "llama3.2" || recs[0].User != "u1" ||
-		recs[0].Instance != "corral-ollama-0" || recs[0].TTFT != time.Millisecond || !recs[0].Time.Equal(t0) {
+		recs[0].Instance != "corral-ollama-0" || recs[0].TTFT != time.Millisecond || recs[2].Queued != 200*time.Millisecond || !recs[0].Time.Equal(t0) {
 		t.Fatalf("stored records = %+v", recs)
 	}
 
@@ -496,7 +496,7 @@ func TestBatching(t *testing.T) {
 	if got := storedRecords(t, st); len(got) != 4 || got[3].Status != 500 {
 		t.Fatalf("after Run: %+v", got)
 	}
-	want = []Row{{Group: "alice", Requests: 4, PromptTokens: 31, CompletionTokens: 3, Errors: 1}}
+	want = []Row{{Group: "alice", Requests: 4, PromptTokens: 31, CompletionTokens: 3, Errors: 1, Queued: 300 * time.Millisecond}}
 	check("after Run")
 }
 

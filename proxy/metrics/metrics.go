@@ -1,7 +1,9 @@
 // Package metrics keeps the gateway's Prometheus metrics: requests, latency,
-// time to first token, tokens, in-flight requests, retries, cut streams and
-// content-filter hits, plus instance health and GPU load read at scrape
-// time. Each Metrics has its own registry; nothing is registered globally.
+// time to first token, tokens, in-flight requests, retries, cut streams,
+// content-filter hits and the time requests wait in corral's queue, plus
+// instance health, GPU load and what waits in the queue now, read at
+// scrape time. Each Metrics has its own registry; nothing is registered
+// globally.
 //
 // The methods the gateway calls per request cost no allocation once a
 // (route, model, instance) has been seen: the label children are resolved
@@ -28,6 +30,9 @@ var (
 	durationBuckets = []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600}
 	ttftBuckets     = []float64{.01, .025, .05, .1, .25, .5, 1, 2, 5, 10, 20, 30, 60, 120}
 	tpsBuckets      = []float64{1, 2, 5, 10, 15, 20, 30, 40, 50, 75, 100, 150, 200, 300, 500, 1000}
+	// A request waits from nothing (a free slot) to minutes (behind others
+	// for a model a cold instance loads).
+	queueBuckets = []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300}
 )
 
 // Stream failure reasons, the values of corral_gateway_stream_failures_total's
@@ -46,6 +51,14 @@ const OtherModel = "other"
 // DefaultMaxModels is the number of distinct model label values kept when
 // WithMaxModels is not given.
 const DefaultMaxModels = 256
+
+// OtherKey is the key label of queue waits of keys beyond MaxKeys distinct
+// ones. Keys are made by the admin, so the bound is a backstop.
+const OtherKey = "other"
+
+// DefaultMaxKeys is the number of distinct key label values kept when
+// WithMaxKeys is not given.
+const DefaultMaxKeys = 1024
 
 // InstanceInfo is one Ollama instance as the engine sees it at scrape time.
 type InstanceInfo struct {
@@ -74,7 +87,9 @@ type Option func(*options)
 type options struct {
 	instances func() []InstanceInfo
 	gpus      func() []GPUInfo
+	queue     func() []QueueInfo
 	maxModels int
+	maxKeys   int
 	noRuntime bool
 }
 
@@ -91,10 +106,23 @@ func WithGPUs(f func() []GPUInfo) Option {
 	return func(o *options) { o.gpus = f }
 }
 
+// WithQueue makes every scrape call f for corral_queue_waiting and
+// corral_queue_oldest_wait_seconds. f must be safe to call from any
+// goroutine; it may return nil.
+func WithQueue(f func() []QueueInfo) Option {
+	return func(o *options) { o.queue = f }
+}
+
 // WithMaxModels bounds the distinct model label values; later ones are
 // counted as OtherModel.
 func WithMaxModels(n int) Option {
 	return func(o *options) { o.maxModels = n }
+}
+
+// WithMaxKeys bounds the distinct key label values of the queue metrics;
+// later ones are counted as OtherKey.
+func WithMaxKeys(n int) Option {
+	return func(o *options) { o.maxKeys = n }
 }
 
 // WithoutRuntimeMetrics leaves out the Go runtime and process collectors
@@ -118,14 +146,19 @@ type Metrics struct {
 	filterHits     *prometheus.CounterVec   // where
 	hitPrompt      prometheus.Counter
 	hitOutput      prometheus.Counter
+	queueWait      *prometheus.HistogramVec // model
+	keyWait        *prometheus.CounterVec   // key
 
-	maxModels int
+	maxModels, maxKeys int
 
-	// series and insts are read without a lock and replaced whole under mu.
+	// series, insts and waits are read without a lock and replaced whole
+	// under mu.
 	series atomic.Pointer[map[seriesKey]*series]
 	insts  atomic.Pointer[map[string]*instSeries]
+	waits  atomic.Pointer[map[waitKey]*waitSeries]
 	mu     sync.Mutex
 	models map[string]bool // distinct model labels so far; guarded by mu
+	keys   map[string]bool // distinct key labels so far; guarded by mu
 }
 
 type seriesKey struct{ route, model, instance string }
@@ -160,7 +193,7 @@ type instSeries struct {
 
 // New builds the gateway's metrics on a registry of their own.
 func New(opts ...Option) *Metrics {
-	o := options{maxModels: DefaultMaxModels}
+	o := options{maxModels: DefaultMaxModels, maxKeys: DefaultMaxKeys}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -205,18 +238,34 @@ func New(opts ...Option) *Metrics {
 			Name: "corral_filter_hits_total",
 			Help: "Content-filter matches: where is prompt (request refused) or output (stream cut).",
 		}, []string{"where"}),
+		queueWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "corral_queue_wait_seconds",
+			Help:    "Time a request waited in corral's queue for an instance, by model; 0 for one that found a free slot at once.",
+			Buckets: queueBuckets,
+		}, []string{"model"}),
+		// Not corral_queue_wait_seconds_total: in OpenMetrics that counter's
+		// family would be corral_queue_wait_seconds, the histogram's name.
+		keyWait: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "corral_queue_key_wait_seconds_total",
+			Help: "Time requests of each API key waited in corral's queue for an instance, summed.",
+		}, []string{"key"}),
 		maxModels: o.maxModels,
+		maxKeys:   o.maxKeys,
 		models:    map[string]bool{},
+		keys:      map[string]bool{},
 	}
 	m.hitPrompt = m.filterHits.WithLabelValues("prompt")
 	m.hitOutput = m.filterHits.WithLabelValues("output")
 	m.reg.MustRegister(m.requests, m.duration, m.ttft, m.tokens, m.inflight,
-		m.streamFailures, m.retries, m.tps, m.filterHits)
+		m.streamFailures, m.retries, m.tps, m.filterHits, m.queueWait, m.keyWait)
 	if o.instances != nil {
 		m.reg.MustRegister(newInstanceCollector(o.instances))
 	}
 	if o.gpus != nil {
 		m.reg.MustRegister(newGPUCollector(o.gpus))
+	}
+	if o.queue != nil {
+		m.reg.MustRegister(newQueueCollector(m, o.queue))
 	}
 	if !o.noRuntime {
 		m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -225,6 +274,8 @@ func New(opts ...Option) *Metrics {
 	m.series.Store(&empty)
 	emptyInst := map[string]*instSeries{}
 	m.insts.Store(&emptyInst)
+	emptyWaits := map[waitKey]*waitSeries{}
+	m.waits.Store(&emptyWaits)
 	return m
 }
 
@@ -342,15 +393,8 @@ func (m *Metrics) lookup(route, model, instance string) *series {
 		return s
 	}
 	// Label values must be UTF-8, or the vec panics.
-	route, model, instance = validUTF8(route), validUTF8(model), validUTF8(instance)
-	label := model
-	if !m.models[model] {
-		if len(m.models) >= m.maxModels {
-			label = OtherModel
-		} else {
-			m.models[model] = true
-		}
-	}
+	route, instance = validUTF8(route), validUTF8(instance)
+	label := m.modelLabelLocked(model)
 	s := &series{
 		route:      route,
 		model:      label,
@@ -394,6 +438,30 @@ func (s *series) status(m *Metrics, code int) prometheus.Counter {
 	next := append(append(make([]statusCounter, 0, len(cur)+1), cur...), statusCounter{code, c})
 	s.byStatus.Store(&next)
 	return c
+}
+
+// modelLabelLocked is the label value of model: itself, made valid
+// UTF-8, while fewer than maxModels are known, else OtherModel.
+func (m *Metrics) modelLabelLocked(model string) string {
+	return boundedLabel(m.models, m.maxModels, model, OtherModel)
+}
+
+// keyLabelLocked is the label value of key, as modelLabelLocked.
+func (m *Metrics) keyLabelLocked(key string) string {
+	return boundedLabel(m.keys, m.maxKeys, key, OtherKey)
+}
+
+// boundedLabel admits v to seen while seen has fewer than limit values,
+// and returns it made valid UTF-8, or other once seen is full.
+func boundedLabel(seen map[string]bool, limit int, v, other string) string {
+	v = validUTF8(v)
+	if !seen[v] {
+		if len(seen) >= limit {
+			return other
+		}
+		seen[v] = true
+	}
+	return v
 }
 
 func (m *Metrics) instance(name string) *instSeries {

@@ -248,6 +248,9 @@ func TestLint(t *testing.T) {
 		}),
 		WithGPUs(func() []GPUInfo {
 			return []GPUInfo{{Index: 0, UUID: "GPU-1", Name: "H100", Utilization: .2, MemoryUsed: 1, MemoryTotal: 2, TemperatureC: 40, PowerW: 100}}
+		}),
+		WithQueue(func() []QueueInfo {
+			return []QueueInfo{{Model: "llama3:8b", Key: "alice", Waiting: 2, Oldest: time.Second}}
 		}))
 	traffic(m)
 	problems, err := testutil.GatherAndLint(m.Registry())
@@ -264,7 +267,10 @@ func TestHandlerParses(t *testing.T) {
 		WithInstances(func() []InstanceInfo {
 			return []InstanceInfo{{Name: "ollama-0", GPU: "0", Phase: "healthy", Healthy: true}}
 		}),
-		WithGPUs(func() []GPUInfo { return []GPUInfo{{Index: 0, UUID: "GPU-1", Name: "H100", MemoryTotal: 2}} }))
+		WithGPUs(func() []GPUInfo { return []GPUInfo{{Index: 0, UUID: "GPU-1", Name: "H100", MemoryTotal: 2}} }),
+		WithQueue(func() []QueueInfo {
+			return []QueueInfo{{Model: "llama3:8b", Key: "alice", Waiting: 2, Oldest: time.Second}}
+		}))
 	traffic(m)
 	srv := httptest.NewServer(m.Handler())
 	defer srv.Close()
@@ -288,6 +294,8 @@ func TestHandlerParses(t *testing.T) {
 		"corral_gateway_in_flight", "corral_gateway_stream_failures_total", "corral_gateway_retries_total",
 		"corral_gateway_generation_tokens_per_second", "corral_filter_hits_total",
 		"corral_instance_up", "corral_instance_phase", "corral_gpu_memory_total_bytes",
+		"corral_queue_wait_seconds", "corral_queue_key_wait_seconds_total",
+		"corral_queue_waiting", "corral_queue_oldest_wait_seconds",
 		"go_goroutines", "process_cpu_seconds_total",
 	} {
 		if _, ok := fams[name]; !ok {
@@ -338,6 +346,7 @@ func TestConcurrent(t *testing.T) {
 func traffic(m *Metrics) {
 	m.RequestStarted("/v1/chat/completions", "llama3:8b", "ollama-0")
 	m.RequestDone("/v1/chat/completions", "llama3:8b", "ollama-0", 200, "ok", 2*time.Second, 300*time.Millisecond, 10, 50)
+	m.QueueWait("llama3:8b", "alice", 200*time.Millisecond)
 	m.FilterHit("output")
 }
 

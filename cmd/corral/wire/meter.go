@@ -29,6 +29,6 @@ func (r reservation) Settle(u gateway.Usage) {
 	r.r.Settle(usage.Record{
 		Time: u.Start, Key: u.Key, User: u.User, Model: u.Model, Instance: u.Instance, Route: u.Route,
 		PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens,
-		TTFT: u.TTFT, Duration: u.Duration, Status: u.Status, Outcome: u.Outcome,
+		TTFT: u.TTFT, Queued: u.Queued, Duration: u.Duration, Status: u.Status, Outcome: u.Outcome,
 	})
 }

@@ -17,15 +17,35 @@ func (o Observer) Retry(instance string)                 { o.M.Retry(instance) }
 func (o Observer) FilterHit(where string)                { o.M.FilterHit(where) }
 func (o Observer) Observe(u gateway.Usage) {
 	o.M.RequestDone(u.Route, u.Model, u.Instance, u.Status, u.Outcome, u.Duration, u.TTFT, u.PromptTokens, u.CompletionTokens)
+	o.M.QueueWait(u.Model, u.Key, u.Queued)
 }
 
-// NewMetrics reads instance health and GPU samples at scrape time.
-func NewMetrics(eng *engine.Engine, inv gpu.Inventory, sampler *gpu.Sampler) *metrics.Metrics {
+// QueueMetrics reads the gateway's queue at scrape time, for the
+// corral_queue_waiting and corral_queue_oldest_wait_seconds gauges. gw
+// returns the gateway; until it is built, nil, and nothing waits.
+func QueueMetrics(gw func() *gateway.Gateway) metrics.Option {
+	return metrics.WithQueue(func() []metrics.QueueInfo {
+		g := gw()
+		if g == nil {
+			return nil
+		}
+		q := g.Queue()
+		out := make([]metrics.QueueInfo, len(q))
+		for i, e := range q {
+			out[i] = metrics.QueueInfo{Model: e.Model, Key: e.Consumer, Waiting: e.Count, Oldest: e.Oldest}
+		}
+		return out
+	})
+}
+
+// NewMetrics reads instance health and GPU samples at scrape time, and
+// takes further options such as QueueMetrics.
+func NewMetrics(eng *engine.Engine, inv gpu.Inventory, sampler *gpu.Sampler, opts ...metrics.Option) *metrics.Metrics {
 	names := map[string]string{}
 	for _, d := range inv.Devices {
 		names[d.UUID] = d.Name
 	}
-	return metrics.New(
+	return metrics.New(append([]metrics.Option{
 		metrics.WithInstances(func() []metrics.InstanceInfo {
 			st := eng.Status()
 			out := make([]metrics.InstanceInfo, 0, len(st.Instances))
@@ -44,5 +64,5 @@ func NewMetrics(eng *engine.Engine, inv gpu.Inventory, sampler *gpu.Sampler) *me
 			}
 			return out
 		}),
-	)
+	}, opts...)...)
 }
