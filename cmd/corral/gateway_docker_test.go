@@ -262,44 +262,62 @@ func TestGatewayWithOfficialClients(t *testing.T) {
 }
 
 // TestGatewayBalancesByLoadedModel: the model loaded on one instance gets
-// the requests until that instance is busy, then they spread.
+// the requests; while it is busy they wait in corral's queue for it rather
+// than load the model on the idle instance, until the wait ahead would
+// exceed a load (10 s until one is seen): then they spread.
 func TestGatewayBalancesByLoadedModel(t *testing.T) {
 	f := startFleet(t, 2)
 	t.Parallel()
 	a, b := f.st.Instances[0].Endpoint, f.st.Instances[1].Endpoint
 	const model = "qwen2.5:0.5b"
-	// Load the model on b only, and make generation slow enough to overlap.
+	// Load the model on b only; a request takes about a second.
 	sim(t, b, "POST", "/api/generate", `{"model":"`+model+`"}`, nil)
 	for _, ep := range []string{a, b} {
-		sim(t, ep, "POST", "/_sim/config", `{"token_interval":"20ms"}`, nil)
+		sim(t, ep, "POST", "/_sim/config", `{"token_interval":"25ms"}`, nil)
 		sim(t, ep, "POST", "/_sim/reset", "", nil)
 	}
 	waitLoaded(t, f, "corral-", model, 1)
-
-	for range 5 {
-		resp, err := f.do("POST", "/api/chat", `{"model":"`+model+`","stream":false,"options":{"num_predict":2}}`)
-		if err != nil {
-			t.Fatal(err)
+	chat := func(n int) {
+		var wg sync.WaitGroup
+		for range n {
+			wg.Go(func() {
+				resp, err := f.do("POST", "/api/chat", `{"model":"`+model+`","stream":false,"messages":[{"role":"user","content":"hi"}],"options":{"num_predict":40}}`)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if body := readAllBody(t, resp); resp.StatusCode != 200 {
+					t.Errorf("%d %s", resp.StatusCode, body)
+				}
+			})
 		}
-		readAllBody(t, resp)
+		wg.Wait()
 	}
-	if na, nb := served(t, a), served(t, b); na != 0 || nb != 5 {
-		t.Fatalf("sequential requests: a=%d b=%d, want all 5 on b where the model is loaded", na, nb)
+
+	for range 2 {
+		chat(1)
 	}
-	// Concurrent requests: b (OLLAMA_NUM_PARALLEL 1 by default) is busy
-	// with one, so the others spread to a.
-	var wg sync.WaitGroup
-	for range 6 {
-		wg.Go(func() {
-			resp, err := f.do("POST", "/api/chat", `{"model":"`+model+`","stream":false,"options":{"num_predict":10}}`)
-			if err == nil {
-				readAllBody(t, resp)
-			}
-		})
+	if na, nb := served(t, a), served(t, b); na != 0 || nb != 2 {
+		t.Fatalf("sequential requests: a=%d b=%d, want both on b where the model is loaded", na, nb)
 	}
-	wg.Wait()
+	// Four at once: b (OLLAMA_NUM_PARALLEL 1 by default) takes one, and
+	// waiting for it (3 s for the last) beats a load on a.
+	chat(4)
+	if na, nb := served(t, a), served(t, b); na != 0 || nb != 6 {
+		t.Fatalf("4 concurrent requests: a=%d b=%d, want all on b, the rest waiting in corral", na, nb)
+	}
+	var loads struct {
+		Loads int `json:"loads"`
+	}
+	sim(t, a, "GET", "/_sim/stats", "", &loads)
+	if loads.Loads != 0 {
+		t.Fatalf("a loaded the model %d times while b could serve soon", loads.Loads)
+	}
+	// Sixteen at once: those past the tenth in line would wait longer
+	// than a load, so the model spreads to a.
+	chat(16)
 	if na := served(t, a); na == 0 {
-		t.Fatalf("concurrent requests never spread to a (b=%d)", served(t, b))
+		t.Fatalf("16 concurrent requests never spread to a (b=%d)", served(t, b))
 	}
 }
 
