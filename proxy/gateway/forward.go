@@ -28,7 +28,8 @@ type forwardReq struct {
 	dropUsage bool
 	filter    Filter
 	// key names the caller's key; consumer is whom corral's queue is fair
-	// between (the key, or the key and its chat user).
+	// between: the key, or the key and its end user, who share the key's
+	// weight.
 	key, consumer string
 }
 

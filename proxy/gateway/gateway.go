@@ -305,6 +305,10 @@ func (g *Gateway) serveModel(w http.ResponseWriter, r *http.Request, rt route, k
 	}
 	user := endUser(r, req)
 	fr := forwardReq{route: rt, body: body, model: model, stream: stream, rid: rid, filter: g.cfg.Filter, key: keyName, consumer: keyName}
+	if user != "" {
+		// A chat UI's users share its key's place in the queue fairly.
+		fr.consumer = keyName + "/" + user
+	}
 	if g.cfg.Filter != nil {
 		if phrase, hit := g.cfg.Filter.Prompt(r.URL.Path, body); hit {
 			if g.obs != nil {

@@ -695,8 +695,9 @@ func TestStreamEndReachesClientFirst(t *testing.T) {
 
 // TestQueueInCorral: with the only instance full, a stream waits in
 // corral's queue with keep-alive comments; past the key's queue length
-// the answer is 429 with Retry-After; a waiting request whose client
-// leaves never reaches the instance.
+// (its chat users' requests included) the answer is 429 with
+// Retry-After; a waiting request whose client leaves never reaches the
+// instance.
 func TestQueueInCorral(t *testing.T) {
 	release := make(chan struct{})
 	var hits atomic.Int32
@@ -717,6 +718,7 @@ func TestQueueInCorral(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	req, _ := http.NewRequestWithContext(ctx, "POST", srv.URL+"/v1/chat/completions", strings.NewReader(`{"model":"m","stream":true,"messages":[]}`))
 	req.Header.Set("Authorization", "Bearer good")
+	req.Header.Set("X-OpenWebUI-User-Email", "ann@example.com")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -725,7 +727,8 @@ func TestQueueInCorral(t *testing.T) {
 	if err != nil || line != ": keep-alive\n" || resp.StatusCode != 200 {
 		t.Fatalf("waiting stream: %d %q %v, want a keep-alive comment", resp.StatusCode, line, err)
 	}
-	if q := g.Queue(); len(q) != 1 || q[0].Consumer != "tester" || q[0].Model != "m:latest" || q[0].Count != 1 {
+	// A chat UI's user waits as herself, within her key's share.
+	if q := g.Queue(); len(q) != 1 || q[0].Consumer != "tester/ann@example.com" || q[0].Group != "tester" || q[0].Model != "m:latest" || q[0].Count != 1 {
 		t.Fatalf("queue %+v", q)
 	}
 

@@ -117,7 +117,7 @@ func (g *Gateway) watch() {
 // client left.
 func (g *Gateway) acquire(ctx context.Context, fr forwardReq, tried map[string]bool) (*Upstream, *upstreamState, *scheduler.Grant, *apiError) {
 	s := g.syncScheduler()
-	t := scheduler.Ticket{Consumer: fr.consumer, Model: fr.model, Avoid: g.avoid(s, fr.model, tried)}
+	t := scheduler.Ticket{Consumer: fr.consumer, Group: fr.key, Model: fr.model, Avoid: g.avoid(s, fr.model, tried)}
 	if g.cfg.Priorities != nil {
 		p := g.cfg.Priorities.Priority(fr.key)
 		t.Weight, t.MaxWait, t.MaxQueue = p.Weight, p.MaxWait, p.MaxQueue

@@ -44,7 +44,8 @@ const (
 
 // Config tunes the scheduler; zero values take the defaults.
 type Config struct {
-	// MaxQueue is how many requests one consumer may have waiting.
+	// MaxQueue is how many requests one consumer (or group) may have
+	// waiting.
 	MaxQueue int
 	// MaxWait is how long a request may wait for an instance.
 	MaxWait time.Duration
@@ -91,10 +92,14 @@ type Instance struct {
 
 // Ticket is one request asking for an instance.
 type Ticket struct {
-	Consumer string  // the key's name, or the key and chat user
-	Weight   float64 // the consumer's share; 0 counts as 1
-	Class    Class
-	Model    string
+	Consumer string // the key's name, or the key and chat user
+	// Group, when set, is the key whose share its consumers split: while
+	// three chat users of one key wait, each gets a third of its weight,
+	// so a key's users together weigh what the key does.
+	Group  string
+	Weight float64 // the consumer's (or group's) share; 0 counts as 1
+	Class  Class
+	Model  string
 	// Avoid names instances the request must not go to: those a retry
 	// already tried.
 	Avoid map[string]bool
@@ -127,7 +132,8 @@ type Scheduler struct {
 	order     []string // instance names, sorted, for deterministic choices
 	waiting   []*waiter
 	consumers map[string]*consumer
-	vtime     float64 // the virtual time of weighted fair queueing
+	groups    map[string]*group // those with requests waiting
+	vtime     float64           // the virtual time of weighted fair queueing
 	seq       uint64
 	loadTime  map[string]time.Duration // by model, observed
 	reqTime   map[string]time.Duration // by model, observed
@@ -148,6 +154,12 @@ type hold struct {
 type consumer struct {
 	finish  float64 // the finish tag of its last request
 	waiting int
+	group   string
+}
+
+type group struct {
+	waiting int // requests
+	active  int // consumers with requests waiting
 }
 
 type waiter struct {
@@ -170,6 +182,7 @@ func New(cfg Config) *Scheduler {
 		clock:     cfg.Clock,
 		instances: map[string]*instance{},
 		consumers: map[string]*consumer{},
+		groups:    map[string]*group{},
 		loadTime:  map[string]time.Duration{},
 		reqTime:   map[string]time.Duration{},
 	}
@@ -235,17 +248,30 @@ func (s *Scheduler) Acquire(ctx context.Context, t Ticket) (*Grant, error) {
 		s.mu.Unlock()
 		return nil, ErrNoInstance
 	}
+	gname := t.Group
+	if gname == "" {
+		gname = t.Consumer
+	}
+	g := s.groups[gname]
+	if g == nil {
+		g = &group{}
+		s.groups[gname] = g
+	}
+	if g.waiting >= maxQueue {
+		s.mu.Unlock()
+		return nil, &Refused{Reason: fmt.Sprintf("%d requests of yours are already waiting for an instance: wait for some to finish", g.waiting), RetryAfter: s.retryAfter(t.Model)}
+	}
 	c := s.consumers[t.Consumer]
 	if c == nil {
 		if len(s.consumers) >= 1024 {
 			s.forgetIdle()
 		}
-		c = &consumer{}
+		c = &consumer{group: gname}
 		s.consumers[t.Consumer] = c
 	}
-	if c.waiting >= maxQueue {
-		s.mu.Unlock()
-		return nil, &Refused{Reason: fmt.Sprintf("%d requests of yours are already waiting for an instance: wait for some to finish", c.waiting), RetryAfter: s.retryAfter(t.Model)}
+	if c.waiting == 0 {
+		c.group = gname
+		g.active++
 	}
 	w := &waiter{t: t, granted: make(chan *Grant, 1), enqAt: s.clock.Now()}
 	s.seq++
@@ -254,10 +280,12 @@ func (s *Scheduler) Acquire(ctx context.Context, t Ticket) (*Grant, error) {
 	if weight <= 0 {
 		weight = 1
 	}
+	weight /= float64(g.active)
 	w.start = max(s.vtime, c.finish)
 	w.finish = w.start + 1/weight
 	c.finish = w.finish
 	c.waiting++
+	g.waiting++
 	s.waiting = append(s.waiting, w)
 	s.dispatch()
 	if !w.done {
@@ -304,7 +332,16 @@ func (s *Scheduler) unqueue(w *waiter) {
 			break
 		}
 	}
-	s.consumers[w.t.Consumer].waiting--
+	c := s.consumers[w.t.Consumer]
+	c.waiting--
+	g := s.groups[c.group]
+	g.waiting--
+	if c.waiting == 0 {
+		g.active--
+	}
+	if g.waiting == 0 {
+		delete(s.groups, c.group)
+	}
 	if w.stop != nil {
 		w.stop()
 	}
@@ -565,6 +602,7 @@ func ewma(old, v time.Duration) time.Duration {
 // Queued is what waits now for one model from one consumer.
 type Queued struct {
 	Model, Consumer string
+	Group           string // the consumer's group (its key), or the consumer
 	Count           int
 	Oldest          time.Duration // how long the first of them has waited
 }
@@ -579,7 +617,7 @@ func (s *Scheduler) Queue() []Queued {
 		k := [2]string{w.t.Model, w.t.Consumer}
 		q := by[k]
 		if q == nil {
-			q = &Queued{Model: w.t.Model, Consumer: w.t.Consumer}
+			q = &Queued{Model: w.t.Model, Consumer: w.t.Consumer, Group: s.consumers[w.t.Consumer].group}
 			by[k] = q
 		}
 		q.Count++

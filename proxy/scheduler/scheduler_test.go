@@ -389,3 +389,58 @@ func TestPassThroughNeverQueues(t *testing.T) {
 		t.Fatalf("queue %+v", q)
 	}
 }
+
+// A key's chat users split the key's share: three users of one key
+// waiting beside another key get half the dispatches between them, not
+// three quarters; and the queue limit counts the key's requests.
+func TestGroupSplitsItsShare(t *testing.T) {
+	s := New(Config{Clock: newFakeClock(), MaxQueue: 24})
+	s.Update([]Instance{inst("i0", 1, "a")})
+	first := get(t, acquireAsync(context.Background(), s, Ticket{Consumer: "warmup", Model: "a"}))
+	type grant struct {
+		who string
+		g   *Grant
+	}
+	granted := make(chan grant, 48)
+	n := 0
+	for range 8 {
+		for _, tk := range []Ticket{
+			{Consumer: "ui/ann", Group: "ui", Model: "a"},
+			{Consumer: "ui/bob", Group: "ui", Model: "a"},
+			{Consumer: "ui/cy", Group: "ui", Model: "a"},
+			{Consumer: "api", Model: "a"},
+		} {
+			go func() {
+				if g, err := s.Acquire(context.Background(), tk); err == nil {
+					granted <- grant{tk.Consumer, g}
+				}
+			}()
+			n++
+			waitQueued(t, s, n)
+		}
+	}
+	// The ui key has 24 waiting: its limit.
+	var ref *Refused
+	if _, err := s.Acquire(context.Background(), Ticket{Consumer: "ui/dee", Group: "ui", Model: "a"}); !errors.As(err, &ref) {
+		t.Fatalf("a 25th request of the ui key: %v, want a refusal", err)
+	}
+	first.Done(Outcome{OK: true})
+	count := map[string]int{}
+	var order []string
+	for range 12 {
+		select {
+		case gr := <-granted:
+			order = append(order, gr.who)
+			count[gr.who]++
+			gr.g.Done(Outcome{OK: true})
+		case <-time.After(5 * time.Second):
+			t.Fatalf("stalled after %v", order)
+		}
+	}
+	if count["api"] < 5 || count["api"] > 7 || count["ui/ann"] == 0 || count["ui/bob"] == 0 || count["ui/cy"] == 0 {
+		t.Fatalf("first 12 dispatched: %v, want about 6 for api and the rest shared by ann, bob and cy", order)
+	}
+	for range 20 {
+		(<-granted).g.Done(Outcome{OK: true})
+	}
+}

@@ -32,7 +32,7 @@ func QueueMetrics(gw func() *gateway.Gateway) metrics.Option {
 		q := g.Queue()
 		out := make([]metrics.QueueInfo, len(q))
 		for i, e := range q {
-			out[i] = metrics.QueueInfo{Model: e.Model, Key: e.Consumer, Waiting: e.Count, Oldest: e.Oldest}
+			out[i] = metrics.QueueInfo{Model: e.Model, Key: e.Group, Waiting: e.Count, Oldest: e.Oldest}
 		}
 		return out
 	})
