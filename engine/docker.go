@@ -37,7 +37,7 @@ type ctr struct {
 	LoopbackPort string // published 127.0.0.1 port, when reach is loopback
 }
 
-// createSpec is everything needed to create one Ollama container.
+// createSpec is everything needed to create one container.
 type createSpec struct {
 	Name    string
 	Image   string
@@ -45,8 +45,10 @@ type createSpec struct {
 	Labels  map[string]string
 	GPU     string // device UUID, empty for none
 	Network string
-	Volume  string
-	Publish bool // publish 11434 on 127.0.0.1, on a port Docker picks
+	Volume  string // named volume, mounted at Mount
+	Mount   string
+	Port    int  // the port it serves
+	Publish bool // publish Port on 127.0.0.1, on a port Docker picks
 }
 
 // pullProgress is one update of an image pull.
@@ -185,9 +187,12 @@ func (d *dockerClient) Inspect(ctx context.Context, id string) (ctr, error) {
 		if ep, ok := ns.Networks[d.network]; ok && ep != nil && ep.IPAddress.IsValid() {
 			c.IP = ep.IPAddress.String()
 		}
-		for _, b := range ns.Ports[network.MustParsePort(fmt.Sprintf("%d/tcp", ollamaPort))] {
-			if b.HostPort != "" {
-				c.LoopbackPort = b.HostPort
+		// corral publishes at most the one port a container serves.
+		for _, bs := range ns.Ports {
+			for _, b := range bs {
+				if b.HostPort != "" {
+					c.LoopbackPort = b.HostPort
+				}
 			}
 		}
 	}
@@ -242,7 +247,7 @@ func (d *dockerClient) Pull(ctx context.Context, image string, progress func(pul
 }
 
 func (d *dockerClient) Create(ctx context.Context, s createSpec) (string, error) {
-	port := network.MustParsePort(fmt.Sprintf("%d/tcp", ollamaPort))
+	port := network.MustParsePort(fmt.Sprintf("%d/tcp", s.Port))
 	env := make([]string, 0, len(s.Env))
 	for k, v := range s.Env {
 		env = append(env, k+"="+v)
@@ -258,7 +263,9 @@ func (d *dockerClient) Create(ctx context.Context, s createSpec) (string, error)
 		// unless-stopped: Docker restarts a crashed Ollama by itself and after a
 		// host reboot, even while corral is down; corral restarts the rest.
 		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyUnlessStopped},
-		Mounts:        []mount.Mount{{Type: mount.TypeVolume, Source: s.Volume, Target: modelsPath}},
+	}
+	if s.Volume != "" {
+		host.Mounts = []mount.Mount{{Type: mount.TypeVolume, Source: s.Volume, Target: s.Mount}}
 	}
 	if s.GPU != "" {
 		host.DeviceRequests = []container.DeviceRequest{{

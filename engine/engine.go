@@ -73,6 +73,7 @@ type Engine struct {
 	docker      docker
 	log         *slog.Logger
 	probeClient *http.Client
+	appClient   *http.Client // follows no redirects: any answer is alive
 	now         func() time.Time
 
 	kick    chan struct{} // asks the reconcile loop for a pass
@@ -134,10 +135,13 @@ func newEngine(cfg Config, d docker, desired []Spec) *Engine {
 		docker:      d,
 		log:         cfg.Logger,
 		probeClient: &http.Client{Timeout: 2 * time.Second},
-		now:         time.Now,
-		kick:        make(chan struct{}, 1),
-		refresh:     make(chan struct{}, 1),
-		inst:        map[string]*instance{},
+		appClient: &http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		}},
+		now:     time.Now,
+		kick:    make(chan struct{}, 1),
+		refresh: make(chan struct{}, 1),
+		inst:    map[string]*instance{},
 
 		pullFailed: map[string]time.Time{},
 	}
@@ -149,6 +153,7 @@ func newEngine(cfg Config, d docker, desired []Spec) *Engine {
 // Close releases the Docker client. Containers keep running.
 func (e *Engine) Close() error {
 	e.probeClient.CloseIdleConnections()
+	e.appClient.CloseIdleConnections()
 	return e.docker.Close()
 }
 
@@ -156,7 +161,12 @@ func (e *Engine) setDesired(desired []Spec) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.desired = append([]Spec(nil), desired...)
-	sort.Slice(e.desired, func(i, j int) bool { return e.desired[i].Index < e.desired[j].Index })
+	sort.SliceStable(e.desired, func(i, j int) bool {
+		if a, b := isApp(e.desired[i]), isApp(e.desired[j]); a != b {
+			return b
+		}
+		return e.desired[i].Index < e.desired[j].Index
+	})
 	keep := map[string]bool{}
 	for _, s := range e.desired {
 		keep[s.Name] = true
@@ -174,6 +184,22 @@ func (e *Engine) setDesired(desired []Spec) {
 	e.publish()
 }
 
+// SetApps replaces the desired companion containers (the chat UI and
+// what it needs); the Ollama instances stay as they are. Containers no
+// longer desired are removed on the next pass; their volumes stay.
+func (e *Engine) SetApps(apps []Spec) {
+	e.mu.Lock()
+	desired := make([]Spec, 0, len(e.desired)+len(apps))
+	for _, s := range e.desired {
+		if !isApp(s) {
+			desired = append(desired, s)
+		}
+	}
+	e.mu.Unlock()
+	e.setDesired(append(desired, apps...))
+	e.poke()
+}
+
 // Status is a copy of the current state, safe to hand out.
 func (e *Engine) Status() Status {
 	e.mu.Lock()
@@ -187,6 +213,13 @@ func (e *Engine) Status() Status {
 		image := in.image
 		if image == "" {
 			image = s.Image
+		}
+		if isApp(s) {
+			st.Apps = append(st.Apps, AppStatus{
+				Name: s.Name, Role: s.Role, Phase: in.phase, Reason: in.reason, ContainerID: in.containerID,
+				Image: image, Endpoint: in.endpoint, Volume: s.Volume, Since: in.since,
+			})
+			continue
 		}
 		st.Instances = append(st.Instances, InstanceStatus{
 			Name: s.Name, GPU: s.GPU, GPUIndex: s.GPUIndex,

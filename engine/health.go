@@ -3,6 +3,10 @@ package engine
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
 	"sync"
 	"time"
 )
@@ -46,14 +50,17 @@ type probeResult struct {
 
 // checkHealth probes every instance with a running container, all at once.
 func (e *Engine) checkHealth(ctx context.Context) {
-	type target struct{ name, id, endpoint string }
+	type target struct {
+		name, id, endpoint string
+		spec               Spec
+	}
 	var targets []target
 	e.mu.Lock()
 	for name, in := range e.inst {
 		switch in.phase {
 		case PhaseStarting, PhaseHealthy, PhaseUnhealthy:
 			if in.endpoint != "" {
-				targets = append(targets, target{name, in.containerID, in.endpoint})
+				targets = append(targets, target{name, in.containerID, in.endpoint, in.spec})
 			}
 		}
 	}
@@ -63,7 +70,12 @@ func (e *Engine) checkHealth(ctx context.Context) {
 	var wg sync.WaitGroup
 	for i, t := range targets {
 		wg.Go(func() {
-			r := e.probe(ctx, t.endpoint)
+			var r probeResult
+			if isApp(t.spec) {
+				r = e.probeApp(ctx, t.endpoint, t.spec.Health)
+			} else {
+				r = e.probe(ctx, t.endpoint)
+			}
 			r.name, r.containerID = t.name, t.id
 			results[i] = r
 		})
@@ -107,13 +119,17 @@ func (e *Engine) applyProbe(in *instance, r probeResult) (becameHealthy bool) {
 		}
 		in.polledAt = r.at
 		if in.phase != PhaseHealthy {
-			e.setPhase(in, PhaseHealthy, "ollama "+r.version)
+			if isApp(in.spec) {
+				e.setPhase(in, PhaseHealthy, "answering "+healthCheck(in.spec))
+			} else {
+				e.setPhase(in, PhaseHealthy, "ollama "+r.version)
+			}
 			return true
 		}
 		return false
 	}
 	in.healthFails++
-	reason := fmt.Sprintf("GET /api/version: %v", r.err)
+	reason := fmt.Sprintf("%s: %v", healthCheck(in.spec), r.err)
 	switch in.phase {
 	case PhaseHealthy:
 		if in.healthFails >= unhealthyAfter {
@@ -129,4 +145,53 @@ func (e *Engine) applyProbe(in *instance, r probeResult) (becameHealthy bool) {
 		}
 	}
 	return false
+}
+
+// healthCheck says what the health check of s asks.
+func healthCheck(s Spec) string {
+	switch {
+	case !isApp(s):
+		return "GET /api/version"
+	case s.Health == "tcp":
+		return fmt.Sprintf("a connection to port %d", portOf(s))
+	}
+	return "GET " + s.Health
+}
+
+// probeApp checks a companion: its health path answers below 500 (a
+// redirect to a sign-in page is an answer), or, for "tcp", its port
+// accepts a connection.
+func (e *Engine) probeApp(ctx context.Context, endpoint, health string) probeResult {
+	var r probeResult
+	r.at = e.now()
+	if health == "tcp" {
+		u, err := url.Parse(endpoint)
+		if err != nil {
+			r.err = err
+			return r
+		}
+		c, err := (&net.Dialer{Timeout: 2 * time.Second}).DialContext(ctx, "tcp", u.Host)
+		if err != nil {
+			r.err = err
+			return r
+		}
+		c.Close()
+		return r
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint+health, nil)
+	if err != nil {
+		r.err = err
+		return r
+	}
+	resp, err := e.appClient.Do(req)
+	if err != nil {
+		r.err = err
+		return r
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	if resp.StatusCode >= 500 {
+		r.err = fmt.Errorf("status %s", resp.Status)
+	}
+	return r
 }

@@ -37,4 +37,19 @@ type Status struct {
 	// Docker is "ok", or says why the engine cannot reach Docker.
 	Docker    string           `json:"docker"`
 	Instances []InstanceStatus `json:"instances"`
+	// Apps are the companion containers: the chat UI and what it needs.
+	Apps []AppStatus `json:"apps,omitempty"`
+}
+
+// AppStatus is what status shows of a companion container.
+type AppStatus struct {
+	Name        string    `json:"name"`
+	Role        string    `json:"role"`
+	Phase       Phase     `json:"phase"`
+	Reason      string    `json:"reason"`
+	ContainerID string    `json:"container_id"`
+	Image       string    `json:"image"`
+	Endpoint    string    `json:"endpoint"`
+	Volume      string    `json:"volume,omitempty"`
+	Since       time.Time `json:"since"`
 }

@@ -71,11 +71,12 @@ func selfContainerID() (string, error) {
 	return h, nil
 }
 
-// endpoint is the base URL for an instance's Ollama API.
-func (r Reach) endpoint(c ctr) string {
+// endpoint is the base URL of what a container serves on port: an
+// instance's Ollama API, or a companion's.
+func (r Reach) endpoint(c ctr, port int) string {
 	switch r {
 	case ReachName:
-		return fmt.Sprintf("http://%s:%d", c.Name, ollamaPort)
+		return fmt.Sprintf("http://%s:%d", c.Name, port)
 	case ReachLoopback:
 		if c.LoopbackPort == "" {
 			return ""
@@ -85,6 +86,6 @@ func (r Reach) endpoint(c ctr) string {
 		if c.IP == "" {
 			return ""
 		}
-		return fmt.Sprintf("http://%s:%d", c.IP, ollamaPort)
+		return fmt.Sprintf("http://%s:%d", c.IP, port)
 	}
 }

@@ -52,7 +52,7 @@ func (e *Engine) reconcile(ctx context.Context) (time.Time, error) {
 	var errs []error
 	byName := map[string]ctr{}
 	for _, c := range actual {
-		if c.Labels[LabelRole] != roleOllama {
+		if c.Labels[LabelRole] == "" {
 			continue
 		}
 		if !wanted[c.Name] {
@@ -68,9 +68,10 @@ func (e *Engine) reconcile(ctx context.Context) (time.Time, error) {
 
 	// Rolling replacement keeps at most one instance unavailable because of
 	// it: a healthy outdated instance waits while any other is not healthy.
+	// Companions are replaced at once: there is one of each.
 	unavailable := 0
 	for _, s := range desired {
-		if c, ok := byName[s.Name]; !ok || !c.Running || phases[s.Name] != PhaseHealthy {
+		if c, ok := byName[s.Name]; !isApp(s) && (!ok || !c.Running || phases[s.Name] != PhaseHealthy) {
 			unavailable++
 		}
 	}
@@ -84,9 +85,16 @@ func (e *Engine) reconcile(ctx context.Context) (time.Time, error) {
 		hash := specHash(s, publish)
 		var at time.Time
 		var err error
+		if wait := e.waitingFor(s, phases); wait != "" && (!ok || c.Labels[LabelSpecHash] != hash) {
+			// A companion starts once what it needs is healthy.
+			e.transition(s.Name, PhasePending, "waiting for "+wait+" to be healthy")
+			continue
+		}
 		switch {
 		case !ok:
 			err = e.create(ctx, s, hash, publish, reach)
+		case isApp(s) && c.Labels[LabelSpecHash] != hash:
+			err = e.replace(ctx, s, c, hash, publish, reach)
 		case c.Labels[LabelSpecHash] != hash:
 			// A running container whose health is not known yet (just adopted)
 			// is given its verdict first; one that is not serving goes at once.
@@ -121,6 +129,17 @@ func (e *Engine) reconcile(ctx context.Context) (time.Time, error) {
 	return next, errors.Join(errs...)
 }
 
+// waitingFor names the first of s's prerequisites that is not healthy,
+// or returns "".
+func (e *Engine) waitingFor(s Spec, phases map[string]Phase) string {
+	for _, dep := range s.After {
+		if phases[dep] != PhaseHealthy {
+			return dep
+		}
+	}
+	return ""
+}
+
 // note sets the reason without changing the phase.
 func (e *Engine) note(name, reason string) {
 	e.mu.Lock()
@@ -151,19 +170,19 @@ func (e *Engine) adopt(s Spec, c ctr, reach Reach) {
 	fresh := in.containerID != c.ID
 	in.containerID = c.ID
 	in.image = c.Image
-	in.endpoint = reach.endpoint(c)
+	in.endpoint = reach.endpoint(c, portOf(s))
 	switch in.phase {
 	case PhaseHealthy:
 		if fresh {
-			e.setPhase(in, PhaseStarting, "adopted a new container; waiting for /api/version")
+			e.setPhase(in, PhaseStarting, "adopted a new container; waiting for "+healthCheck(s))
 		}
 	case PhaseUnhealthy:
 		if in.reason == "container exited" || fresh {
-			e.setPhase(in, PhaseStarting, "container running again; waiting for /api/version")
+			e.setPhase(in, PhaseStarting, "container running again; waiting for "+healthCheck(s))
 		}
 	case PhaseStarting:
 	default:
-		e.setPhase(in, PhaseStarting, "container running; waiting for /api/version")
+		e.setPhase(in, PhaseStarting, "container running; waiting for "+healthCheck(s))
 	}
 }
 
@@ -175,19 +194,31 @@ func (e *Engine) create(ctx context.Context, s Spec, hash string, publish bool, 
 	labels := map[string]string{
 		LabelManaged:   "true",
 		LabelNamespace: e.cfg.Namespace,
-		LabelRole:      roleOllama,
+		LabelRole:      roleOf(s),
 		LabelGPU:       s.GPU,
 		LabelInstance:  s.Name,
 		LabelSpecHash:  hash,
 	}
-	gpuID := ""
-	if s.GPU != cpuGPU {
-		gpuID = s.GPU
+	cs := createSpec{
+		Name: s.Name, Image: s.Image, Env: s.Env, Labels: labels, Port: portOf(s),
+		Network: e.cfg.NetworkName(), Volume: e.cfg.VolumeName(), Mount: modelsPath, Publish: publish,
 	}
-	id, err := e.docker.Create(ctx, createSpec{
-		Name: s.Name, Image: s.Image, Env: s.Env, Labels: labels, GPU: gpuID,
-		Network: e.cfg.NetworkName(), Volume: e.cfg.VolumeName(), Publish: publish,
-	})
+	switch {
+	case isApp(s):
+		cs.Volume, cs.Mount = s.Volume, s.Mount
+		if s.Volume != "" {
+			// Its data outlives the container: created once, kept by
+			// recreation, upgrades and corral down without --volumes.
+			vl := map[string]string{LabelManaged: "true", LabelNamespace: e.cfg.Namespace, LabelRole: roleOf(s)}
+			if err := e.docker.EnsureVolume(ctx, s.Volume, vl); err != nil {
+				e.transition(s.Name, PhaseFailed, err.Error())
+				return err
+			}
+		}
+	case s.GPU != cpuGPU:
+		cs.GPU = s.GPU
+	}
+	id, err := e.docker.Create(ctx, cs)
 	if cerrdefs.IsConflict(err) {
 		err = fmt.Errorf("a container named %s exists that corral did not create in namespace %q: remove it (docker rm -f %s) or use another --namespace", s.Name, e.cfg.Namespace, s.Name)
 	}
@@ -196,7 +227,7 @@ func (e *Engine) create(ctx context.Context, s Spec, hash string, publish bool, 
 		return err
 	}
 	e.log.Info("created container", "instance", s.Name, "id", shortID(id), "image", s.Image, "gpu", s.GPU)
-	return e.startAndAdopt(ctx, s, id, reach, "container started; waiting for /api/version")
+	return e.startAndAdopt(ctx, s, id, reach, "container started; waiting for "+healthCheck(s))
 }
 
 func (e *Engine) startAndAdopt(ctx context.Context, s Spec, id string, reach Reach, reason string) error {
@@ -217,7 +248,7 @@ func (e *Engine) startAndAdopt(ctx context.Context, s Spec, id string, reach Rea
 	if in, ok := e.inst[s.Name]; ok {
 		in.containerID = c.ID
 		in.image = c.Image
-		in.endpoint = reach.endpoint(c)
+		in.endpoint = reach.endpoint(c, portOf(s))
 		e.setPhase(in, PhaseStarting, reason)
 	}
 	e.mu.Unlock()
@@ -320,7 +351,7 @@ func (e *Engine) restart(ctx context.Context, s Spec, c ctr) (time.Time, error) 
 	}
 	e.mu.Unlock()
 	e.log.Info("starting stopped container", "instance", s.Name, "id", shortID(c.ID), "was", why)
-	return time.Time{}, e.startAndAdopt(ctx, s, c.ID, e.reachNow(), "restarted after "+why+"; waiting for /api/version")
+	return time.Time{}, e.startAndAdopt(ctx, s, c.ID, e.reachNow(), "restarted after "+why+"; waiting for "+healthCheck(s))
 }
 
 func (e *Engine) reachNow() Reach {
@@ -375,7 +406,13 @@ func (e *Engine) ensureImage(ctx context.Context, name, image string, showPhase 
 	if err := e.docker.Pull(ctx, image, report); err != nil {
 		// Docker's words say what failed; the reason shown also says what
 		// to do, since the usual cause is a server without registry access.
-		err = fmt.Errorf("%w (retried every %s; without registry access, docker load the image or pick a local one with --ollama-image)", err, pullRetry)
+		flag := "--ollama-image"
+		e.mu.Lock()
+		if in, ok := e.inst[name]; ok && isApp(in.spec) {
+			flag = "--chat-ui-image"
+		}
+		e.mu.Unlock()
+		err = fmt.Errorf("%w (retried every %s; without registry access, docker load the image or pick a local one with %s)", err, pullRetry, flag)
 		e.log.Error("image pull failed", "image", image, "err", err)
 		e.mu.Lock()
 		e.pullFailed[image] = e.now()

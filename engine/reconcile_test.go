@@ -394,3 +394,63 @@ func TestProbeDoesNotUndoDraining(t *testing.T) {
 		t.Fatalf("a late probe moved a draining instance to %s", in.phase)
 	}
 }
+
+// Companion containers (the chat UI and its database) start in order,
+// each once what it needs is healthy; they keep out of the gateway's
+// routes, are replaced at once when their spec changes, and go when no
+// longer desired while the Ollama instances stay.
+func TestReconcileApps(t *testing.T) {
+	f := newFake()
+	f.images["o:1"], f.images["db:1"], f.images["ui:1"] = true, true, true
+	e, _ := newTestEngine(f, cpuSpecs("t", 1, "o:1"))
+	db := Spec{Name: "t-chatui-db", Role: "chatui-db", Image: "db:1", Port: 5432, Health: "tcp", Volume: "t-chatui-db", Mount: "/var/lib/postgresql/data"}
+	ui := Spec{Name: "t-chatui", Role: "chatui", Image: "ui:1", Port: 8080, Health: "/health", Volume: "t-chatui-data", Mount: "/app/backend/data",
+		Env: map[string]string{"A": "1"}, After: []string{"t-chatui-db"}}
+	e.SetApps([]Spec{db, ui})
+	ctx := context.Background()
+	e.reconcile(ctx)
+	if got := strings.Join(f.takeCalls(), ","); got != "create t-ollama-0,start t-ollama-0,create t-chatui-db,start t-chatui-db" {
+		t.Fatalf("first pass: %s", got)
+	}
+	st := e.Status()
+	if len(st.Instances) != 1 || len(st.Apps) != 2 {
+		t.Fatalf("status: %d instances, %d apps", len(st.Instances), len(st.Apps))
+	}
+	for _, a := range st.Apps {
+		if a.Name == "t-chatui" && (a.Phase != PhasePending || !strings.Contains(a.Reason, "waiting for t-chatui-db")) {
+			t.Fatalf("chat UI before its database is healthy: %+v", a)
+		}
+	}
+	e.transition("t-chatui-db", PhaseHealthy, "answering")
+	e.reconcile(ctx)
+	if got := strings.Join(f.takeCalls(), ","); got != "create t-chatui,start t-chatui" {
+		t.Fatalf("once the database is healthy: %s", got)
+	}
+	f.mu.Lock()
+	for _, c := range f.ctrs {
+		if c.Name == "t-chatui" && c.Labels[LabelRole] != "chatui" {
+			t.Errorf("chat UI labels %v", c.Labels)
+		}
+	}
+	f.mu.Unlock()
+	rt := e.Routes()
+	if len(rt.Routes) != 1 || rt.Routes[0].Name != "t-ollama-0" || rt.Apps["t-chatui"].URL != "http://10.0.0.03:8080" {
+		t.Fatalf("routes %+v apps %+v", rt.Routes, rt.Apps)
+	}
+
+	ui.Env = map[string]string{"A": "2"}
+	e.SetApps([]Spec{db, ui})
+	e.reconcile(ctx)
+	if got := strings.Join(f.takeCalls(), ","); got != "remove t-chatui,create t-chatui,start t-chatui" {
+		t.Fatalf("changed chat UI: %s", got)
+	}
+	e.SetApps(nil)
+	e.reconcile(ctx)
+	calls := f.takeCalls()
+	if len(calls) != 2 || !strings.Contains(strings.Join(calls, ","), "remove t-chatui-db") || !strings.Contains(strings.Join(calls, ","), "remove t-chatui") {
+		t.Fatalf("apps no longer desired: %v", calls)
+	}
+	if st := e.Status(); len(st.Instances) != 1 || len(st.Apps) != 0 {
+		t.Fatalf("after removing the apps: %+v", st)
+	}
+}

@@ -53,6 +53,9 @@ type LoadedModel struct {
 type RouteTable struct {
 	Version uint64
 	Routes  []Route
+	// Apps are the companion containers by name (the chat UI for the
+	// front door); only Name, URL, Healthy, Status and Since are set.
+	Apps map[string]Route
 }
 
 // Routes returns the current table. It never blocks on the engine.
@@ -66,7 +69,18 @@ func (e *Engine) publish() {
 	t := &RouteTable{Version: old.Version + 1}
 	for _, s := range e.desired {
 		in := e.inst[s.Name]
-		if in == nil || in.endpoint == "" {
+		if in == nil {
+			continue
+		}
+		if isApp(s) {
+			if t.Apps == nil {
+				t.Apps = map[string]Route{}
+			}
+			t.Apps[s.Name] = Route{Name: s.Name, URL: in.endpoint, Healthy: in.phase == PhaseHealthy && in.endpoint != "",
+				Status: string(in.phase) + ": " + in.reason, Since: in.since}
+			continue
+		}
+		if in.endpoint == "" {
 			continue
 		}
 		t.Routes = append(t.Routes, Route{

@@ -113,8 +113,30 @@ func parseKeepAlive(v string) (time.Duration, error) {
 	return time.Duration(n) * time.Second, err
 }
 
-// Spec is one desired Ollama instance.
+// Spec is one desired Ollama instance, or a companion container (see
+// isApp).
 type Spec = store.Instance
+
+// isApp reports whether s is a companion container (the chat UI and what
+// it needs) rather than an Ollama instance: it serves no models, gets no
+// GPU, and is replaced at once rather than rolled.
+func isApp(s Spec) bool { return s.Role != "" && s.Role != roleOllama }
+
+// roleOf is the value of the role label for s.
+func roleOf(s Spec) string {
+	if s.Role == "" {
+		return roleOllama
+	}
+	return s.Role
+}
+
+// portOf is the port s serves on the private network.
+func portOf(s Spec) int {
+	if s.Port > 0 {
+		return s.Port
+	}
+	return ollamaPort
+}
 
 // Plan turns settings and the GPUs present into desired instances: one per
 // selected GPU, else CPUInstances without device requests. It fails with a
@@ -165,7 +187,18 @@ func specHash(s Spec, publish bool) string {
 	for _, k := range keys {
 		canon.Env = append(canon.Env, k+"="+s.Env[k])
 	}
-	raw, _ := json.Marshal(canon)
+	var raw []byte
+	if isApp(s) {
+		// A separate form, so adding these fields changed no Ollama
+		// instance's hash (that would replace every one on upgrade).
+		raw, _ = json.Marshal(struct {
+			Instance            any
+			Role, Volume, Mount string
+			Port                int
+		}{canon, s.Role, s.Volume, s.Mount, s.Port})
+	} else {
+		raw, _ = json.Marshal(canon)
+	}
 	sum := sha256.Sum256(raw)
 	return hex.EncodeToString(sum[:8])
 }

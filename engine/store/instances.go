@@ -17,6 +17,14 @@ type Instance struct {
 	Image    string            `json:"image"`
 	Env      map[string]string `json:"env,omitempty"`
 	Weight   int               `json:"weight,omitempty"`
+	// The fields below describe a companion container instead (the chat
+	// UI, or a database it needs); an Ollama instance leaves them empty.
+	Role   string   `json:"role,omitempty"`   // empty: an Ollama instance
+	Port   int      `json:"port,omitempty"`   // the port it serves on the private network
+	Health string   `json:"health,omitempty"` // HTTP path its health check GETs; "tcp": a connect
+	Volume string   `json:"volume,omitempty"` // named volume for its data
+	Mount  string   `json:"mount,omitempty"`  // where Volume is mounted
+	After  []string `json:"after,omitempty"`  // companions that must be healthy before it starts
 }
 
 // Instances lists the desired instances in name order.
