@@ -34,6 +34,7 @@ func TestDependencyDirection(t *testing.T) {
 		"engine/usage":    {"engine/store"},
 		"ui":              {"assets", "engine", "engine/keys", "engine/models", "engine/store", "engine/usage", "gpu"},
 		"engine/models":   {"engine", "engine/store"},
+		"engine/chatui":   {"engine", "engine/store"},
 		"assets":          {},
 		"proxy/gateway":   {"proxy/scheduler"},
 		"proxy/frontdoor": {},
