@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 )
@@ -29,6 +30,7 @@ type TLS interface {
 // Config says what to listen on and what to serve there.
 type Config struct {
 	Addr       string // plain HTTP, the gateway at its root; "" turns it off
+	ChatAddr   string // plain HTTP, the chat UI, without a domain; "" turns it off
 	HTTPSAddr  string // with a domain
 	HTTPAddr   string // with a domain: ACME HTTP-01 and redirects to HTTPS
 	Domains    []string
@@ -64,7 +66,7 @@ func Listen(cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		cfg:       cfg,
-		table:     Table(cfg.Addr, cfg.Domains, cfg.APIDomains, cfg.ChatUI != nil),
+		table:     Table(cfg.Addr, cfg.ChatAddr, cfg.Domains, cfg.APIDomains, cfg.ChatUI != nil),
 		counter:   newConnCounter(cfg.Limits),
 		listeners: map[string]net.Listener{},
 		servers:   map[string]*http.Server{},
@@ -73,6 +75,9 @@ func Listen(cfg Config) (*Server, error) {
 	var wants []want
 	if cfg.Addr != "" {
 		wants = append(wants, want{"http", "--addr", cfg.Addr})
+	}
+	if slices.ContainsFunc(s.table, func(r Route) bool { return r.Listener == "chat" }) {
+		wants = append(wants, want{"chat", "--chat-addr", cfg.ChatAddr})
 	}
 	if domain {
 		wants = append(wants, want{"https", "--https-addr", cfg.HTTPSAddr}, want{"redirect", "--http-addr", cfg.HTTPAddr})
@@ -124,7 +129,8 @@ func (s *Server) closeListeners() {
 // Routes is the routing table in use.
 func (s *Server) Routes() []Route { return s.table }
 
-// Addr is where a listener ("http", "https", "redirect") listens, or nil.
+// Addr is where a listener ("http", "chat", "https", "redirect")
+// listens, or nil.
 func (s *Server) Addr(name string) net.Addr {
 	if l := s.listeners[name]; l != nil {
 		return l.Addr()

@@ -20,7 +20,7 @@ const (
 // Route sends requests for Host (any host when empty) whose path starts
 // with Prefix to Target. The first route that matches wins.
 type Route struct {
-	Listener string // "http" (--addr), "https" (--https-addr) or "redirect" (--http-addr)
+	Listener string // "http" (--addr), "chat" (--chat-addr), "https" (--https-addr) or "redirect" (--http-addr)
 	Host     string
 	Prefix   string
 	Target   Target
@@ -37,7 +37,9 @@ func (r Route) String() string {
 // Table is the whole routing of the front door, built from the settings
 // alone so that a reader (and `corral status`) can see it:
 //
-//   - without a domain, --addr serves the gateway at its root;
+//   - without a domain, --addr serves the gateway at its root, and
+//     --chat-addr the chat UI (plain HTTP is for a trial or a private
+//     network: with a domain the chat UI is on HTTPS only);
 //   - on each --domain, /v1/ goes to the gateway and everything else to
 //     the chat UI (or to the gateway too, while there is no chat UI);
 //   - on each --api-domain, the whole gateway at its root;
@@ -45,7 +47,7 @@ func (r Route) String() string {
 //
 // --addr keeps serving the gateway over plain HTTP with a domain too, so
 // that a certificate that cannot be had yet leaves /v1 working.
-func Table(addr string, domains, apiDomains []string, chatUI bool) []Route {
+func Table(addr, chatAddr string, domains, apiDomains []string, chatUI bool) []Route {
 	var t []Route
 	if len(domains)+len(apiDomains) > 0 {
 		site := ToGateway
@@ -65,6 +67,9 @@ func Table(addr string, domains, apiDomains []string, chatUI bool) []Route {
 	}
 	if addr != "" {
 		t = append(t, Route{Listener: "http", Prefix: "/", Target: ToGateway})
+	}
+	if chatAddr != "" && chatUI && len(domains)+len(apiDomains) == 0 {
+		t = append(t, Route{Listener: "chat", Prefix: "/", Target: ToChatUI})
 	}
 	return t
 }

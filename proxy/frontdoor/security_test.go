@@ -814,25 +814,27 @@ func TestSecRoutingTable(t *testing.T) {
 		return frontdoor.Route{Listener: "redirect", Host: host, Prefix: "/", Target: frontdoor.ToHTTPS}
 	}
 	cases := []struct {
-		name          string
-		addr          string
-		domains, apis []string
-		chatUI        bool
-		want          []frontdoor.Route
+		name           string
+		addr, chatAddr string
+		domains, apis  []string
+		chatUI         bool
+		want           []frontdoor.Route
 	}{
-		{"no domain", ":8080", nil, nil, false, []frontdoor.Route{gw("http", "", "/")}},
-		{"no domain, a chat UI has no route", ":8080", nil, nil, true, []frontdoor.Route{gw("http", "", "/")}},
-		{"domain without chat UI", ":8080", []string{"chat.test"}, nil, false,
+		{"no domain", ":8080", ":3000", nil, nil, false, []frontdoor.Route{gw("http", "", "/")}},
+		{"no domain, the chat UI on --chat-addr", ":8080", ":3000", nil, nil, true,
+			[]frontdoor.Route{gw("http", "", "/"), {Listener: "chat", Prefix: "/", Target: frontdoor.ToChatUI}}},
+		{"no domain, no chat listener", ":8080", "", nil, nil, true, []frontdoor.Route{gw("http", "", "/")}},
+		{"domain without chat UI", ":8080", ":3000", []string{"chat.test"}, nil, false,
 			[]frontdoor.Route{gw("https", "chat.test", "/v1/"), gw("https", "chat.test", "/"), redirect("chat.test"), gw("http", "", "/")}},
-		{"domain with chat UI", ":8080", []string{"chat.test"}, nil, true,
+		{"domain with chat UI: HTTPS only", ":8080", ":3000", []string{"chat.test"}, nil, true,
 			[]frontdoor.Route{gw("https", "chat.test", "/v1/"), ui, redirect("chat.test"), gw("http", "", "/")}},
-		{"api domain, no plain listener", "", nil, []string{"api.test"}, true,
+		{"api domain, no plain listener", "", "", nil, []string{"api.test"}, true,
 			[]frontdoor.Route{gw("https", "api.test", "/"), redirect("api.test")}},
-		{"both", "", []string{"chat.test"}, []string{"api.test"}, true,
+		{"both", "", "", []string{"chat.test"}, []string{"api.test"}, true,
 			[]frontdoor.Route{gw("https", "chat.test", "/v1/"), ui, gw("https", "api.test", "/"), redirect("chat.test"), redirect("api.test")}},
 	}
 	for _, tc := range cases {
-		if got := frontdoor.Table(tc.addr, tc.domains, tc.apis, tc.chatUI); !slices.Equal(got, tc.want) {
+		if got := frontdoor.Table(tc.addr, tc.chatAddr, tc.domains, tc.apis, tc.chatUI); !slices.Equal(got, tc.want) {
 			t.Errorf("%s: Table = %v, want %v", tc.name, got, tc.want)
 		}
 	}
