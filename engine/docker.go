@@ -69,6 +69,7 @@ type docker interface {
 	Ping(ctx context.Context) error
 	DesktopLike(ctx context.Context) bool
 	EnsureNetwork(ctx context.Context, name string, labels map[string]string) error
+	NetworkGateway(ctx context.Context, name string) (string, error)
 	EnsureVolume(ctx context.Context, name string, labels map[string]string) error
 	List(ctx context.Context, namespace string) ([]ctr, error)
 	Inspect(ctx context.Context, id string) (ctr, error)
@@ -132,6 +133,21 @@ func (d *dockerClient) EnsureNetwork(ctx context.Context, name string, labels ma
 		return fmt.Errorf("create network %s: %w", name, err)
 	}
 	return nil
+}
+
+// NetworkGateway is the host's address on a bridge network: where its
+// containers reach a service on the host.
+func (d *dockerClient) NetworkGateway(ctx context.Context, name string) (string, error) {
+	res, err := d.c.NetworkInspect(ctx, name, client.NetworkInspectOptions{})
+	if err != nil {
+		return "", fmt.Errorf("inspect network %s: %w", name, err)
+	}
+	for _, c := range res.Network.IPAM.Config {
+		if c.Gateway.Is4() {
+			return c.Gateway.String(), nil
+		}
+	}
+	return "", fmt.Errorf("network %s has no IPv4 gateway", name)
 }
 
 func (d *dockerClient) EnsureVolume(ctx context.Context, name string, labels map[string]string) error {

@@ -84,6 +84,7 @@ type Engine struct {
 	inst      map[string]*instance
 	dockerErr string // empty when Docker answers
 	reach     Reach  // resolved once Docker answers
+	netGW     string // the host's address on the network, once known
 	routes    atomic.Pointer[RouteTable]
 
 	// pullFailed holds when a pull of an image last failed, for retry back-off.
@@ -182,6 +183,26 @@ func (e *Engine) setDesired(desired []Spec) {
 		}
 	}
 	e.publish()
+}
+
+// InternalHost is how companion containers reach corral: dial is the host
+// they connect to, listen the address corral listens on for them. With
+// corral on the host that is the host's address on the private network,
+// which only the host and that network's containers reach; with corral in
+// a container on the network, its own name. ok is false until Docker has
+// answered, and where containers cannot reach corral (reach loopback,
+// such as Docker Desktop).
+func (e *Engine) InternalHost() (listen, dial string, ok bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	switch {
+	case e.reach == ReachName:
+		self, err := selfContainerID()
+		return "0.0.0.0", self, err == nil
+	case e.reach == ReachIP && e.netGW != "":
+		return e.netGW, e.netGW, true
+	}
+	return "", "", false
 }
 
 // SetApps replaces the desired companion containers (the chat UI and
@@ -307,6 +328,13 @@ func (e *Engine) session(ctx context.Context) (connected bool, err error) {
 		return true, err
 	}
 	reach := e.cfg.Reach.resolve(ctx, e.docker, e.cfg.NetworkName(), e.log)
+	gw, err := e.docker.NetworkGateway(ctx, e.cfg.NetworkName())
+	if err != nil {
+		e.log.Warn("companions cannot reach corral", "err", err)
+	}
+	e.mu.Lock()
+	e.netGW = gw
+	e.mu.Unlock()
 	e.dockerUp(reach)
 	e.log.Info("docker connected", "namespace", e.cfg.Namespace, "reach", reach)
 

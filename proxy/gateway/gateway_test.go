@@ -84,7 +84,8 @@ func newTestGateway(t *testing.T, cfg Config, ups ...Upstream) (*Gateway, *stati
 	st.s.Store(&Snapshot{Version: 1, Upstreams: ups})
 	cfg.Logger = quiet()
 	g := New(cfg, st, keyAuth{})
-	srv := httptest.NewServer(g)
+	// As the internal listener serves it: a chat UI's user fields count.
+	srv := httptest.NewServer(TrustUserHeaders(g))
 	t.Cleanup(func() { srv.Close(); g.Close() })
 	return g, st, &testFront{URL: srv.URL}
 }

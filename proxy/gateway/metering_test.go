@@ -381,3 +381,35 @@ func (m *fakeMeter) waitSettled() []Usage {
 	}
 	return append([]Usage(nil), m.settled...)
 }
+
+// A chat UI's user fields count only on the internal listener: through
+// any other, a client naming a user in them is ignored and the OpenAI
+// user field is what counts.
+func TestUserHeadersTrustedOnlyInternally(t *testing.T) {
+	up := upstream(t, "i0", ollamaChat(1), "m:latest")
+	meter := &fakeMeter{}
+	st := &staticUpstreams{}
+	st.s.Store(&Snapshot{Version: 1, Upstreams: []Upstream{up}})
+	g := New(Config{Meter: meter, Logger: quiet()}, st, keyAuth{})
+	defer g.Close()
+	for _, tc := range []struct {
+		h    http.Handler
+		want string
+	}{{g, "bob"}, {TrustUserHeaders(g), "ann@example.com"}} {
+		req := httptest.NewRequest("POST", "/api/chat", strings.NewReader(`{"model":"m","user":"bob"}`))
+		req.Header.Set("Authorization", "Bearer good")
+		req.Header.Set("X-OpenWebUI-User-Email", "ann@example.com")
+		rec := httptest.NewRecorder()
+		tc.h.ServeHTTP(rec, req)
+		if rec.Code != 200 {
+			t.Fatalf("%d %s", rec.Code, rec.Body)
+		}
+		// ServeHTTP settles before it returns.
+		meter.mu.Lock()
+		u := meter.settled[len(meter.settled)-1]
+		meter.mu.Unlock()
+		if u.User != tc.want {
+			t.Errorf("user %q, want %q", u.User, tc.want)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -83,13 +84,27 @@ func (m modelRequest) maxTokens() int {
 // endUser names who is asking: a chat UI's forwarded user headers (Open
 // WebUI sends X-OpenWebUI-User-*), else the OpenAI "user" field.
 func endUser(r *http.Request, m modelRequest) string {
-	// In the header map's canonical form, which Get then need not make.
-	for _, h := range []string{"X-Openwebui-User-Email", "X-Openwebui-User-Name", "X-Openwebui-User-Id"} {
-		if v := r.Header.Get(h); v != "" {
-			return v
+	if r.Context().Value(trustKey{}) != nil {
+		// In the header map's canonical form, which Get then need not make.
+		for _, h := range []string{"X-Openwebui-User-Email", "X-Openwebui-User-Name", "X-Openwebui-User-Id"} {
+			if v := r.Header.Get(h); v != "" {
+				return v
+			}
 		}
 	}
 	return m.User
+}
+
+type trustKey struct{}
+
+// TrustUserHeaders marks the requests of corral's internal listener,
+// which only the chat UI's network reaches: their forwarded user fields
+// (Open WebUI's X-OpenWebUI-User-*) are believed. Anywhere else a client
+// could name any user, so only the OpenAI user field counts there.
+func TrustUserHeaders(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), trustKey{}, true)))
+	})
 }
 
 // withUsage asks an OpenAI-dialect stream for its usage chunk, which is
