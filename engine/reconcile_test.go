@@ -42,7 +42,7 @@ func (f *fakeDocker) EnsureNetwork(context.Context, string, map[string]string) e
 	return nil
 }
 func (f *fakeDocker) EnsureVolume(context.Context, string, map[string]string) error { return nil }
-func (f *fakeDocker) NetworkGateway(context.Context, string) (string, error)         { return "10.0.0.1", nil }
+func (f *fakeDocker) NetworkGateway(context.Context, string) (string, error)        { return "10.0.0.1", nil }
 func (f *fakeDocker) Events(ctx context.Context, _ string) (<-chan event, <-chan error) {
 	return make(chan event), make(chan error)
 }
