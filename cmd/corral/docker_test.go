@@ -61,7 +61,9 @@ type daemonProc struct {
 
 func startServe(t testing.TB, dataDir string, args ...string) *daemonProc {
 	t.Helper()
-	all := append([]string{"serve", "--data-dir", dataDir, "--addr", "127.0.0.1:0", "--admin-addr", "", "--health-interval", "300ms", "--log-format", "json"}, args...)
+	// No chat UI unless a test asks: its real image cannot be pulled here.
+	all := append([]string{"serve", "--data-dir", dataDir, "--addr", "127.0.0.1:0", "--admin-addr", "", "--chat-ui", "none", "--chat-addr", "",
+		"--health-interval", "300ms", "--log-format", "json"}, args...)
 	cmd := exec.Command(corralBin(t), all...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

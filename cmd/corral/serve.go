@@ -23,6 +23,7 @@ import (
 
 	"corral/cmd/corral/wire"
 	"corral/engine"
+	"corral/engine/chatui"
 	"corral/engine/keys"
 	"corral/engine/models"
 	"corral/engine/store"
@@ -51,6 +52,7 @@ type serveConfig struct {
 
 	door  doorConfig
 	queue queueConfig
+	chat  chatUIConfig
 
 	settings engine.Settings
 	explicit map[string]bool // settings given as flags or env, which override the store
@@ -72,6 +74,7 @@ func (c serveConfig) Validate() error {
 	}
 	errs = append(errs, c.door.validate()...)
 	errs = append(errs, c.queue.validate()...)
+	errs = append(errs, c.chat.validate()...)
 	if c.UsageRetention < 24*time.Hour {
 		errs = append(errs, fmt.Errorf("--usage-retention %s: keep at least 24h", c.UsageRetention))
 	}
@@ -116,6 +119,7 @@ func parseServe(args []string, stdout io.Writer) (serveConfig, error) {
 	fs.StringVar(&c.Addr, "addr", ":8080", "plain HTTP gateway listener: the OpenAI (/v1) and Ollama (/api) APIs, API key required; empty turns it off (with a --domain)")
 	c.door.flags(fs)
 	c.queue.flags(fs)
+	c.chat.flags(fs)
 	fs.DurationVar(&c.DrainGrace, "drain-grace", 30*time.Second, "how long a replaced instance's requests may run before it is stopped")
 	fs.DurationVar(&c.UsageRetention, "usage-retention", usage.DefaultRetention, "how long daily usage totals are kept")
 	fs.StringVar(&c.AdminAddr, "admin-addr", "127.0.0.1:8090", "admin pages and API listener (token or signed-in session); empty turns it off")
@@ -228,8 +232,13 @@ func (a *app) serve(ctx context.Context, c serveConfig, log *slog.Logger) error 
 	// The gateway is built below; the front door calls it only once it
 	// serves.
 	var gw *gateway.Gateway
+	var eng *engine.Engine
 	doorCfg := c.door.frontdoorConfig(c.Addr)
 	doorCfg.Gateway = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { gw.ServeHTTP(w, r) })
+	if c.chat.Mode != chatui.None {
+		doorCfg.ChatAddr = c.chat.Addr
+		doorCfg.ChatUI = frontdoor.NewAppProxy(chatUIState(func() *engine.Engine { return eng }, chatui.Name(c.Namespace)), log)
+	}
 	doorCfg.Logger = log
 	// The certificate manager only prepares here; it starts once
 	// everything listens, so challenges find their listeners.
@@ -286,7 +295,7 @@ func (a *app) serve(ctx context.Context, c serveConfig, log *slog.Logger) error 
 
 	// The engine waits for the gateway's requests on a draining instance;
 	// the gateway reads the engine's routes. gw is set before eng runs.
-	eng, err := engine.New(engine.Config{
+	eng, err = engine.New(engine.Config{
 		Namespace:      c.Namespace,
 		DockerHost:     c.DockerHost,
 		Reach:          engine.Reach(c.Reach),
@@ -412,6 +421,12 @@ func (a *app) serve(ctx context.Context, c serveConfig, log *slog.Logger) error 
 	wg.Go(func() {
 		if err := eng.Run(ctx); err != nil {
 			serveErr <- err
+		}
+	})
+	wg.Go(func() {
+		cu := &chatUI{cfg: c.chat, namespace: c.Namespace, publicURL: publicURL(doorCfg), eng: eng, st: st, keys: apiKeys, gateway: gw, log: log}
+		if err := cu.run(ctx); err != nil && ctx.Err() == nil {
+			log.Error("chat UI not started", "err", err)
 		}
 	})
 	log.Info("corral serving", "version", version, "data_dir", c.DataDir, "namespace", c.Namespace, "instances", len(specs), "socket", sock.Addr().String())
