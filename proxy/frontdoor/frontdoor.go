@@ -185,7 +185,7 @@ func (s *Server) Serve(ctx context.Context, grace time.Duration) error {
 
 // listeningMsg is the log line for each listener: a plain address
 // serves the gateway.
-var listeningMsg = map[string]string{"http": "gateway listening", "https": "HTTPS listening", "redirect": "HTTP listening for ACME and redirects"}
+var listeningMsg = map[string]string{"http": "gateway listening", "chat": "chat UI listening", "https": "HTTPS listening", "redirect": "HTTP listening for ACME and redirects"}
 
 // toHTTPS answers ACME's HTTP-01 challenges and sends everything else to
 // the same URL on HTTPS; 308 keeps the method and body.
