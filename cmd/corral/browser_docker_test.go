@@ -38,7 +38,7 @@ func chromiumPath(t *testing.T) string {
 
 // browser starts a headless chromium for the test, with a profile of its
 // own; no sandbox, because tests run as root in a container.
-func browser(t *testing.T, bin string) context.Context {
+func browser(t *testing.T, bin string, extra ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(bin),
@@ -47,6 +47,7 @@ func browser(t *testing.T, bin string) context.Context {
 		chromedp.WindowSize(1280, 900),
 		chromedp.Flag("disable-dev-shm-usage", true),
 	)
+	opts = append(opts, extra...)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelTab := chromedp.NewContext(actx)
 	ctx, cancelTime := context.WithTimeout(ctx, 3*time.Minute)
@@ -60,13 +61,14 @@ func browser(t *testing.T, bin string) context.Context {
 // screenshots saves full-page PNGs in a temp dir and, when
 // CORRAL_SCREENSHOT_DIR is set, there too, for a person to look at.
 type screenshots struct {
-	t    *testing.T
-	ctx  context.Context
-	dirs []string
+	t      *testing.T
+	ctx    context.Context
+	dirs   []string
+	prefix string // of the file names
 }
 
 func newScreenshots(t *testing.T, ctx context.Context) *screenshots {
-	s := &screenshots{t: t, ctx: ctx, dirs: []string{t.TempDir()}}
+	s := &screenshots{t: t, ctx: ctx, dirs: []string{t.TempDir()}, prefix: "admin-"}
 	if d := os.Getenv("CORRAL_SCREENSHOT_DIR"); d != "" {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatalf("CORRAL_SCREENSHOT_DIR: %v", err)
@@ -83,7 +85,7 @@ func (s *screenshots) take(name string) {
 		s.t.Fatalf("screenshot %s: %v", name, err)
 	}
 	for _, d := range s.dirs {
-		p := filepath.Join(d, "admin-"+name+".png")
+		p := filepath.Join(d, s.prefix+name+".png")
 		if err := os.WriteFile(p, png, 0o644); err != nil {
 			s.t.Fatalf("save screenshot: %v", err)
 		}
@@ -113,7 +115,13 @@ func text(t *testing.T, ctx context.Context, css string) string {
 
 func do(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
-	if err := chromedp.Do(ctx, steps...); err != nil {
+	err := chromedp.Do(ctx, steps...)
+	// Chromium abandons a page load when the host's interfaces change,
+	// which Docker does whenever a container starts: load it again.
+	for try := 0; try < 3 && err != nil && strings.Contains(err.Error(), "ERR_NETWORK_CHANGED"); try++ {
+		err = chromedp.Do(ctx, steps...)
+	}
+	if err != nil {
 		t.Fatalf("%s: %v", what, err)
 	}
 }

@@ -4,18 +4,25 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/coder/websocket"
 
 	chatsim "corral/cmd/chatui-sim/simimage"
+	"corral/cmd/ollama-sim/simimage"
 	"corral/engine"
+	"corral/engine/enginetest"
 	"corral/engine/keys"
+	"corral/proxy/certs/acmetest"
 )
 
 // chatUIHealthy waits for the chat UI container to be healthy.
@@ -174,4 +181,72 @@ func TestChatUIImageMissing(t *testing.T) {
 	}
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
+}
+
+// TestChatUIOverHTTPSInBrowser: with a domain, its certificate from an
+// ACME CA (Pebble, in this process), the chat UI is the site's root over
+// HTTPS and /v1 the gateway; a real browser loads the page, whose script
+// echoes a message through a websocket (wss) across the front door.
+func TestChatUIOverHTTPSInBrowser(t *testing.T) {
+	bin := chromiumPath(t)
+	img := chatsim.Image(t)
+	ca := acmetest.Start(t, acmetest.Options{})
+	root := filepath.Join(t.TempDir(), "acme-root.pem")
+	if err := os.WriteFile(root, ca.WFERootPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const domain = "chat.ui.corral.test"
+	dataDir := t.TempDir()
+	p := startServe(t, dataDir, "--namespace", enginetest.Namespace(t), "--cpu-instances", "1", "--ollama-image", simimage.Image(t),
+		"--chat-ui", "open-webui", "--chat-ui-image", img,
+		"--domain", domain, "--email", "owner@corral.test", "--acme-ca", ca.DirectoryURL, "--acme-ca-root", root,
+		"--https-addr", fmt.Sprintf("127.0.0.1:%d", ca.TLSPort), "--http-addr", fmt.Sprintf("127.0.0.1:%d", ca.HTTPPort))
+	p.waitStatus(t, "the instance and the chat UI healthy", 90*time.Second, func(st engine.Status) bool { return allHealthy(1)(st) && chatUIHealthy(st) })
+	waitCertificate(t, dataDir)
+	site := fmt.Sprintf("https://%s:%d", domain, ca.TLSPort)
+
+	hc := ca.Client(t)
+	var env map[string]string
+	resp, err := hc.Get(site + "/env")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = json.NewDecoder(resp.Body).Decode(&env)
+	resp.Body.Close()
+	if err != nil || resp.ProtoMajor != 2 || env["WEBUI_URL"] != site {
+		t.Fatalf("the chat UI over HTTPS: %s, WEBUI_URL %q, %v", resp.Proto, env["WEBUI_URL"], err)
+	}
+	resp, err = hc.Get(site + "/v1/models")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("/v1 on the chat UI's site without a key: %d, want the gateway's 401", resp.StatusCode)
+	}
+
+	// Chromium resolves the domain to loopback; the chain was checked
+	// above with Pebble's root, which Chromium does not know.
+	ctx := browser(t, bin, chromedp.Flag("host-resolver-rules", "MAP "+domain+" 127.0.0.1"), chromedp.Flag("ignore-certificate-errors", true))
+	shots := newScreenshots(t, ctx)
+	shots.prefix = "chatui-"
+	do(t, ctx, "open the chat UI", chromedp.Navigate(site+"/"), chromedp.WaitVisible(chromedp.CSS(`body[data-ws="echoed"]`)))
+	if s := text(t, ctx, "body"); !strings.Contains(s, "chat UI stand-in") || !strings.Contains(s, "wss:") {
+		t.Fatalf("page text: %s", s)
+	}
+	shots.take("https")
+
+	// Gone: the page that says so, in the browser.
+	st, err := p.status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("docker", "rm", "-f", st.Apps[0].Name).CombinedOutput(); err != nil {
+		t.Fatalf("docker rm: %v %s", err, out)
+	}
+	do(t, ctx, "open the chat UI while it is gone", chromedp.Navigate(site+"/"), chromedp.WaitVisible(chromedp.CSS("main h1")))
+	if s := text(t, ctx, "main h1"); !strings.HasPrefix(s, "The chat is") {
+		t.Fatalf("waiting page: %s", s)
+	}
+	shots.take("waiting")
 }
