@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -249,4 +250,65 @@ func TestChatUIOverHTTPSInBrowser(t *testing.T) {
 		t.Fatalf("waiting page: %s", s)
 	}
 	shots.take("waiting")
+}
+
+// chatEnv reads the chat UI stand-in's environment through the front
+// door.
+func chatEnv(t *testing.T, chat string) map[string]string {
+	t.Helper()
+	code, body := getChat(t, chat, "/env")
+	var env map[string]string
+	if code != 200 || json.Unmarshal([]byte(body), &env) != nil {
+		t.Fatalf("env: %d %s", code, body)
+	}
+	return env
+}
+
+// TestChatUIModeSwitch: a serve with another --chat-ui replaces the
+// container and keeps the old one's volume; the secrets and the key are
+// the same after every restart, so switching back finds the data and the
+// sessions as they were. LobeChat is wired as documented.
+func TestChatUIModeSwitch(t *testing.T) {
+	img := chatsim.Image(t)
+	ns := enginetest.Namespace(t)
+	dataDir := t.TempDir()
+	serve := func(mode string) (*daemonProc, string, engine.Status) {
+		p := startServe(t, dataDir, "--namespace", ns, "--cpu-instances", "1", "--ollama-image", simimage.Image(t),
+			"--chat-ui", mode, "--chat-ui-image", img, "--chat-addr", "127.0.0.1:0")
+		st := p.waitStatus(t, mode+" healthy", 60*time.Second, func(st engine.Status) bool { return allHealthy(1)(st) && chatUIHealthy(st) })
+		return p, "http://" + p.logAttr(t, "chat UI listening", "addr"), st
+	}
+	t.Parallel()
+	p, chat, st := serve("open-webui")
+	first := chatEnv(t, chat)
+	if resp, err := http.Post(chat+"/data", "text/plain", strings.NewReader("kept")); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("write data: %v %v", resp, err)
+	}
+	webui := st.Apps[0].ContainerID
+	p.stop(t, syscall.SIGTERM)
+
+	p, chat, st = serve("lobechat")
+	if st.Apps[0].ContainerID == webui || st.Apps[0].Volume != "" {
+		t.Fatalf("LobeChat: %+v", st.Apps[0])
+	}
+	lobe := chatEnv(t, chat)
+	if !strings.HasSuffix(lobe["OPENAI_PROXY_URL"], "/v1") || lobe["OPENAI_API_KEY"] != first["OPENAI_API_KEY"] ||
+		len(lobe["ACCESS_CODE"]) < 20 || lobe["ENABLED_OLLAMA"] != "0" || lobe["OPENAI_API_BASE_URL"] != "" {
+		t.Fatalf("LobeChat's wiring: %v", lobe)
+	}
+	if out, err := exec.Command("docker", "volume", "inspect", ns+"-chatui-data").CombinedOutput(); err != nil {
+		t.Fatalf("Open WebUI's volume is gone: %v %s", err, out)
+	}
+	p.stop(t, syscall.SIGTERM)
+
+	_, chat, _ = serve("open-webui")
+	again := chatEnv(t, chat)
+	for _, k := range []string{"WEBUI_SECRET_KEY", "OPENAI_API_KEY", "OPENAI_API_BASE_URL"} {
+		if again[k] != first[k] {
+			t.Errorf("%s changed across restarts: %q, then %q", k, first[k], again[k])
+		}
+	}
+	if code, body := getChat(t, chat, "/data"); code != 200 || !strings.Contains(body, "kept") {
+		t.Fatalf("Open WebUI's data after switching back: %d %s", code, body)
+	}
 }
