@@ -35,7 +35,11 @@ func RemoveNamespace(ns string) {
 		exec.Command("docker", append([]string{"rm", "-f"}, strings.Fields(string(ids))...)...).Run()
 	}
 	exec.Command("docker", "network", "rm", ns).Run()
+	// The models volume, and the chat UI's data volumes.
 	exec.Command("docker", "volume", "rm", "-f", ns+"-models").Run()
+	if vols, _ := exec.Command("docker", "volume", "ls", "-q", "--filter", label).Output(); len(bytes.TrimSpace(vols)) > 0 {
+		exec.Command("docker", append([]string{"volume", "rm", "-f"}, strings.Fields(string(vols))...)...).Run()
+	}
 }
 
 // Docker runs the docker CLI and fails the test on error.

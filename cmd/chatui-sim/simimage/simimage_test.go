@@ -2,14 +2,14 @@ package simimage
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"corral/engine/enginetest"
 )
 
 // TestImageServesHealth runs the image on a fresh network as Open WebUI,
@@ -20,33 +20,8 @@ func TestImageServesHealth(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
-	run := "chatui-simimage-" + randomHex(t)
-	runLabel := Label + ".run=" + run
-	t.Cleanup(func() { cleanup(t, runLabel) })
-
-	if _, err := output(ctx, "", nil, "docker", "network", "create", "--label", Label+"=true", "--label", runLabel, run); err != nil {
-		t.Fatal(err)
-	}
 	// No SIM_ROLE: the role follows from the variables Open WebUI gets.
-	id, err := output(ctx, "", nil, "docker", "run", "-d", "--rm",
-		"--label", Label+"=true", "--label", runLabel,
-		"--network", run, "--name", run,
-		"-e", "OPENAI_API_BASE_URL=http://gateway:8000/v1",
-		"-e", "OPENAI_API_KEY=sk-test",
-		tag)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id = strings.TrimSpace(id)
-
-	ip, err := output(ctx, "", nil, "docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ip = strings.TrimSpace(ip)
-	if net.ParseIP(ip) == nil {
-		t.Fatalf("container IP %q", ip)
-	}
+	id, ip := enginetest.RunContainer(t, ctx, "chatui-simimage", tag, "-e", "OPENAI_API_BASE_URL=http://gateway:8000/v1", "-e", "OPENAI_API_KEY=sk-test")
 
 	base := "http://" + net.JoinHostPort(ip, "8080")
 	client := &http.Client{Timeout: 2 * time.Second}
@@ -64,7 +39,7 @@ func TestImageServesHealth(t *testing.T) {
 			}
 		}
 		if time.Now().After(deadline) {
-			logs, _ := output(context.Background(), "", nil, "docker", "logs", id)
+			logs, _ := enginetest.Output(context.Background(), "", nil, "docker", "logs", id)
 			t.Fatalf("GET %s/health: %v\ncontainer logs:\n%s", base, err, logs)
 		}
 		time.Sleep(200 * time.Millisecond)
@@ -105,7 +80,7 @@ func TestImageServesHealth(t *testing.T) {
 	// SIGTERM ends it well inside docker stop's grace period; --rm
 	// removes it.
 	start := time.Now()
-	if _, err := output(ctx, "", nil, "docker", "stop", "-t", "10", id); err != nil {
+	if _, err := enginetest.Output(ctx, "", nil, "docker", "stop", "-t", "10", id); err != nil {
 		t.Fatal(err)
 	}
 	if d := time.Since(start); d > 8*time.Second {
@@ -123,33 +98,3 @@ func TestImageServesHealth(t *testing.T) {
 }
 
 // cleanup removes the containers and networks of one test run.
-func cleanup(t *testing.T, label string) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	ids, err := output(ctx, "", nil, "docker", "ps", "-aq", "--filter", "label="+label)
-	if err != nil {
-		t.Logf("cleanup: %v", err)
-	}
-	if f := strings.Fields(ids); len(f) > 0 {
-		if _, err := output(ctx, "", nil, "docker", append([]string{"rm", "-f"}, f...)...); err != nil {
-			t.Logf("cleanup: %v", err)
-		}
-	}
-	nets, err := output(ctx, "", nil, "docker", "network", "ls", "-q", "--filter", "label="+label)
-	if err != nil {
-		t.Logf("cleanup: %v", err)
-	}
-	if f := strings.Fields(nets); len(f) > 0 {
-		if _, err := output(ctx, "", nil, "docker", append([]string{"network", "rm"}, f...)...); err != nil {
-			t.Logf("cleanup: %v", err)
-		}
-	}
-}
-
-func randomHex(t *testing.T) string {
-	b := make([]byte, 4)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(b)
-}
