@@ -77,6 +77,7 @@ type docker interface {
 	Pull(ctx context.Context, image string, progress func(pullProgress)) error
 	Create(ctx context.Context, s createSpec) (string, error)
 	Start(ctx context.Context, id string) error
+	Restart(ctx context.Context, id string, stopTimeout time.Duration) error
 	Remove(ctx context.Context, id string, stopTimeout time.Duration) error
 	Events(ctx context.Context, namespace string) (<-chan event, <-chan error)
 	ConnectSelf(ctx context.Context, networkName string) error
@@ -315,6 +316,14 @@ func explainStart(err error) error {
 		return fmt.Errorf("%w (the NVIDIA Container Toolkit is not installed or Docker was not restarted after installing it; or run with --gpus none)", err)
 	}
 	return err
+}
+
+func (d *dockerClient) Restart(ctx context.Context, id string, stopTimeout time.Duration) error {
+	secs := int(stopTimeout / time.Second)
+	if _, err := d.c.ContainerRestart(ctx, id, client.ContainerRestartOptions{Timeout: &secs}); err != nil {
+		return fmt.Errorf("restart %s: %w", id, err)
+	}
+	return nil
 }
 
 func (d *dockerClient) Remove(ctx context.Context, id string, stopTimeout time.Duration) error {

@@ -103,6 +103,8 @@ type instance struct {
 	healthFails int
 	deaths      []time.Time // recent exits we did not cause, for back-off
 	removing    string      // container ID we are removing on purpose
+	// restartedUntil: a death before then is a restart we asked for.
+	restartedUntil time.Time
 
 	models   []ModelInfo // from /api/tags
 	loaded   []LoadedModel
@@ -401,7 +403,7 @@ func (e *Engine) recordDeath(ev event) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	in, ok := e.inst[ev.Name]
-	if !ok || in.removing == ev.ID {
+	if !ok || in.removing == ev.ID || e.now().Before(in.restartedUntil) {
 		return
 	}
 	in.deaths = append(in.deaths, e.now())

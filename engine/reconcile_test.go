@@ -107,6 +107,13 @@ func (f *fakeDocker) Start(_ context.Context, id string) error {
 	return nil
 }
 
+func (f *fakeDocker) Restart(_ context.Context, id string, _ time.Duration) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("restart " + f.ctrs[id].Name)
+	return nil
+}
+
 func (f *fakeDocker) Remove(_ context.Context, id string, _ time.Duration) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -453,5 +460,43 @@ func TestReconcileApps(t *testing.T) {
 	}
 	if st := e.Status(); len(st.Instances) != 1 || len(st.Apps) != 0 {
 		t.Fatalf("after removing the apps: %+v", st)
+	}
+}
+
+// Restart restarts in place; Recreate removes the container and the next
+// pass creates a new one. Neither counts as a crash.
+func TestRestartAndRecreate(t *testing.T) {
+	f := newFake()
+	f.images["o:1"] = true
+	e, _ := newTestEngine(f, cpuSpecs("t", 1, "o:1"))
+	ctx := context.Background()
+	e.reconcile(ctx)
+	f.takeCalls()
+	old := e.Status().Instances[0].ContainerID
+	if err := e.Restart(ctx, "t-ollama-0"); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(f.takeCalls(), ","); got != "restart t-ollama-0" {
+		t.Fatalf("restart: %s", got)
+	}
+	if err := e.Recreate(ctx, "t-ollama-0"); err != nil {
+		t.Fatal(err)
+	}
+	e.reconcile(ctx)
+	if got := strings.Join(f.takeCalls(), ","); got != "remove t-ollama-0,create t-ollama-0,start t-ollama-0" {
+		t.Fatalf("recreate: %s", got)
+	}
+	st := e.Status().Instances[0]
+	if st.ContainerID == old || st.Phase != PhaseStarting {
+		t.Fatalf("after recreate: %+v", st)
+	}
+	if err := e.Restart(ctx, "nope"); err == nil || !strings.Contains(err.Error(), "t-ollama-0") {
+		t.Fatalf("unknown name: %v", err)
+	}
+	e.mu.Lock()
+	deaths := len(e.inst["t-ollama-0"].deaths)
+	e.mu.Unlock()
+	if deaths != 0 {
+		t.Fatalf("%d deaths recorded for requested restarts", deaths)
 	}
 }

@@ -5,6 +5,7 @@
 package ui
 
 import (
+	"context"
 	"net/http"
 	"time"
 
@@ -18,6 +19,10 @@ import (
 type Engine interface {
 	Status() engine.Status
 	SetWeight(instance string, weight int) error
+	// Restart and Recreate act on an instance's or the chat UI's
+	// container.
+	Restart(ctx context.Context, name string) error
+	Recreate(ctx context.Context, name string) error
 }
 
 // GPUs is what the API needs to show devices and their metrics.
@@ -40,6 +45,9 @@ type Deps struct {
 	// Scheduler reports corral's queue and what each instance holds;
 	// nil: not shown.
 	Scheduler Scheduler
+	// ChatUI reports the chat UI: its mode, address, and LobeChat's
+	// access code; nil: not shown.
+	ChatUI FrontDoor
 }
 
 // FrontDoor is what the API shows of the front door, as JSON.
@@ -82,6 +90,7 @@ type StatusReport struct {
 	engine.Status
 	FrontDoor any              `json:"front_door,omitempty"`
 	Scheduler *SchedulerStatus `json:"scheduler,omitempty"`
+	ChatUI    any              `json:"chat_ui,omitempty"`
 }
 
 // NewAPI builds the admin JSON API under /api/v1. gin's mode is the
@@ -97,6 +106,8 @@ func NewAPI(d Deps) http.Handler {
 		v1.GET("/frontdoor", func(c *gin.Context) { c.JSON(http.StatusOK, d.FrontDoor.Status()) })
 	}
 	v1.PUT("/instances/:name/weight", h.setWeight)
+	v1.POST("/instances/:name/restart", h.containerAction(Engine.Restart))
+	v1.POST("/instances/:name/recreate", h.containerAction(Engine.Recreate))
 	if d.Filter != nil {
 		v1.GET("/filter", h.getFilter)
 		v1.PUT("/filter", h.setFilter)
@@ -136,6 +147,9 @@ func (h handler) status(c *gin.Context) {
 	if h.Scheduler != nil {
 		st := h.Scheduler.Status()
 		rep.Scheduler = &st
+	}
+	if h.ChatUI != nil {
+		rep.ChatUI = h.ChatUI.Status()
 	}
 	c.JSON(http.StatusOK, rep)
 }

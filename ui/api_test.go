@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -18,6 +19,9 @@ import (
 type fakeEngine struct{ st engine.Status }
 
 func (f fakeEngine) Status() engine.Status { return f.st }
+
+func (fakeEngine) Restart(context.Context, string) error  { return nil }
+func (fakeEngine) Recreate(context.Context, string) error { return nil }
 
 func (f fakeEngine) SetWeight(name string, w int) error {
 	if name != "corral-ollama-0" || w < 1 {

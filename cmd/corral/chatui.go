@@ -74,6 +74,7 @@ type chatUI struct {
 	cfg       chatUIConfig
 	namespace string
 	publicURL string
+	listener  net.Addr // --chat-addr's, without a domain; nil: none
 	eng       *engine.Engine
 	st        *store.Store
 	keys      *keys.Manager

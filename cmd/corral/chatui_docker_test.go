@@ -299,6 +299,24 @@ func TestChatUIModeSwitch(t *testing.T) {
 	if out, err := exec.Command("docker", "volume", "inspect", ns+"-chatui-data").CombinedOutput(); err != nil {
 		t.Fatalf("Open WebUI's volume is gone: %v %s", err, out)
 	}
+	// The owner reads the access code, and recreates the container.
+	f := &fleet{daemonProc: p}
+	if out, err := f.cli(t, "chat-ui"); err != nil || !strings.Contains(out, "Chat UI: lobechat at "+chat+", access code "+lobe["ACCESS_CODE"]) {
+		t.Fatalf("chat-ui: %v\n%s", err, out)
+	}
+	lobeID := st.Apps[0].ContainerID
+	if out, err := f.cli(t, "chat-ui", "recreate"); err != nil {
+		t.Fatalf("chat-ui recreate: %v\n%s", err, out)
+	}
+	p.waitStatus(t, "LobeChat recreated", 60*time.Second, func(st engine.Status) bool {
+		return chatUIHealthy(st) && st.Apps[0].ContainerID != lobeID
+	})
+	if out, err := f.cli(t, "chat-ui", "restart"); err != nil || !strings.Contains(out, "restarted on request") {
+		t.Fatalf("chat-ui restart: %v\n%s", err, out)
+	}
+	if out, err := f.cli(t, "chat-ui", "reboot"); err == nil || !strings.Contains(err.Error(), "unknown action") {
+		t.Fatalf("chat-ui reboot: %v\n%s", err, out)
+	}
 	p.stop(t, syscall.SIGTERM)
 
 	_, chat, _ = serve("open-webui")

@@ -41,6 +41,7 @@ func commands() []command {
 		{"place", "keep a model loaded on N instances or on chosen GPUs", (*app).placeCmd},
 		{"filter", "show or set the content filter's phrases", (*app).filterCmd},
 		{"weight", "set an instance's share of gateway traffic", (*app).weightCmd},
+		{"chat-ui", "show the chat UI, restart it or recreate it", (*app).chatUICmd},
 		{"version", "print the version", (*app).versionCmd},
 		{"help", "show this help", nil},
 	}

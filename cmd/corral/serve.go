@@ -342,6 +342,10 @@ func (a *app) serve(ctx context.Context, c serveConfig, log *slog.Logger) error 
 	fd := &doorStatus{door: door, certs: cm}
 	deps := ui.Deps{Engine: eng, GPUs: gpuView{inv, sampler}, Keys: apiKeys, Models: mdl, Usage: meter, Filter: cf, FrontDoor: fd}
 	deps.Scheduler = schedStatus{gw}
+	cu := &chatUI{cfg: c.chat, namespace: c.Namespace, publicURL: publicURL(doorCfg), listener: door.Addr("chat"), eng: eng, st: st, keys: apiKeys, gateway: gw, log: log}
+	if c.chat.Mode != chatui.None {
+		deps.ChatUI = cu
+	}
 	api := ui.NewAPI(deps)
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -424,7 +428,6 @@ func (a *app) serve(ctx context.Context, c serveConfig, log *slog.Logger) error 
 		}
 	})
 	wg.Go(func() {
-		cu := &chatUI{cfg: c.chat, namespace: c.Namespace, publicURL: publicURL(doorCfg), eng: eng, st: st, keys: apiKeys, gateway: gw, log: log}
 		if err := cu.run(ctx); err != nil && ctx.Err() == nil {
 			log.Error("chat UI not started", "err", err)
 		}

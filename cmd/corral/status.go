@@ -41,6 +41,7 @@ type statusReport struct {
 	engine.Status
 	FrontDoor *DoorReport         `json:"front_door,omitempty"`
 	Scheduler *ui.SchedulerStatus `json:"scheduler,omitempty"`
+	ChatUI    *ChatUIInfo         `json:"chat_ui,omitempty"`
 }
 
 func printStatus(w io.Writer, st statusReport) {
@@ -74,24 +75,10 @@ func printStatus(w io.Writer, st statusReport) {
 	if st.Scheduler != nil {
 		printQueue(w, st.Scheduler.Queue)
 	}
-	printApps(w, st.Apps)
+	printChatUI(w, st.ChatUI, st.Apps)
 	if st.FrontDoor != nil {
 		printDoor(w, *st.FrontDoor)
 	}
-}
-
-// printApps shows the chat UI and its companions; nothing for none.
-func printApps(w io.Writer, apps []engine.AppStatus) {
-	if len(apps) == 0 {
-		return
-	}
-	fmt.Fprintln(w, "\nChat UI:")
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "  NAME\tPHASE\tCONTAINER\tIMAGE\tENDPOINT\tVOLUME\tREASON")
-	for _, a := range apps {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.Name, a.Phase, short(a.ContainerID), a.Image, dash(a.Endpoint), dash(a.Volume), a.Reason)
-	}
-	tw.Flush()
 }
 
 // holding says what an instance holds and loads, such as

@@ -111,6 +111,8 @@ type statusEngine struct{ st engine.Status }
 
 func (e statusEngine) Status() engine.Status                     { return e.st }
 func (statusEngine) SetWeight(instance string, weight int) error { return nil }
+func (statusEngine) Restart(context.Context, string) error       { return nil }
+func (statusEngine) Recreate(context.Context, string) error      { return nil }
 
 // TestStatusCommandScheduler goes from the scheduler's view through the
 // API's JSON to `corral status`.
