@@ -47,8 +47,9 @@ type createSpec struct {
 	Network string
 	Volume  string // named volume, mounted at Mount
 	Mount   string
-	Port    int  // the port it serves
-	Publish bool // publish Port on 127.0.0.1, on a port Docker picks
+	Port    int      // the port it serves
+	Publish bool     // publish Port on 127.0.0.1, on a port Docker picks
+	Cmd     []string // empty: the image's own
 }
 
 // pullProgress is one update of an image pull.
@@ -274,6 +275,7 @@ func (d *dockerClient) Create(ctx context.Context, s createSpec) (string, error)
 		Env:          env,
 		Labels:       s.Labels,
 		ExposedPorts: network.PortSet{port: {}},
+		Cmd:          s.Cmd,
 	}
 	host := &container.HostConfig{
 		NetworkMode: container.NetworkMode(s.Network),

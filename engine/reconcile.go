@@ -205,7 +205,7 @@ func (e *Engine) create(ctx context.Context, s Spec, hash string, publish bool, 
 	}
 	switch {
 	case isApp(s):
-		cs.Volume, cs.Mount = s.Volume, s.Mount
+		cs.Volume, cs.Mount, cs.Cmd = s.Volume, s.Mount, s.Cmd
 		if s.Volume != "" {
 			// Its data outlives the container: created once, kept by
 			// recreation, upgrades and corral down without --volumes.

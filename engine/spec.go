@@ -195,7 +195,8 @@ func specHash(s Spec, publish bool) string {
 			Instance            any
 			Role, Volume, Mount string
 			Port                int
-		}{canon, s.Role, s.Volume, s.Mount, s.Port})
+			Cmd                 []string
+		}{canon, s.Role, s.Volume, s.Mount, s.Port, s.Cmd})
 	} else {
 		raw, _ = json.Marshal(canon)
 	}

@@ -39,7 +39,8 @@ var roleHints = []struct {
 	vars []string
 }{
 	{rolePostgres, []string{"POSTGRES_PASSWORD", "POSTGRES_USER", "POSTGRES_DB", "PGDATA"}},
-	{roleMinIO, []string{"MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD"}},
+	// The S3 store: MinIO, or RustFS, which LobeHub's compose uses now.
+	{roleMinIO, []string{"MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD", "RUSTFS_ACCESS_KEY", "RUSTFS_SECRET_KEY"}},
 	{roleLobeChat, []string{"OPENAI_PROXY_URL", "ACCESS_CODE", "KEY_VAULTS_SECRET", "NEXT_AUTH_SECRET"}},
 	{roleOpenWebUI, []string{"OPENAI_API_BASE_URL", "OPENAI_API_BASE_URLS", "WEBUI_SECRET_KEY"}},
 }

@@ -67,6 +67,7 @@ func (s *server) routes() {
 	case s.cfg.Role == roleMinIO:
 		s.buckets = newBuckets()
 		s.mux.HandleFunc("GET /minio/health/live", s.handleMinIOHealth)
+		s.mux.HandleFunc("GET /health", s.handleMinIOHealth) // RustFS's
 		s.mux.HandleFunc("GET /minio/health/ready", s.handleMinIOHealth)
 		s.mux.HandleFunc("GET /_sim/buckets", s.handleBucketList)
 		// One pattern for all methods: "HEAD /{bucket}" would conflict

@@ -21,15 +21,37 @@ import (
 
 // chatUIConfig is the chat UI's part of serve's flags.
 type chatUIConfig struct {
-	Mode  string
-	Image string
-	Addr  string
+	Mode             string
+	Image            string
+	DBImage, S3Image string
+	Env              envFlag
+	Addr             string
 }
 
 func (c *chatUIConfig) flags(fs *flagSet) {
-	fs.StringVar(&c.Mode, "chat-ui", chatui.OpenWebUI, "the chat UI corral runs and serves: open-webui, lobechat or none")
+	fs.StringVar(&c.Mode, "chat-ui", chatui.OpenWebUI, "the chat UI corral runs and serves: open-webui, lobechat, lobechat-db (LobeChat with its database and object store) or none")
 	fs.StringVar(&c.Image, "chat-ui-image", "", "the chat UI's image (default: the chosen UI's official one)")
+	fs.StringVar(&c.DBImage, "chat-ui-db-image", chatui.DBImage, "lobechat-db's PostgreSQL image (with pg_search)")
+	fs.StringVar(&c.S3Image, "chat-ui-s3-image", chatui.S3Image, "lobechat-db's S3 object store image")
+	fs.Var(&c.Env, "chat-ui-env", "KEY=VALUE for the chat UI's environment, such as its single sign-on settings; repeat the flag for more")
 	fs.StringVar(&c.Addr, "chat-addr", ":3000", "plain HTTP listener for the chat UI when there is no --domain; empty turns it off")
+}
+
+// envFlag collects KEY=VALUE pairs, one per flag.
+type envFlag map[string]string
+
+func (e *envFlag) String() string { return "" }
+
+func (e *envFlag) Set(s string) error {
+	k, v, ok := strings.Cut(s, "=")
+	if !ok || k == "" || strings.ContainsAny(k, " \t\n") {
+		return fmt.Errorf("%q: give KEY=VALUE, such as AUTH_SSO_PROVIDERS=generic-oidc", s)
+	}
+	if *e == nil {
+		*e = envFlag{}
+	}
+	(*e)[k] = v
+	return nil
 }
 
 // validate returns one error per problem.
@@ -125,18 +147,47 @@ func (c *chatUI) run(ctx context.Context) error {
 		}
 	}
 	specs, err := chatui.Specs(chatui.Config{
-		Mode: c.cfg.Mode, Image: c.cfg.Image, Namespace: c.namespace,
+		Mode: c.cfg.Mode, Image: c.cfg.Image, DBImage: c.cfg.DBImage, S3Image: c.cfg.S3Image, Env: c.cfg.Env, Namespace: c.namespace,
 		Gateway: "http://" + net.JoinHostPort(dial, port), Key: secrets.Key, PublicURL: c.publicURL, Secrets: secrets,
 	})
 	if err != nil {
 		return err
 	}
 	c.eng.SetApps(specs)
+	if c.cfg.Mode == chatui.LobeChatDB {
+		c.ensureBucket(ctx, secrets)
+	}
 	select {
 	case <-ctx.Done():
 		return nil
 	case err := <-done:
 		return fmt.Errorf("internal gateway listener: %w", err)
+	}
+}
+
+// ensureBucket makes LobeChat's bucket once its object store is up,
+// trying again until it can or ctx ends.
+func (c *chatUI) ensureBucket(ctx context.Context, s chatui.Secrets) {
+	name := chatui.Name(c.namespace) + "-s3"
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	failures := 0
+	for {
+		if r, ok := c.eng.Routes().Apps[name]; ok && r.Healthy {
+			err := chatui.EnsureBucket(ctx, r.URL, s.S3Access, s.S3Secret)
+			if err == nil {
+				c.log.Info("object store ready", "bucket", chatui.Bucket)
+				return
+			}
+			if failures++; failures == 1 || failures%60 == 0 {
+				c.log.Warn("the chat UI's bucket is not made yet; trying again", "err", err, "tries", failures)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
 	}
 }
 

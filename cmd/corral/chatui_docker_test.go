@@ -330,3 +330,107 @@ func TestChatUIModeSwitch(t *testing.T) {
 		t.Fatalf("Open WebUI's data after switching back: %d %s", code, body)
 	}
 }
+
+// TestChatUILobeChatDB: lobechat-db runs the database and the object
+// store first, each healthy before the app starts; the bucket is made
+// with the generated keys; the app is wired to both, to the gateway, and
+// gets the owner's single sign-on settings; every generated secret is the
+// same after recreating every container and after a corral restart.
+func TestChatUILobeChatDB(t *testing.T) {
+	img := chatsim.Image(t)
+	ns := enginetest.Namespace(t)
+	dataDir := t.TempDir()
+	serve := func() (*daemonProc, string, engine.Status) {
+		p := startServe(t, dataDir, "--namespace", ns, "--cpu-instances", "1", "--ollama-image", simimage.Image(t),
+			"--chat-ui", "lobechat-db", "--chat-ui-image", img, "--chat-ui-db-image", img, "--chat-ui-s3-image", img,
+			"--chat-ui-env", "AUTH_SSO_PROVIDERS=generic-oidc", "--chat-ui-env", "AUTH_GENERIC_OIDC_ISSUER=https://sso.corral.test", "--chat-addr", "127.0.0.1:0")
+		st := p.waitStatus(t, "all three healthy", 90*time.Second, func(st engine.Status) bool {
+			if !allHealthy(1)(st) || len(st.Apps) != 3 {
+				return false
+			}
+			for _, a := range st.Apps {
+				if a.Phase != engine.PhaseHealthy {
+					return false
+				}
+			}
+			return true
+		})
+		return p, "http://" + p.logAttr(t, "chat UI listening", "addr"), st
+	}
+	t.Parallel()
+	p, chat, st := serve()
+	apps := map[string]engine.AppStatus{}
+	for _, a := range st.Apps {
+		apps[a.Role] = a
+	}
+	db, s3, app := apps["chatui-db"], apps["chatui-s3"], apps["chatui"]
+	if db.Volume != ns+"-chatui-db" || s3.Volume != ns+"-chatui-s3" || app.Name != ns+"-chatui" {
+		t.Fatalf("apps %+v", st.Apps)
+	}
+	// The app was created only once both companions were healthy.
+	p.mu.Lock()
+	var healthyAt = map[string]int{}
+	created := -1
+	for i, r := range p.log {
+		if r["msg"] == "instance phase" && r["to"] == "healthy" {
+			healthyAt[fmt.Sprint(r["instance"])] = i
+		}
+		if r["msg"] == "created container" && r["instance"] == app.Name && created < 0 {
+			created = i
+		}
+	}
+	p.mu.Unlock()
+	if hd, ok := healthyAt[db.Name]; !ok || created < hd {
+		t.Errorf("the app was created (log line %d) before the database was healthy (%d)", created, hd)
+	}
+	if hs, ok := healthyAt[s3.Name]; !ok || created < hs {
+		t.Errorf("the app was created (log line %d) before the object store was healthy (%d)", created, hs)
+	}
+
+	env := chatEnv(t, chat)
+	if !strings.Contains(env["DATABASE_URL"], "@"+db.Name+":5432/lobechat") || env["S3_ENDPOINT"] != "http://"+s3.Name+":9000" ||
+		!strings.HasSuffix(env["OPENAI_PROXY_URL"], "/v1") || !strings.HasPrefix(env["OPENAI_API_KEY"], "crl_") ||
+		env["AUTH_SSO_PROVIDERS"] != "generic-oidc" || env["AUTH_GENERIC_OIDC_ISSUER"] != "https://sso.corral.test" ||
+		!strings.Contains(env["JWKS_KEY"], `"alg":"RS256"`) || env["ACCESS_CODE"] != "" {
+		t.Fatalf("the app's wiring: %v", env)
+	}
+	var buckets struct {
+		Buckets []struct {
+			Name      string `json:"name"`
+			AccessKey string `json:"access_key"`
+		} `json:"buckets"`
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for len(buckets.Buckets) == 0 && time.Now().Before(deadline) {
+		sim(t, s3.Endpoint, "GET", "/_sim/buckets", "", &buckets)
+		time.Sleep(200 * time.Millisecond)
+	}
+	if len(buckets.Buckets) == 0 || buckets.Buckets[0].Name != "lobe" || buckets.Buckets[0].AccessKey != env["S3_ACCESS_KEY_ID"] {
+		t.Fatalf("buckets %+v", buckets)
+	}
+
+	f := &fleet{daemonProc: p}
+	if out, err := f.cli(t, "chat-ui", "recreate"); err != nil {
+		t.Fatalf("chat-ui recreate: %v\n%s", err, out)
+	}
+	p.waitStatus(t, "all recreated", 90*time.Second, func(st engine.Status) bool {
+		for _, a := range st.Apps {
+			if a.Phase != engine.PhaseHealthy || a.ContainerID == apps[a.Role].ContainerID {
+				return false
+			}
+		}
+		return len(st.Apps) == 3
+	})
+	same := func(when string, got map[string]string) {
+		t.Helper()
+		for _, k := range []string{"DATABASE_URL", "KEY_VAULTS_SECRET", "AUTH_SECRET", "JWKS_KEY", "S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY", "OPENAI_API_KEY"} {
+			if got[k] != env[k] {
+				t.Errorf("%s changed %s", k, when)
+			}
+		}
+	}
+	same("after recreating every container", chatEnv(t, chat))
+	p.stop(t, syscall.SIGTERM)
+	_, chat, _ = serve()
+	same("after a restart", chatEnv(t, chat))
+}

@@ -73,7 +73,7 @@ func TestServeBadInput(t *testing.T) {
 		{"bad CA", append(base, "--domain", "chat.example.com", "--acme-ca", "ftp://ca.example.com"), false, `--acme-ca "ftp://ca.example.com": use letsencrypt, staging, or an ACME directory URL`, 1},
 		{"missing CA root", append(base, "--domain", "chat.example.com", "--acme-ca", "https://ca.example.com/dir", "--acme-ca-root", "/nonexistent/root.pem"), false, "--acme-ca-root /nonexistent/root.pem: no such file or directory", 1},
 		{"cert without key", append(base, "--domain", "chat.example.com", "--tls-cert", blocker), false, "--tls-cert and --tls-key go together", 1},
-		{"bad chat UI", append(base, "--chat-ui", "chatgpt"), false, `--chat-ui "chatgpt": use open-webui, lobechat or none`, 1},
+		{"bad chat UI", append(base, "--chat-ui", "chatgpt"), false, `--chat-ui "chatgpt": use open-webui, lobechat, lobechat-db or none`, 1},
 		{"bad chat address", append(base, "--chat-addr", "3000"), false, `--chat-addr "3000": want host:port`, 1},
 		{"chat port in use", append(base, "--chat-addr", busy.Addr().String()), false, "--chat-addr " + busy.Addr().String() + ": bind: address already in use", 1},
 		{"bad scheduling", append(base, "--scheduling", "fifo"), false, `--scheduling "fifo": use fair or pass-through`, 1},

@@ -19,30 +19,44 @@ import (
 
 // Modes, as --chat-ui names them.
 const (
-	OpenWebUI = "open-webui"
-	LobeChat  = "lobechat"
-	None      = "none"
+	OpenWebUI  = "open-webui"
+	LobeChat   = "lobechat"
+	LobeChatDB = "lobechat-db" // LobeChat with its server database and object store
+	None       = "none"
 )
 
 // Images are what users get unless --chat-ui-image says otherwise.
 var Images = map[string]string{
-	OpenWebUI: "ghcr.io/open-webui/open-webui:main",
-	LobeChat:  "lobehub/lobe-chat:latest",
+	OpenWebUI:  "ghcr.io/open-webui/open-webui:main",
+	LobeChat:   "lobehub/lobe-chat:latest",
+	LobeChatDB: "lobehub/lobehub:latest",
 }
+
+// The companions of lobechat-db: PostgreSQL with the pg_search extension
+// LobeHub's migrations need (ParadeDB), and the S3 store its compose file
+// runs (RustFS).
+const (
+	DBImage = "paradedb/paradedb:latest-pg17"
+	S3Image = "rustfs/rustfs:latest"
+)
 
 // ParseMode validates a --chat-ui value.
 func ParseMode(s string) (string, error) {
 	switch s {
-	case OpenWebUI, LobeChat, None:
+	case OpenWebUI, LobeChat, LobeChatDB, None:
 		return s, nil
 	}
-	return "", fmt.Errorf("--chat-ui %q: use open-webui, lobechat or none", s)
+	return "", fmt.Errorf("--chat-ui %q: use open-webui, lobechat, lobechat-db or none", s)
 }
 
 // Config is what the specs are built from.
 type Config struct {
-	Mode      string
-	Image     string // empty: the mode's default
+	Mode  string
+	Image string // empty: the mode's default
+	// DBImage and S3Image replace lobechat-db's companions' images.
+	DBImage, S3Image string
+	// Env is passed to the chat UI as is: single sign-on settings, say.
+	Env       map[string]string
 	Namespace string
 	// Gateway is the base URL of corral's internal gateway listener as the
 	// containers reach it (no /v1), and Key the chat UI's own API key.
@@ -88,7 +102,7 @@ func Specs(c Config) ([]engine.Spec, error) {
 			env["WEBUI_URL"] = c.PublicURL
 		}
 		return []engine.Spec{{
-			Name: Name(c.Namespace), Role: "chatui", Image: image, Env: env, GPUIndex: -1,
+			Name: Name(c.Namespace), Role: "chatui", Image: image, Env: withExtra(env, c.Env), GPUIndex: -1,
 			Port: 8080, Health: "/health", Volume: c.Namespace + "-chatui-data", Mount: "/app/backend/data",
 		}}, nil
 	case LobeChat:
@@ -101,9 +115,11 @@ func Specs(c Config) ([]engine.Spec, error) {
 			"ENABLED_OLLAMA":   "0",
 		}
 		return []engine.Spec{{
-			Name: Name(c.Namespace), Role: "chatui", Image: image, Env: env, GPUIndex: -1,
+			Name: Name(c.Namespace), Role: "chatui", Image: image, Env: withExtra(env, c.Env), GPUIndex: -1,
 			Port: 3210, Health: "/",
 		}}, nil
+	case LobeChatDB:
+		return lobeChatDB(c, image, v1), nil
 	}
 	return nil, fmt.Errorf("chat UI mode %q is not known", c.Mode)
 }
@@ -114,6 +130,14 @@ type Secrets struct {
 	AccessCode  string `json:"access_code,omitempty"`
 	// Key is the chat UI's gateway key; only its hash is with the keys.
 	Key string `json:"gateway_key,omitempty"`
+	// lobechat-db's: the database's password, the object store's keys,
+	// LobeHub's vault and auth secrets and its RS256 key set.
+	DBPassword string `json:"db_password,omitempty"`
+	S3Access   string `json:"s3_access_key,omitempty"`
+	S3Secret   string `json:"s3_secret_key,omitempty"`
+	KeyVaults  string `json:"key_vaults_secret,omitempty"`
+	AuthSecret string `json:"auth_secret,omitempty"`
+	JWKS       string `json:"jwks_key,omitempty"`
 }
 
 const secretsSetting = "chatui_secrets"
@@ -126,11 +150,27 @@ func LoadSecrets(st *store.Store) (Secrets, error) {
 		return s, fmt.Errorf("chat UI secrets: %w", err)
 	}
 	changed := false
-	for _, f := range []*string{&s.WebUISecret, &s.AccessCode} {
+	for _, f := range []*string{&s.WebUISecret, &s.AccessCode, &s.DBPassword, &s.S3Access, &s.S3Secret} {
 		if *f == "" {
 			*f = random(18)
 			changed = true
 		}
+	}
+	// LobeHub reads these two as base64 of 32 bytes (an AES-256 key).
+	for _, f := range []*string{&s.KeyVaults, &s.AuthSecret} {
+		if *f == "" {
+			b := make([]byte, 32)
+			rand.Read(b)
+			*f = base64.StdEncoding.EncodeToString(b)
+			changed = true
+		}
+	}
+	if s.JWKS == "" {
+		jwks, err := newJWKS()
+		if err != nil {
+			return s, err
+		}
+		s.JWKS, changed = jwks, true
 	}
 	if changed {
 		if err := SaveSecrets(st, s); err != nil {

@@ -1,6 +1,10 @@
 package chatui
 
 import (
+	"crypto/rsa"
+	"encoding/base64"
+	"encoding/json"
+	"math/big"
 	"strings"
 	"testing"
 
@@ -53,7 +57,7 @@ func TestSpecs(t *testing.T) {
 	if specs, err := Specs(Config{Mode: None}); err != nil || len(specs) != 0 {
 		t.Fatalf("none: %v %v", specs, err)
 	}
-	if _, err := ParseMode("chatgpt"); err == nil || !strings.Contains(err.Error(), "use open-webui, lobechat or none") {
+	if _, err := ParseMode("chatgpt"); err == nil || !strings.Contains(err.Error(), "use open-webui, lobechat, lobechat-db or none") {
 		t.Fatalf("bad mode: %v", err)
 	}
 }
@@ -81,5 +85,75 @@ func TestSecretsKept(t *testing.T) {
 	defer st.Close()
 	if b, err := LoadSecrets(st); err != nil || b != a {
 		t.Fatalf("after reopening: %+v, want %+v (%v)", b, a, err)
+	}
+}
+
+// lobechat-db: the database and the object store first, each with its
+// volume; the app after both, wired to them and to the gateway with the
+// kept secrets; the owner's variables passed on; the key set a usable
+// RS256 private key.
+func TestLobeChatDBSpecs(t *testing.T) {
+	st, err := store.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	sec, err := LoadSecrets(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	specs, err := Specs(Config{Mode: LobeChatDB, Namespace: "ns", Gateway: "http://10.0.0.1:8091", Key: "k", PublicURL: "https://chat.example.com",
+		Secrets: sec, Env: map[string]string{"AUTH_SSO_PROVIDERS": "generic-oidc"}, DBImage: "db:1"})
+	if err != nil || len(specs) != 3 {
+		t.Fatalf("%v %v", specs, err)
+	}
+	db, s3, app := specs[0], specs[1], specs[2]
+	if db.Name != "ns-chatui-db" || db.Image != "db:1" || db.Volume != "ns-chatui-db" || db.Health != "tcp" || db.Env["POSTGRES_PASSWORD"] != sec.DBPassword {
+		t.Errorf("db %+v", db)
+	}
+	if s3.Name != "ns-chatui-s3" || s3.Image != S3Image || s3.Volume != "ns-chatui-s3" || s3.Env["RUSTFS_ACCESS_KEY"] != sec.S3Access || s3.Cmd[len(s3.Cmd)-1] != "/data" {
+		t.Errorf("s3 %+v", s3)
+	}
+	if app.Name != "ns-chatui" || app.Image != "lobehub/lobehub:latest" || strings.Join(app.After, ",") != "ns-chatui-db,ns-chatui-s3" {
+		t.Errorf("app %+v", app)
+	}
+	for k, v := range map[string]string{
+		"DATABASE_URL": "postgresql://postgres:" + sec.DBPassword + "@ns-chatui-db:5432/lobechat", "S3_ENDPOINT": "http://ns-chatui-s3:9000",
+		"S3_ACCESS_KEY_ID": sec.S3Access, "S3_SECRET_ACCESS_KEY": sec.S3Secret, "KEY_VAULTS_SECRET": sec.KeyVaults, "AUTH_SECRET": sec.AuthSecret,
+		"JWKS_KEY": sec.JWKS, "OPENAI_PROXY_URL": "http://10.0.0.1:8091/v1", "APP_URL": "https://chat.example.com", "AUTH_SSO_PROVIDERS": "generic-oidc",
+	} {
+		if app.Env[k] != v {
+			t.Errorf("%s=%q, want %q", k, app.Env[k], v)
+		}
+	}
+	// LobeHub 2 refuses to start with these set.
+	for _, k := range []string{"ACCESS_CODE", "NEXTAUTH_URL", "NEXT_AUTH_SECRET"} {
+		if _, ok := app.Env[k]; ok {
+			t.Errorf("%s set", k)
+		}
+	}
+	if raw, err := base64.StdEncoding.DecodeString(sec.KeyVaults); err != nil || len(raw) != 32 {
+		t.Errorf("KEY_VAULTS_SECRET %q: %d bytes, %v", sec.KeyVaults, len(raw), err)
+	}
+	var set struct {
+		Keys []map[string]string `json:"keys"`
+	}
+	if err := json.Unmarshal([]byte(sec.JWKS), &set); err != nil || len(set.Keys) != 1 {
+		t.Fatalf("JWKS %s: %v", sec.JWKS, err)
+	}
+	k := set.Keys[0]
+	if k["kty"] != "RSA" || k["alg"] != "RS256" || k["use"] != "sig" || k["kid"] == "" {
+		t.Fatalf("JWK %v", k)
+	}
+	num := func(f string) *big.Int {
+		b, err := base64.RawURLEncoding.DecodeString(k[f])
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		return new(big.Int).SetBytes(b)
+	}
+	priv := &rsa.PrivateKey{PublicKey: rsa.PublicKey{N: num("n"), E: int(num("e").Int64())}, D: num("d"), Primes: []*big.Int{num("p"), num("q")}}
+	if err := priv.Validate(); err != nil || priv.N.BitLen() != 2048 {
+		t.Fatalf("the key set's key: %v (%d bits)", err, priv.N.BitLen())
 	}
 }

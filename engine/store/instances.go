@@ -25,6 +25,7 @@ type Instance struct {
 	Volume string   `json:"volume,omitempty"` // named volume for its data
 	Mount  string   `json:"mount,omitempty"`  // where Volume is mounted
 	After  []string `json:"after,omitempty"`  // companions that must be healthy before it starts
+	Cmd    []string `json:"cmd,omitempty"`    // the image's command, when it needs one
 }
 
 // Instances lists the desired instances in name order.
