@@ -226,6 +226,17 @@ func TestChatUIOverHTTPSInBrowser(t *testing.T) {
 		t.Fatalf("/v1 on the chat UI's site without a key: %d, want the gateway's 401", resp.StatusCode)
 	}
 
+	// A chat the chat UI makes through the gateway, asked over HTTPS.
+	resp, err = hc.Post(site+"/chat", "application/json", strings.NewReader(`{"model":"llama3.2:1b","user":"bea@example.com","prompt":"hi"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.HasSuffix(strings.TrimSpace(string(body)), "data: [DONE]") || strings.Count(string(body), "data: {") < 2 {
+		t.Fatalf("chat over HTTPS: %d %s", resp.StatusCode, body)
+	}
+
 	// Chromium resolves the domain to loopback; the chain was checked
 	// above with Pebble's root, which Chromium does not know.
 	ctx := browser(t, bin, chromedp.Flag("host-resolver-rules", "MAP "+domain+" 127.0.0.1"), chromedp.Flag("ignore-certificate-errors", true))
