@@ -382,16 +382,12 @@ func (is *instSeries) streamFailure(outcome string) prometheus.Counter {
 // lookup returns the children of (route, model, instance), creating them
 // on first use.
 func (m *Metrics) lookup(route, model, instance string) *series {
-	k := seriesKey{route, model, instance}
-	if s, ok := (*m.series.Load())[k]; ok {
-		return s
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	cur := *m.series.Load()
-	if s, ok := cur[k]; ok {
-		return s
-	}
+	return loadOrAdd(&m.series, &m.mu, seriesKey{route, model, instance}, func() *series { return m.newSeries(route, model, instance) })
+}
+
+// newSeries makes the children of (route, model, instance); the caller
+// holds m.mu.
+func (m *Metrics) newSeries(route, model, instance string) *series {
 	// Label values must be UTF-8, or the vec panics.
 	route, instance = validUTF8(route), validUTF8(instance)
 	label := m.modelLabelLocked(model)
@@ -410,12 +406,6 @@ func (m *Metrics) lookup(route, model, instance string) *series {
 	}
 	none := []statusCounter{}
 	s.byStatus.Store(&none)
-	next := make(map[seriesKey]*series, len(cur)+1)
-	for k, v := range cur {
-		next[k] = v
-	}
-	next[k] = s
-	m.series.Store(&next)
 	return s
 }
 

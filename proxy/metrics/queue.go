@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"sync"
+	"sync/atomic"
 )
 
 // QueueInfo is what waits in corral's queue for one model from one API
@@ -35,27 +37,35 @@ func (m *Metrics) QueueWait(model, key string, d time.Duration) {
 
 // wait returns the children of (model, key), creating them on first use.
 func (m *Metrics) wait(model, key string) *waitSeries {
-	k := waitKey{model, key}
-	if s, ok := (*m.waits.Load())[k]; ok {
-		return s
+	return loadOrAdd(&m.waits, &m.mu, waitKey{model, key}, func() *waitSeries {
+		return &waitSeries{
+			byModel: m.queueWait.WithLabelValues(m.modelLabelLocked(model)),
+			byKey:   m.keyWait.WithLabelValues(m.keyLabelLocked(key)),
+		}
+	})
+}
+
+// loadOrAdd returns the value of k in the copy-on-write map at p, read
+// without a lock; a missing one is made by add under mu (which may take
+// other locked steps) and stored in a new copy of the map.
+func loadOrAdd[K comparable, V any](p *atomic.Pointer[map[K]V], mu *sync.Mutex, k K, add func() V) V {
+	if v, ok := (*p.Load())[k]; ok {
+		return v
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	cur := *m.waits.Load()
-	if s, ok := cur[k]; ok {
-		return s
+	mu.Lock()
+	defer mu.Unlock()
+	cur := *p.Load()
+	if v, ok := cur[k]; ok {
+		return v
 	}
-	s := &waitSeries{
-		byModel: m.queueWait.WithLabelValues(m.modelLabelLocked(model)),
-		byKey:   m.keyWait.WithLabelValues(m.keyLabelLocked(key)),
+	v := add()
+	next := make(map[K]V, len(cur)+1)
+	for k, x := range cur {
+		next[k] = x
 	}
-	next := make(map[waitKey]*waitSeries, len(cur)+1)
-	for k, v := range cur {
-		next[k] = v
-	}
-	next[k] = s
-	m.waits.Store(&next)
-	return s
+	next[k] = v
+	p.Store(&next)
+	return v
 }
 
 // queueCollector reads what waits in the queue at scrape time. Its
