@@ -50,6 +50,7 @@ type createSpec struct {
 	Port    int      // the port it serves
 	Publish bool     // publish Port on 127.0.0.1, on a port Docker picks
 	Cmd     []string // empty: the image's own
+	Hosts   []string // extra /etc/hosts entries, "name:address"
 }
 
 // pullProgress is one update of an image pull.
@@ -282,6 +283,7 @@ func (d *dockerClient) Create(ctx context.Context, s createSpec) (string, error)
 		// unless-stopped: Docker restarts a crashed Ollama by itself and after a
 		// host reboot, even while corral is down; corral restarts the rest.
 		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyUnlessStopped},
+		ExtraHosts:    s.Hosts,
 	}
 	if s.Volume != "" {
 		host.Mounts = []mount.Mount{{Type: mount.TypeVolume, Source: s.Volume, Target: s.Mount}}

@@ -205,7 +205,7 @@ func (e *Engine) create(ctx context.Context, s Spec, hash string, publish bool, 
 	}
 	switch {
 	case isApp(s):
-		cs.Volume, cs.Mount, cs.Cmd = s.Volume, s.Mount, s.Cmd
+		cs.Volume, cs.Mount, cs.Cmd, cs.Hosts = s.Volume, s.Mount, s.Cmd, s.Hosts
 		if s.Volume != "" {
 			// Its data outlives the container: created once, kept by
 			// recreation, upgrades and corral down without --volumes.

@@ -195,8 +195,8 @@ func specHash(s Spec, publish bool) string {
 			Instance            any
 			Role, Volume, Mount string
 			Port                int
-			Cmd                 []string
-		}{canon, s.Role, s.Volume, s.Mount, s.Port, s.Cmd})
+			Cmd, Hosts          []string
+		}{canon, s.Role, s.Volume, s.Mount, s.Port, s.Cmd, s.Hosts})
 	} else {
 		raw, _ = json.Marshal(canon)
 	}

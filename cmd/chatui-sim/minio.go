@@ -13,8 +13,9 @@ import (
 
 // buckets are the buckets created since start, in memory.
 type buckets struct {
-	mu   sync.Mutex
-	list []bucket
+	mu      sync.Mutex
+	list    []bucket
+	objects map[string]object // by bucket/key
 }
 
 // bucket is one created bucket; AccessKey is the key ID the request was
@@ -26,7 +27,49 @@ type bucket struct {
 	Created   time.Time `json:"created"`
 }
 
-func newBuckets() *buckets { return &buckets{} }
+func newBuckets() *buckets { return &buckets{objects: map[string]object{}} }
+
+// object is one stored object, with the Host its PUT was addressed to:
+// a presigned URL's signature covers the host, so a proxy in front of
+// the store must pass it on unchanged.
+type object struct {
+	Data string `json:"data"`
+	Host string `json:"host"`
+}
+
+// handleObject stores (PUT) and returns (GET) objects in a created
+// bucket, as a browser's upload through a presigned URL and its later
+// download do.
+func (s *server) handleObject(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("bucket") + "/" + r.PathValue("key")
+	if !s.buckets.has(r.PathValue("bucket")) {
+		writeS3Error(w, http.StatusNotFound, "NoSuchBucket", "The specified bucket does not exist.", r.PathValue("bucket"))
+		return
+	}
+	switch r.Method {
+	case http.MethodPut:
+		data, err := io.ReadAll(io.LimitReader(r.Body, maxBody))
+		if err != nil {
+			writeS3Error(w, http.StatusBadRequest, "IncompleteBody", err.Error(), name)
+			return
+		}
+		s.buckets.mu.Lock()
+		s.buckets.objects[name] = object{Data: string(data), Host: r.Host}
+		s.buckets.mu.Unlock()
+		w.WriteHeader(http.StatusOK)
+	case http.MethodGet:
+		s.buckets.mu.Lock()
+		o, ok := s.buckets.objects[name]
+		s.buckets.mu.Unlock()
+		if !ok {
+			writeS3Error(w, http.StatusNotFound, "NoSuchKey", "The specified key does not exist.", name)
+			return
+		}
+		writeJSON(w, http.StatusOK, o)
+	default:
+		writeS3Error(w, http.StatusNotImplemented, "NotImplemented", "The simulator only puts and gets objects.", name)
+	}
+}
 
 // add records a bucket unless it exists; it reports whether it was new.
 func (b *buckets) add(bk bucket) bool {

@@ -26,7 +26,11 @@ func TestMinIOBuckets(t *testing.T) {
 		{http.MethodPut, "/Bad_Name", true, http.StatusBadRequest, "<Code>InvalidBucketName</Code>"},
 		{http.MethodPut, "/ab", true, http.StatusBadRequest, "InvalidBucketName"},
 		{http.MethodGet, "/lobe", false, http.StatusNotImplemented, "<Code>NotImplemented</Code>"},
-		{http.MethodPut, "/lobe/object.txt", true, http.StatusNotFound, ""},
+		{http.MethodGet, "/lobe/object.txt", false, http.StatusNotFound, "<Code>NoSuchKey</Code>"},
+		{http.MethodPut, "/lobe/object.txt", true, http.StatusOK, ""},
+		{http.MethodGet, "/lobe/object.txt", false, http.StatusOK, "127.0.0.1:"},
+		{http.MethodPut, "/nope/object.txt", true, http.StatusNotFound, "<Code>NoSuchBucket</Code>"},
+		{http.MethodDelete, "/lobe/object.txt", true, http.StatusNotImplemented, "<Code>NotImplemented</Code>"},
 	}
 	for _, st := range steps {
 		req, err := http.NewRequest(st.method, ts.URL+st.path, nil)

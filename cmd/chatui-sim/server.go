@@ -75,6 +75,7 @@ func (s *server) routes() {
 		// minio-go writes bucket paths with a trailing slash.
 		s.mux.HandleFunc("/{bucket}", s.handleBucket)
 		s.mux.HandleFunc("/{bucket}/{$}", s.handleBucket)
+		s.mux.HandleFunc("/{bucket}/{key...}", s.handleObject)
 	}
 }
 

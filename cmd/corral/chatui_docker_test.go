@@ -445,3 +445,87 @@ func TestChatUILobeChatDB(t *testing.T) {
 	_, chat, _ = serve()
 	same("after a restart", chatEnv(t, chat))
 }
+
+// TestChatUILobeChatDBFilesOnDomain: with a domain, LobeHub's object
+// store is its S3 endpoint on the domain itself: a browser's upload to
+// the bucket's path reaches the store with the host it was signed for,
+// and the app resolves the domain to this host.
+func TestChatUILobeChatDBFilesOnDomain(t *testing.T) {
+	img := chatsim.Image(t)
+	ca := acmetest.Start(t, acmetest.Options{})
+	root := filepath.Join(t.TempDir(), "acme-root.pem")
+	if err := os.WriteFile(root, ca.WFERootPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const domain = "files.ui.corral.test"
+	dataDir := t.TempDir()
+	p := startServe(t, dataDir, "--namespace", enginetest.Namespace(t), "--cpu-instances", "1", "--ollama-image", simimage.Image(t),
+		"--chat-ui", "lobechat-db", "--chat-ui-image", img, "--chat-ui-db-image", img, "--chat-ui-s3-image", img,
+		"--domain", domain, "--email", "owner@corral.test", "--acme-ca", ca.DirectoryURL, "--acme-ca-root", root,
+		"--https-addr", fmt.Sprintf("127.0.0.1:%d", ca.TLSPort), "--http-addr", fmt.Sprintf("127.0.0.1:%d", ca.HTTPPort))
+	st := p.waitStatus(t, "all healthy", 90*time.Second, func(st engine.Status) bool {
+		if !allHealthy(1)(st) || len(st.Apps) != 3 {
+			return false
+		}
+		for _, a := range st.Apps {
+			if a.Phase != engine.PhaseHealthy {
+				return false
+			}
+		}
+		return true
+	})
+	waitCertificate(t, dataDir)
+	site := fmt.Sprintf("https://%s:%d", domain, ca.TLSPort)
+	hc := ca.Client(t)
+	resp, err := hc.Get(site + "/env")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var env map[string]string
+	json.NewDecoder(resp.Body).Decode(&env)
+	resp.Body.Close()
+	if env["S3_ENDPOINT"] != site || env["APP_URL"] != site {
+		t.Fatalf("S3_ENDPOINT %q, APP_URL %q, want %s", env["S3_ENDPOINT"], env["APP_URL"], site)
+	}
+	var app engine.AppStatus
+	for _, a := range st.Apps {
+		if a.Role == "chatui" {
+			app = a
+		}
+	}
+	if out, err := exec.Command("docker", "inspect", "-f", "{{json .HostConfig.ExtraHosts}}", app.Name).CombinedOutput(); err != nil || !strings.Contains(string(out), domain+":host-gateway") {
+		t.Fatalf("the app's extra hosts: %s %v", out, err)
+	}
+
+	// The bucket is made once the store is up; then an upload through the
+	// domain lands in it, addressed to the domain.
+	var object struct {
+		Data string `json:"data"`
+		Host string `json:"host"`
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		req, _ := http.NewRequest("PUT", site+"/lobe/files/hello.txt", strings.NewReader("hello"))
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("upload through the domain: %d", resp.StatusCode)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	resp, err = hc.Get(site + "/lobe/files/hello.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = json.NewDecoder(resp.Body).Decode(&object)
+	resp.Body.Close()
+	if err != nil || object.Data != "hello" || object.Host != fmt.Sprintf("%s:%d", domain, ca.TLSPort) {
+		t.Fatalf("the object as the store got it: %+v %v", object, err)
+	}
+}

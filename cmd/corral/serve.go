@@ -236,8 +236,14 @@ func (a *app) serve(ctx context.Context, c serveConfig, log *slog.Logger) error 
 	doorCfg := c.door.frontdoorConfig(c.Addr)
 	doorCfg.Gateway = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { gw.ServeHTTP(w, r) })
 	if c.chat.Mode != chatui.None {
+		engNow := func() *engine.Engine { return eng }
 		doorCfg.ChatAddr = c.chat.Addr
-		doorCfg.ChatUI = frontdoor.NewAppProxy(chatUIState(func() *engine.Engine { return eng }, chatui.Name(c.Namespace)), log)
+		doorCfg.ChatUI = frontdoor.NewAppProxy(chatUIState(engNow, chatui.Name(c.Namespace)), log)
+		if c.chat.Mode == chatui.LobeChatDB {
+			// Browsers upload files to the bucket's path on the domain.
+			doorCfg.ChatFiles = frontdoor.NewAppProxy(chatUIState(engNow, chatui.Name(c.Namespace)+"-s3"), log)
+			doorCfg.ChatFilesPrefix = "/" + chatui.Bucket + "/"
+		}
 	}
 	doorCfg.Logger = log
 	// The certificate manager only prepares here; it starts once

@@ -114,11 +114,12 @@ func TestLobeChatDBSpecs(t *testing.T) {
 	if s3.Name != "ns-chatui-s3" || s3.Image != S3Image || s3.Volume != "ns-chatui-s3" || s3.Env["RUSTFS_ACCESS_KEY"] != sec.S3Access || s3.Cmd[len(s3.Cmd)-1] != "/data" {
 		t.Errorf("s3 %+v", s3)
 	}
-	if app.Name != "ns-chatui" || app.Image != "lobehub/lobehub:latest" || strings.Join(app.After, ",") != "ns-chatui-db,ns-chatui-s3" {
+	if app.Name != "ns-chatui" || app.Image != "lobehub/lobehub:latest" || strings.Join(app.After, ",") != "ns-chatui-db,ns-chatui-s3" ||
+		strings.Join(app.Hosts, ",") != "chat.example.com:host-gateway" {
 		t.Errorf("app %+v", app)
 	}
 	for k, v := range map[string]string{
-		"DATABASE_URL": "postgresql://postgres:" + sec.DBPassword + "@ns-chatui-db:5432/lobechat", "S3_ENDPOINT": "http://ns-chatui-s3:9000",
+		"DATABASE_URL": "postgresql://postgres:" + sec.DBPassword + "@ns-chatui-db:5432/lobechat", "S3_ENDPOINT": "https://chat.example.com",
 		"S3_ACCESS_KEY_ID": sec.S3Access, "S3_SECRET_ACCESS_KEY": sec.S3Secret, "KEY_VAULTS_SECRET": sec.KeyVaults, "AUTH_SECRET": sec.AuthSecret,
 		"JWKS_KEY": sec.JWKS, "OPENAI_PROXY_URL": "http://10.0.0.1:8091/v1", "APP_URL": "https://chat.example.com", "AUTH_SSO_PROVIDERS": "generic-oidc",
 	} {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"net/url"
 	"strconv"
 
 	"corral/engine"
@@ -16,8 +17,15 @@ import (
 
 // lobeChatDB is LobeChat with its server database (the lobehub/lobehub
 // image): PostgreSQL and an S3 store as companions, each healthy before
-// the app starts, all secrets generated once. Browsers' file uploads go
-// to S3_ENDPOINT, which only the private network reaches (see README).
+// the app starts, all secrets generated once.
+//
+// Browsers upload files straight to S3_ENDPOINT with URLs LobeHub signs
+// for it. With a domain that is the domain itself: the front door serves
+// the bucket's path there from the store, passing the host on so the
+// signatures hold, and the app reaches the domain through the host
+// (host-gateway), not by a round trip through the public address.
+// Without one the store's private address is all there is, and uploads
+// from browsers fail.
 func lobeChatDB(c Config, image, v1 string) []engine.Spec {
 	dbName, s3Name := Name(c.Namespace)+"-db", Name(c.Namespace)+"-s3"
 	dbImage, s3Image := DBImage, S3Image
@@ -58,13 +66,16 @@ func lobeChatDB(c Config, image, v1 string) []engine.Spec {
 		"OPENAI_API_KEY":              c.Key,
 		"ENABLED_OLLAMA":              "0",
 	}
-	if c.PublicURL != "" {
-		env["APP_URL"] = c.PublicURL
-	}
 	app := engine.Spec{
-		Name: Name(c.Namespace), Role: "chatui", Image: image, Env: withExtra(env, c.Env), GPUIndex: -1,
+		Name: Name(c.Namespace), Role: "chatui", Image: image, GPUIndex: -1,
 		Port: 3210, Health: "/api/auth/ok", After: []string{dbName, s3Name},
 	}
+	if u, err := url.Parse(c.PublicURL); err == nil && c.PublicURL != "" {
+		env["APP_URL"] = c.PublicURL
+		env["S3_ENDPOINT"] = c.PublicURL
+		app.Hosts = []string{u.Hostname() + ":host-gateway"}
+	}
+	app.Env = withExtra(env, c.Env)
 	return []engine.Spec{db, s3, app}
 }
 

@@ -26,6 +26,9 @@ type Instance struct {
 	Mount  string   `json:"mount,omitempty"`  // where Volume is mounted
 	After  []string `json:"after,omitempty"`  // companions that must be healthy before it starts
 	Cmd    []string `json:"cmd,omitempty"`    // the image's command, when it needs one
+	// Hosts are extra name resolutions, "name:address" as Docker's
+	// --add-host takes them ("host-gateway" is the host itself).
+	Hosts []string `json:"hosts,omitempty"`
 }
 
 // Instances lists the desired instances in name order.

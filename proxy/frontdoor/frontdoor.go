@@ -38,9 +38,14 @@ type Config struct {
 	TLS        TLS // required with a domain
 	Gateway    http.Handler
 	ChatUI     http.Handler // nil: none (yet); the domain then serves the gateway
-	Limits     Limits
-	Trusted    []netip.Prefix // proxies whose forwarded fields are believed
-	Logger     *slog.Logger
+	// ChatFiles serves the chat UI's object store on its domains under
+	// ChatFilesPrefix (its bucket's path): browsers upload there with
+	// URLs the chat UI signs for the domain. nil: none.
+	ChatFiles       http.Handler
+	ChatFilesPrefix string
+	Limits          Limits
+	Trusted         []netip.Prefix // proxies whose forwarded fields are believed
+	Logger          *slog.Logger
 }
 
 // Server is the front door, its listeners open.
@@ -66,7 +71,7 @@ func Listen(cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		cfg:       cfg,
-		table:     Table(cfg.Addr, cfg.ChatAddr, cfg.Domains, cfg.APIDomains, cfg.ChatUI != nil),
+		table:     Table(cfg.Addr, cfg.ChatAddr, cfg.Domains, cfg.APIDomains, cfg.ChatUI != nil, filesPrefix(cfg)),
 		counter:   newConnCounter(cfg.Limits),
 		listeners: map[string]net.Listener{},
 		servers:   map[string]*http.Server{},
@@ -95,7 +100,7 @@ func Listen(cfg Config) (*Server, error) {
 		}
 		s.listeners[w.name] = l
 	}
-	handlers := map[Target]http.Handler{ToGateway: cfg.Gateway, ToChatUI: cfg.ChatUI, ToHTTPS: http.HandlerFunc(s.toHTTPS)}
+	handlers := map[Target]http.Handler{ToGateway: cfg.Gateway, ToChatUI: cfg.ChatUI, ToFiles: cfg.ChatFiles, ToHTTPS: http.HandlerFunc(s.toHTTPS)}
 	errLog := slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug)
 	for name := range s.listeners {
 		var h http.Handler = newRouter(name, s.table, handlers)
@@ -118,6 +123,13 @@ func Listen(cfg Config) (*Server, error) {
 		s.servers[name] = srv
 	}
 	return s, nil
+}
+
+func filesPrefix(cfg Config) string {
+	if cfg.ChatFiles == nil {
+		return ""
+	}
+	return cfg.ChatFilesPrefix
 }
 
 func (s *Server) closeListeners() {

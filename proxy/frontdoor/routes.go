@@ -14,6 +14,7 @@ type Target string
 const (
 	ToGateway Target = "gateway" // the OpenAI (/v1) and Ollama (/api) APIs, API key required
 	ToChatUI  Target = "chat-ui" // the chat UI container
+	ToFiles   Target = "files"   // the chat UI's object store, where browsers upload files
 	ToHTTPS   Target = "https"   // a 308 to the same URL on HTTPS (ACME challenges are answered first)
 )
 
@@ -40,14 +41,16 @@ func (r Route) String() string {
 //   - without a domain, --addr serves the gateway at its root, and
 //     --chat-addr the chat UI (plain HTTP is for a trial or a private
 //     network: with a domain the chat UI is on HTTPS only);
-//   - on each --domain, /v1/ goes to the gateway and everything else to
-//     the chat UI (or to the gateway too, while there is no chat UI);
+//   - on each --domain, /v1/ goes to the gateway, the chat UI's bucket
+//     path (filesPrefix, when it keeps files in an object store) to that
+//     store, and everything else to the chat UI (or to the gateway too,
+//     while there is no chat UI);
 //   - on each --api-domain, the whole gateway at its root;
 //   - on the HTTP port, everything goes to HTTPS.
 //
 // --addr keeps serving the gateway over plain HTTP with a domain too, so
 // that a certificate that cannot be had yet leaves /v1 working.
-func Table(addr, chatAddr string, domains, apiDomains []string, chatUI bool) []Route {
+func Table(addr, chatAddr string, domains, apiDomains []string, chatUI bool, filesPrefix string) []Route {
 	var t []Route
 	if len(domains)+len(apiDomains) > 0 {
 		site := ToGateway
@@ -55,8 +58,11 @@ func Table(addr, chatAddr string, domains, apiDomains []string, chatUI bool) []R
 			site = ToChatUI
 		}
 		for _, d := range domains {
-			t = append(t, Route{Listener: "https", Host: d, Prefix: "/v1/", Target: ToGateway},
-				Route{Listener: "https", Host: d, Prefix: "/", Target: site})
+			t = append(t, Route{Listener: "https", Host: d, Prefix: "/v1/", Target: ToGateway})
+			if chatUI && filesPrefix != "" {
+				t = append(t, Route{Listener: "https", Host: d, Prefix: filesPrefix, Target: ToFiles})
+			}
+			t = append(t, Route{Listener: "https", Host: d, Prefix: "/", Target: site})
 		}
 		for _, d := range apiDomains {
 			t = append(t, Route{Listener: "https", Host: d, Prefix: "/", Target: ToGateway})

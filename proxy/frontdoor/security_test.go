@@ -818,23 +818,26 @@ func TestSecRoutingTable(t *testing.T) {
 		addr, chatAddr string
 		domains, apis  []string
 		chatUI         bool
+		files          string
 		want           []frontdoor.Route
 	}{
-		{"no domain", ":8080", ":3000", nil, nil, false, []frontdoor.Route{gw("http", "", "/")}},
-		{"no domain, the chat UI on --chat-addr", ":8080", ":3000", nil, nil, true,
+		{"no domain", ":8080", ":3000", nil, nil, false, "", []frontdoor.Route{gw("http", "", "/")}},
+		{"no domain, the chat UI on --chat-addr", ":8080", ":3000", nil, nil, true, "",
 			[]frontdoor.Route{gw("http", "", "/"), {Listener: "chat", Prefix: "/", Target: frontdoor.ToChatUI}}},
-		{"no domain, no chat listener", ":8080", "", nil, nil, true, []frontdoor.Route{gw("http", "", "/")}},
-		{"domain without chat UI", ":8080", ":3000", []string{"chat.test"}, nil, false,
+		{"no domain, no chat listener", ":8080", "", nil, nil, true, "", []frontdoor.Route{gw("http", "", "/")}},
+		{"domain without chat UI", ":8080", ":3000", []string{"chat.test"}, nil, false, "",
 			[]frontdoor.Route{gw("https", "chat.test", "/v1/"), gw("https", "chat.test", "/"), redirect("chat.test"), gw("http", "", "/")}},
-		{"domain with chat UI: HTTPS only", ":8080", ":3000", []string{"chat.test"}, nil, true,
+		{"domain with chat UI: HTTPS only", ":8080", ":3000", []string{"chat.test"}, nil, true, "",
 			[]frontdoor.Route{gw("https", "chat.test", "/v1/"), ui, redirect("chat.test"), gw("http", "", "/")}},
-		{"api domain, no plain listener", "", "", nil, []string{"api.test"}, true,
+		{"api domain, no plain listener", "", "", nil, []string{"api.test"}, true, "",
 			[]frontdoor.Route{gw("https", "api.test", "/"), redirect("api.test")}},
-		{"both", "", "", []string{"chat.test"}, []string{"api.test"}, true,
+		{"chat UI files on the domain", "", "", []string{"chat.test"}, nil, true, "/lobe/",
+			[]frontdoor.Route{gw("https", "chat.test", "/v1/"), {Listener: "https", Host: "chat.test", Prefix: "/lobe/", Target: frontdoor.ToFiles}, ui, redirect("chat.test")}},
+		{"both", "", "", []string{"chat.test"}, []string{"api.test"}, true, "",
 			[]frontdoor.Route{gw("https", "chat.test", "/v1/"), ui, gw("https", "api.test", "/"), redirect("chat.test"), redirect("api.test")}},
 	}
 	for _, tc := range cases {
-		if got := frontdoor.Table(tc.addr, tc.chatAddr, tc.domains, tc.apis, tc.chatUI); !slices.Equal(got, tc.want) {
+		if got := frontdoor.Table(tc.addr, tc.chatAddr, tc.domains, tc.apis, tc.chatUI, tc.files); !slices.Equal(got, tc.want) {
 			t.Errorf("%s: Table = %v, want %v", tc.name, got, tc.want)
 		}
 	}
