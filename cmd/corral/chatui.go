@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -146,49 +148,105 @@ func (c *chatUI) run(ctx context.Context) error {
 			return err
 		}
 	}
-	specs, err := chatui.Specs(chatui.Config{
+	cfg := chatui.Config{
 		Mode: c.cfg.Mode, Image: c.cfg.Image, DBImage: c.cfg.DBImage, S3Image: c.cfg.S3Image, Env: c.cfg.Env, Namespace: c.namespace,
 		Gateway: "http://" + net.JoinHostPort(dial, port), Key: secrets.Key, PublicURL: c.publicURL, Secrets: secrets,
-	})
+	}
+	// LobeChat lists the models it is given; Open WebUI asks the gateway.
+	lobe := c.cfg.Mode == chatui.LobeChat || c.cfg.Mode == chatui.LobeChatDB
+	if lobe {
+		// The first list comes with the instances' first poll: a container
+		// made without it would be replaced a moment later, at every start.
+		cfg.Models = c.waitModels(ctx, 30*time.Second)
+	}
+	if err := c.apply(cfg); err != nil {
+		return err
+	}
+	bucketMade := c.cfg.Mode != chatui.LobeChatDB
+	failures := 0
+	var pending []string // a changed model list, applied once it holds for a tick
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-done:
+			return fmt.Errorf("internal gateway listener: %w", err)
+		case <-t.C:
+		}
+		if !bucketMade {
+			bucketMade = c.ensureBucket(ctx, secrets, &failures)
+		}
+		if !lobe {
+			continue
+		}
+		if m := c.models(); !slices.Equal(m, cfg.Models) {
+			if slices.Equal(m, pending) {
+				c.log.Info("the chat UI's model list changed; recreating it", "models", len(m))
+				cfg.Models = m
+				if err := c.apply(cfg); err != nil {
+					return err
+				}
+			}
+			pending = m
+		}
+	}
+}
+
+// apply sets the chat UI's containers from cfg.
+func (c *chatUI) apply(cfg chatui.Config) error {
+	specs, err := chatui.Specs(cfg)
 	if err != nil {
 		return err
 	}
 	c.eng.SetApps(specs)
-	if c.cfg.Mode == chatui.LobeChatDB {
-		c.ensureBucket(ctx, secrets)
-	}
-	select {
-	case <-ctx.Done():
-		return nil
-	case err := <-done:
-		return fmt.Errorf("internal gateway listener: %w", err)
-	}
+	return nil
 }
 
-// ensureBucket makes LobeChat's bucket once its object store is up,
-// trying again until it can or ctx ends.
-func (c *chatUI) ensureBucket(ctx context.Context, s chatui.Secrets) {
-	name := chatui.Name(c.namespace) + "-s3"
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	failures := 0
-	for {
-		if r, ok := c.eng.Routes().Apps[name]; ok && r.Healthy {
-			err := chatui.EnsureBucket(ctx, r.URL, s.S3Access, s.S3Secret)
-			if err == nil {
-				c.log.Info("object store ready", "bucket", chatui.Bucket)
-				return
+// models lists every model some healthy instance has, sorted.
+func (c *chatUI) models() []string {
+	set := map[string]bool{}
+	for _, r := range c.eng.Routes().Routes {
+		if r.Healthy {
+			for _, m := range r.Models {
+				set[m.Name] = true
 			}
-			if failures++; failures == 1 || failures%60 == 0 {
-				c.log.Warn("the chat UI's bucket is not made yet; trying again", "err", err, "tries", failures)
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
 		}
 	}
+	return slices.Sorted(maps.Keys(set))
+}
+
+// waitModels waits up to d for the instances' first poll and returns the
+// models then.
+func (c *chatUI) waitModels(ctx context.Context, d time.Duration) []string {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		for _, r := range c.eng.Routes().Routes {
+			if r.Healthy && !r.PolledAt.IsZero() {
+				return c.models()
+			}
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	return c.models()
+}
+
+// ensureBucket makes LobeChat's bucket once its object store is up, and
+// reports whether it is made; failures counts the tries that failed.
+func (c *chatUI) ensureBucket(ctx context.Context, s chatui.Secrets, failures *int) bool {
+	r, ok := c.eng.Routes().Apps[chatui.Name(c.namespace)+"-s3"]
+	if !ok || !r.Healthy {
+		return false
+	}
+	if err := chatui.EnsureBucket(ctx, r.URL, s.S3Access, s.S3Secret); err != nil {
+		if *failures++; *failures == 1 || *failures%30 == 0 {
+			c.log.Warn("the chat UI's bucket is not made yet; trying again", "err", err, "tries", *failures)
+		}
+		return false
+	}
+	c.log.Info("object store ready", "bucket", chatui.Bucket)
+	return true
 }
 
 // internalHost waits until Docker has said where containers reach corral.

@@ -275,6 +275,20 @@ func chatEnv(t *testing.T, chat string) map[string]string {
 	return env
 }
 
+// chatEnvQuiet is chatEnv for polling: nil while the chat UI is down.
+func chatEnvQuiet(chat string) map[string]string {
+	resp, err := http.Get(chat + "/env")
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	var env map[string]string
+	if resp.StatusCode != 200 || json.NewDecoder(resp.Body).Decode(&env) != nil {
+		return nil
+	}
+	return env
+}
+
 // TestChatUIModeSwitch: a serve with another --chat-ui replaces the
 // container and keeps the old one's volume; the secrets and the key are
 // the same after every restart, so switching back finds the data and the
@@ -327,6 +341,21 @@ func TestChatUIModeSwitch(t *testing.T) {
 	}
 	if out, err := f.cli(t, "chat-ui", "reboot"); err == nil || !strings.Contains(err.Error(), "unknown action") {
 		t.Fatalf("chat-ui reboot: %v\n%s", err, out)
+	}
+	// LobeChat offers the gateway's models, and follows a pull.
+	p.waitStatus(t, "LobeChat restarted", 60*time.Second, chatUIHealthy)
+	if got := chatEnv(t, chat)["OPENAI_MODEL_LIST"]; got != "-all,+llama3.2:1b,+qwen2.5:0.5b" {
+		t.Fatalf("OPENAI_MODEL_LIST %q", got)
+	}
+	if out, err := f.cli(t, "pull", "llama3.2:3b"); err != nil {
+		t.Fatalf("pull: %v\n%s", err, out)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(chatEnvQuiet(chat)["OPENAI_MODEL_LIST"], "+llama3.2:3b") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the chat UI's model list never showed the pulled model: %q", chatEnvQuiet(chat)["OPENAI_MODEL_LIST"])
+		}
+		time.Sleep(250 * time.Millisecond)
 	}
 	p.stop(t, syscall.SIGTERM)
 

@@ -56,7 +56,10 @@ type Config struct {
 	// DBImage and S3Image replace lobechat-db's companions' images.
 	DBImage, S3Image string
 	// Env is passed to the chat UI as is: single sign-on settings, say.
-	Env       map[string]string
+	Env map[string]string
+	// Models are what LobeChat offers (it shows a built-in list of
+	// OpenAI's otherwise); Open WebUI asks the gateway.
+	Models    []string
 	Namespace string
 	// Gateway is the base URL of corral's internal gateway listener as the
 	// containers reach it (no /v1), and Key the chat UI's own API key.
@@ -114,6 +117,7 @@ func Specs(c Config) ([]engine.Spec, error) {
 			"ACCESS_CODE":      c.Secrets.AccessCode,
 			"ENABLED_OLLAMA":   "0",
 		}
+		modelList(env, c.Models)
 		return []engine.Spec{{
 			Name: Name(c.Namespace), Role: "chatui", Image: image, Env: withExtra(env, c.Env), GPUIndex: -1,
 			Port: 3210, Health: "/",

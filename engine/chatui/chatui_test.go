@@ -54,6 +54,16 @@ func TestSpecs(t *testing.T) {
 			t.Errorf("%s: image override ignored", tc.mode)
 		}
 	}
+	// LobeChat offers the gateway's models, not its built-in list.
+	cfg.Models = []string{"llama3.2:1b", "qwen2.5:0.5b"}
+	for mode, want := range map[string]string{LobeChat: "-all,+llama3.2:1b,+qwen2.5:0.5b", LobeChatDB: "-all,+llama3.2:1b,+qwen2.5:0.5b", OpenWebUI: ""} {
+		c := cfg
+		c.Mode = mode
+		specs, _ := Specs(c)
+		if got := specs[len(specs)-1].Env["OPENAI_MODEL_LIST"]; got != want {
+			t.Errorf("%s: OPENAI_MODEL_LIST %q, want %q", mode, got, want)
+		}
+	}
 	if specs, err := Specs(Config{Mode: None}); err != nil || len(specs) != 0 {
 		t.Fatalf("none: %v %v", specs, err)
 	}

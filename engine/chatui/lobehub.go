@@ -66,6 +66,7 @@ func lobeChatDB(c Config, image, v1 string) []engine.Spec {
 		"OPENAI_API_KEY":              c.Key,
 		"ENABLED_OLLAMA":              "0",
 	}
+	modelList(env, c.Models)
 	app := engine.Spec{
 		Name: Name(c.Namespace), Role: "chatui", Image: image, GPUIndex: -1,
 		Port: 3210, Health: "/api/auth/ok", After: []string{dbName, s3Name},
@@ -77,6 +78,19 @@ func lobeChatDB(c Config, image, v1 string) []engine.Spec {
 	}
 	app.Env = withExtra(env, c.Env)
 	return []engine.Spec{db, s3, app}
+}
+
+// modelList offers LobeChat the gateway's models instead of its built-in
+// list of OpenAI's.
+func modelList(env map[string]string, models []string) {
+	if len(models) == 0 {
+		return
+	}
+	list := "-all"
+	for _, m := range models {
+		list += ",+" + m
+	}
+	env["OPENAI_MODEL_LIST"] = list
 }
 
 // withExtra adds the owner's own variables to env; theirs win.
