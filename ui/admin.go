@@ -2,8 +2,11 @@ package ui
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -28,9 +31,10 @@ const DefaultSessionTTL = 12 * time.Hour
 // admin serves the pages and guards them and the API.
 type admin struct {
 	Deps
-	token     []byte
+	token     atomic.Pointer[[]byte] // RotateToken replaces it
 	tokenFile string
 	sessions  *sessions
+	guesses   *guesses
 	cop       *http.CrossOriginProtection
 	pages     *pages
 	log       *slog.Logger
@@ -40,7 +44,7 @@ type admin struct {
 // JSON API of NewAPI, and cfg.Metrics. Scripts and the CLI send the token
 // as a bearer token, as before; browsers sign in once with it and then
 // hold a session cookie.
-func NewAdmin(cfg AdminConfig, d Deps) (http.Handler, error) {
+func NewAdmin(cfg AdminConfig, d Deps) (*Admin, error) {
 	if cfg.Token == "" {
 		return nil, errors.New("ui: the admin token is empty")
 	}
@@ -59,13 +63,16 @@ func NewAdmin(cfg AdminConfig, d Deps) (http.Handler, error) {
 	}
 	a := &admin{
 		Deps:      d,
-		token:     []byte(cfg.Token),
 		tokenFile: cfg.TokenFile,
 		sessions:  newSessions(cfg.SessionTTL, cfg.Now),
+		guesses:   newGuesses(cfg.Now),
 		cop:       http.NewCrossOriginProtection(),
 		pages:     p,
 		log:       cfg.Logger,
 	}
+	token := []byte(cfg.Token)
+	a.token.Store(&token)
+	d.AdminToken = a
 
 	r := gin.New()
 	r.Use(gin.Recovery())
@@ -88,5 +95,38 @@ func NewAdmin(cfg AdminConfig, d Deps) (http.Handler, error) {
 	}
 	// Anything else answers as the admin listener always has: 401 first.
 	r.NoRoute(a.requireAPI, api)
-	return r, nil
+	return &Admin{Handler: r, a: a}, nil
+}
+
+// Admin is the admin listener's handler.
+type Admin struct {
+	http.Handler
+	a *admin
+}
+
+// RotateToken replaces the admin token (and its file) with a new one and
+// ends every session: whoever held the old one is out.
+func (x *Admin) RotateToken() (string, error) { return x.a.RotateToken() }
+
+// RotateToken is Admin's.
+func (a *admin) RotateToken() (string, error) {
+	if a.tokenFile == "" {
+		return "", errors.New("the admin token was given with --admin-token (or CORRAL_ADMIN_TOKEN): change it there and restart corral")
+	}
+	token, err := randomToken()
+	if err != nil {
+		return "", err
+	}
+	tmp := a.tokenFile + ".new"
+	if err := os.WriteFile(tmp, []byte(token+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write admin token: %w", err)
+	}
+	if err := os.Rename(tmp, a.tokenFile); err != nil {
+		return "", fmt.Errorf("write admin token: %w", err)
+	}
+	b := []byte(token)
+	a.token.Store(&b)
+	n := a.sessions.clear()
+	a.log.Info("admin token rotated; every session ended", "sessions", n)
+	return token, nil
 }

@@ -48,6 +48,10 @@ type Deps struct {
 	// ChatUI reports the chat UI: its mode, address, and LobeChat's
 	// access code; nil: not shown.
 	ChatUI FrontDoor
+	// AdminToken rotates the admin token; nil: no such endpoint.
+	AdminToken interface {
+		RotateToken() (string, error)
+	}
 }
 
 // FrontDoor is what the API shows of the front door, as JSON.
@@ -106,6 +110,9 @@ func NewAPI(d Deps) http.Handler {
 		v1.GET("/frontdoor", func(c *gin.Context) { c.JSON(http.StatusOK, d.FrontDoor.Status()) })
 	}
 	v1.PUT("/instances/:name/weight", h.setWeight)
+	if d.AdminToken != nil {
+		v1.POST("/admin-token/rotate", h.rotateToken)
+	}
 	v1.POST("/instances/:name/restart", h.containerAction(Engine.Restart))
 	v1.POST("/instances/:name/recreate", h.containerAction(Engine.Recreate))
 	if d.Filter != nil {
@@ -158,6 +165,16 @@ func (h handler) status(c *gin.Context) {
 type GPUReport struct {
 	gpu.Inventory
 	Metrics []gpu.Metrics `json:"metrics"`
+}
+
+// rotateToken answers {"token": NEW}: the one place it is shown.
+func (h handler) rotateToken(c *gin.Context) {
+	token, err := h.AdminToken.RotateToken()
+	if err != nil {
+		c.JSON(http.StatusConflict, gin.H{"error": err.Error()})
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"token": token})
 }
 
 func (h handler) gpus(c *gin.Context) {

@@ -2,9 +2,11 @@ package ui
 
 import (
 	"crypto/subtle"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 )
@@ -37,6 +39,7 @@ const (
 	anonymous how = iota
 	byBearer
 	bySession
+	throttled // too many wrong tokens from this address lately
 )
 
 // authenticate accepts the admin token as a bearer token or a live
@@ -45,9 +48,15 @@ const (
 // happens to be signed in.
 func (a *admin) authenticate(r *http.Request) (session, how) {
 	if r.Header.Get("Authorization") != "" {
-		if bearerOK(r, a.token) {
+		addr := clientAddr(r)
+		if a.guesses.wait(addr) > 0 {
+			return session{}, throttled
+		}
+		if bearerOK(r, *a.token.Load()) {
 			return session{}, byBearer
 		}
+		a.guesses.failed(addr)
+		a.log.Warn("admin API refused: wrong token", "remote", r.RemoteAddr)
 		return session{}, anonymous
 	}
 	c, err := r.Cookie(sessionCookie)
@@ -65,6 +74,11 @@ func (a *admin) authenticate(r *http.Request) (session, how) {
 func (a *admin) requireAPI(c *gin.Context) {
 	s, how := a.authenticate(c.Request)
 	switch how {
+	case throttled:
+		wait := a.guesses.wait(clientAddr(c.Request))
+		c.Header("Retry-After", fmt.Sprint(int(wait.Seconds()+0.999)))
+		c.AbortWithStatusJSON(http.StatusTooManyRequests, gin.H{"error": fmt.Sprintf("too many wrong admin tokens from your address: try again in %s", wait.Round(time.Second))})
+		return
 	case anonymous:
 		tokenRequired(c.Writer)
 		c.Abort()
@@ -83,7 +97,7 @@ func (a *admin) requireAPI(c *gin.Context) {
 func (a *admin) requirePage(c *gin.Context) {
 	s, how := a.authenticate(c.Request)
 	switch how {
-	case anonymous:
+	case anonymous, throttled:
 		next := "/"
 		if c.Request.Method == http.MethodGet {
 			next = c.Request.URL.RequestURI()

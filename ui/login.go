@@ -2,8 +2,10 @@ package ui
 
 import (
 	"crypto/subtle"
+	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 )
@@ -33,14 +35,24 @@ func (a *admin) login(c *gin.Context) {
 		c.String(http.StatusForbidden, "%s\n", errCrossSite.Error())
 		return
 	}
+	addr := clientAddr(c.Request)
+	if wait := a.guesses.wait(addr); wait > 0 {
+		c.Header("Retry-After", fmt.Sprint(int(wait.Seconds()+0.999)))
+		a.pages.render(c, http.StatusTooManyRequests, "login", view{Title: "Sign in", Data: loginView{
+			Next: next, TokenFile: a.tokenFile, Error: fmt.Sprintf("Too many wrong tokens from your address: try again in %s.", wait.Round(time.Second)),
+		}})
+		return
+	}
 	token := strings.TrimSpace(c.PostForm("token")) // pasted with a newline, often
-	if subtle.ConstantTimeCompare([]byte(token), a.token) != 1 {
+	if subtle.ConstantTimeCompare([]byte(token), *a.token.Load()) != 1 {
+		a.guesses.failed(addr)
 		a.log.Warn("admin sign-in refused: wrong token", "remote", c.Request.RemoteAddr)
 		a.pages.render(c, http.StatusUnauthorized, "login", view{Title: "Sign in", Data: loginView{
 			Next: next, TokenFile: a.tokenFile, Error: "That is not this corral's admin token.",
 		}})
 		return
 	}
+	a.guesses.succeeded(addr)
 	id, s, err := a.sessions.create()
 	if err != nil {
 		a.log.Error("admin sign-in failed", "err", err)

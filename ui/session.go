@@ -75,6 +75,15 @@ func (s *sessions) get(id string) (session, bool) {
 	return sess, true
 }
 
+// clear ends every session and says how many there were.
+func (s *sessions) clear() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := len(s.byID)
+	clear(s.byID)
+	return n
+}
+
 func (s *sessions) remove(id string) {
 	s.mu.Lock()
 	delete(s.byID, key(id))

@@ -352,6 +352,16 @@ func (a *app) serve(ctx context.Context, c serveConfig, log *slog.Logger) error 
 	if c.chat.Mode != chatui.None {
 		deps.ChatUI = cu
 	}
+	// The admin listener's handler is made first: the control socket's
+	// API rotates its token (corral admin-token --rotate).
+	var adminHandler *ui.Admin
+	if admin != nil {
+		if adminHandler, err = ui.NewAdmin(ui.AdminConfig{Token: token, TokenFile: tokenFile, Metrics: prom.Handler(), Logger: log}, deps); err != nil {
+			closeAll()
+			return err
+		}
+		deps.AdminToken = adminHandler
+	}
 	api := ui.NewAPI(deps)
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -367,11 +377,6 @@ func (a *app) serve(ctx context.Context, c serveConfig, log *slog.Logger) error 
 		// signed-in session), and Prometheus /metrics behind the same.
 		// With a domain it is HTTPS with the same certificate, on its own
 		// port: never on the chat UI's origin.
-		adminHandler, err := ui.NewAdmin(ui.AdminConfig{Token: token, TokenFile: tokenFile, Metrics: prom.Handler(), Logger: log}, deps)
-		if err != nil {
-			closeAll()
-			return err
-		}
 		srv := &http.Server{Handler: adminHandler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
 		url := adminURL(admin.Addr())
 		admin = door.Guard(admin, cm == nil)
