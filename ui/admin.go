@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -93,8 +94,23 @@ func NewAdmin(cfg AdminConfig, d Deps) (*Admin, error) {
 	if cfg.Metrics != nil {
 		r.GET("/metrics", a.requireAPI, gin.WrapH(cfg.Metrics))
 	}
-	// Anything else answers as the admin listener always has: 401 first.
-	r.NoRoute(a.requireAPI, api)
+	// Anything else: a browser gets a page that says there is none (after
+	// signing in); scripts what the admin listener always answered, 401
+	// first.
+	r.NoRoute(func(c *gin.Context) {
+		if strings.HasPrefix(c.Request.URL.Path, "/api/") || !strings.Contains(c.GetHeader("Accept"), "text/html") {
+			a.requireAPI(c)
+			if !c.IsAborted() {
+				api(c)
+			}
+			return
+		}
+		pageHeaders(c)
+		a.requirePage(c)
+		if !c.IsAborted() {
+			a.pages.render(c, http.StatusNotFound, "notfound", pageView(c, "No such page", "", c.Request.URL.Path))
+		}
+	})
 	return &Admin{Handler: r, a: a}, nil
 }
 

@@ -108,3 +108,28 @@ func TestWrongTokensAreSlowed(t *testing.T) {
 		t.Fatalf("after the wait: %d %s", rec.Code, rec.Body)
 	}
 }
+
+// An unknown page is an HTML 404 in the layout for a signed-in browser;
+// a browser that is not signed in is sent to sign in first; a script
+// still gets the JSON 401.
+func TestUnknownPage(t *testing.T) {
+	ta := newTestAdmin(t)
+	cookie, _ := ta.signIn(t)
+	req := httptest.NewRequest("GET", "/no/such/page", nil)
+	req.Header.Set("Accept", "text/html,application/xhtml+xml")
+	req.AddCookie(cookie)
+	rec := ta.do(req)
+	if rec.Code != http.StatusNotFound || !strings.Contains(rec.Body.String(), "No such page") || !strings.Contains(rec.Body.String(), `href="/models"`) ||
+		!strings.HasPrefix(rec.Header().Get("Content-Type"), "text/html") || rec.Header().Get("Content-Security-Policy") == "" {
+		t.Fatalf("signed in: %d %v\n%s", rec.Code, rec.Header(), rec.Body)
+	}
+	req = httptest.NewRequest("GET", "/no/such/page", nil)
+	req.Header.Set("Accept", "text/html")
+	if rec := ta.do(req); rec.Code != http.StatusSeeOther || !strings.HasPrefix(rec.Header().Get("Location"), "/login?next=") {
+		t.Fatalf("not signed in: %d %s", rec.Code, rec.Header().Get("Location"))
+	}
+	req = httptest.NewRequest("GET", "/no/such/page", nil)
+	if rec := ta.do(req); rec.Code != http.StatusUnauthorized || !strings.Contains(rec.Body.String(), "admin token required") {
+		t.Fatalf("a script: %d %s", rec.Code, rec.Body)
+	}
+}
