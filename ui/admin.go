@@ -82,7 +82,7 @@ func NewAdmin(cfg AdminConfig, d Deps) (*Admin, error) {
 	r.POST("/login", pageHeaders, a.login)
 
 	pg := r.Group("/", pageHeaders, a.requirePage)
-	pg.GET("/", func(c *gin.Context) { c.Redirect(http.StatusFound, "/models") })
+	pg.GET("/", a.overviewPage)
 	pg.POST("/logout", a.logout)
 	if d.Models != nil {
 		pg.GET("/models", a.modelsPage)

@@ -13,6 +13,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"corral/engine"
+	"corral/gpu"
 )
 
 // After a rotation the old token and every session are refused, the new
@@ -131,5 +132,71 @@ func TestUnknownPage(t *testing.T) {
 	req = httptest.NewRequest("GET", "/no/such/page", nil)
 	if rec := ta.do(req); rec.Code != http.StatusUnauthorized || !strings.Contains(rec.Body.String(), "admin token required") {
 		t.Fatalf("a script: %d %s", rec.Code, rec.Body)
+	}
+}
+
+// The overview shows each instance beside its GPU with its figures, what
+// it holds, the chat UI, and alerts for what needs attention.
+func TestOverviewPage(t *testing.T) {
+	ta := newTestAdmin(t)
+	cookie, _ := ta.signIn(t)
+	req := httptest.NewRequest("GET", "/", nil)
+	req.AddCookie(cookie)
+	rec := ta.do(req)
+	body := htmlUnescape(rec.Body.String())
+	for _, want := range []string{"Overview", "1 of 2 instances healthy", "corral-ollama-0", "corral-ollama-1", "is unhealthy",
+		`aria-current="page">Overview`, "No chat UI"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("overview lacks %q", want)
+		}
+	}
+	if rec.Code != 200 {
+		t.Fatalf("overview: %d\n%s", rec.Code, body)
+	}
+}
+
+type figuresGPUs struct{}
+
+func (figuresGPUs) Inventory() gpu.Inventory {
+	return gpu.Inventory{Devices: []gpu.Device{
+		{Index: 0, UUID: "GPU-1", Name: "NVIDIA H200", MemoryTotal: 150e9},
+		{Index: 1, UUID: "GPU-2", Name: "NVIDIA H200", MemoryTotal: 150e9},
+	}}
+}
+func (figuresGPUs) Latest() []gpu.Metrics {
+	return []gpu.Metrics{{UUID: "GPU-1", MemoryUsed: 75e9, MemoryTotal: 150e9, UtilizationGPU: 87, TemperatureC: 61, PowerW: 412, PowerLimitW: 700}}
+}
+
+type fixedSched struct{ st SchedulerStatus }
+
+func (f fixedSched) Status() SchedulerStatus { return f.st }
+
+func TestOverviewFigures(t *testing.T) {
+	gin.SetMode(gin.TestMode)
+	st := engine.Status{Docker: "ok", Instances: []engine.InstanceStatus{
+		{Name: "corral-ollama-0", GPU: "GPU-1", Phase: engine.PhaseHealthy, Reason: "ollama 0.17.4"},
+		{Name: "corral-ollama-1", GPU: "GPU-9", Phase: engine.PhaseFailed, Reason: "crash loop: exited 3 times in 10m0s (last: exit code 1)"},
+	}, Apps: []engine.AppStatus{{Name: "corral-chatui", Phase: engine.PhasePulling, Reason: "pulling ghcr.io/open-webui/open-webui:main: 40% of 1.2 GiB"}}}
+	sched := fixedSched{SchedulerStatus{Holding: map[string][]HeldModel{"corral-ollama-0": {{Model: "llama3.2:1b", InFlight: 2}}},
+		Queue: []QueueStatus{{Model: "llama3.2:1b", Key: "alice", Waiting: 3}}}}
+	h, err := NewAdmin(AdminConfig{Token: testToken, Logger: slog.New(slog.DiscardHandler)},
+		Deps{Engine: fakeEngine{st}, GPUs: figuresGPUs{}, Models: &fakeModels{}, Scheduler: sched})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ta := &testAdmin{h: h, now: time.Now()}
+	cookie, _ := ta.signIn(t)
+	req := httptest.NewRequest("GET", "/", nil)
+	req.AddCookie(cookie)
+	body := htmlUnescape(ta.do(req).Body.String())
+	for _, want := range []string{"0 · NVIDIA H200", "75.0 GB of 150 GB", "87%", "61 °C", "412 W of 700 W", "llama3.2:1b (2 in flight)",
+		"3 requests waiting", "corral-ollama-1 is crash-looping", "GPU GPU-9 is missing", "GPUs without an instance: 1 · NVIDIA H200",
+		"corral-chatui", "40% of 1.2 GiB"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("overview lacks %q", want)
+		}
+	}
+	if t.Failed() {
+		t.Log(body)
 	}
 }

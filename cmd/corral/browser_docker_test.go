@@ -174,6 +174,15 @@ func TestAdminPagesInBrowser(t *testing.T) {
 	if loc, _ := chromedp.Run(ctx, chromedp.Location()); loc != base+"models" {
 		t.Fatalf("after sign-in at %s", loc)
 	}
+	// The overview: both instances healthy, with a table of them.
+	do(t, ctx, "open the overview", chromedp.Navigate(base), chromedp.WaitVisible(chromedp.CSS("#inst-h")))
+	if sub := text(t, ctx, ".page-head .sub"); !strings.Contains(sub, "2 of 2 instances healthy") {
+		t.Fatalf("overview says %q", sub)
+	}
+	shots.take("overview")
+	do(t, ctx, "phone width", chromedp.EmulateViewport(390, 844))
+	shots.take("overview-phone")
+	do(t, ctx, "desktop width", chromedp.EmulateViewport(1280, 900), chromedp.Navigate(base+"models"), chromedp.WaitVisible(chromedp.CSS("#import-form")))
 	if table := text(t, ctx, "#models-table"); !strings.Contains(table, "llama3.2:1b") {
 		t.Fatalf("the table lacks the instances' models:\n%s", table)
 	}

@@ -1,0 +1,142 @@
+package ui
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"corral/engine"
+	"corral/gpu"
+)
+
+// overviewView is the overview page: every instance beside its GPU, the
+// chat UI, what waits, and what needs the owner's attention.
+type overviewView struct {
+	Docker  string // "ok", or why Docker does not answer
+	Rows    []overviewRow
+	Idle    []gpuCell // GPUs no instance uses
+	Apps    []engine.AppStatus
+	Waiting int
+	Alerts  []alert
+	Healthy int
+}
+
+type overviewRow struct {
+	engine.InstanceStatus
+	GPU  *gpuCell // nil for a CPU instance
+	Held string   // models held and loading, in words
+}
+
+// gpuCell is one GPU's figures from its latest sample.
+type gpuCell struct {
+	Index       int
+	Name, UUID  string
+	Memory      string // "12.3 GB of 80.0 GB"
+	MemoryPct   int
+	Utilization uint32
+	Temperature uint32
+	Power       string
+}
+
+type alert struct {
+	Level string // "error" or "warn"
+	Text  string
+}
+
+func (a *admin) overviewPage(c *gin.Context) {
+	a.pages.render(c, http.StatusOK, "overview", pageView(c, "Overview", "overview", a.overview()))
+}
+
+func (a *admin) overview() overviewView {
+	st := a.Engine.Status()
+	v := overviewView{Docker: st.Docker, Apps: st.Apps}
+	inv := a.GPUs.Inventory()
+	latest := map[string]gpu.Metrics{}
+	for _, m := range a.GPUs.Latest() {
+		latest[m.UUID] = m
+	}
+	cells := map[string]*gpuCell{}
+	used := map[string]bool{}
+	for _, d := range inv.Devices {
+		cells[d.UUID] = newGPUCell(d, latest[d.UUID])
+	}
+	var sched SchedulerStatus
+	if a.Scheduler != nil {
+		sched = a.Scheduler.Status()
+		for _, q := range sched.Queue {
+			v.Waiting += q.Waiting
+		}
+	}
+	if st.Docker != "ok" {
+		v.Alerts = append(v.Alerts, alert{"error", "Docker does not answer: " + st.Docker})
+	}
+	for _, in := range st.Instances {
+		row := overviewRow{InstanceStatus: in, Held: holdingText(sched.Holding[in.Name])}
+		if in.GPU != "cpu" && in.GPU != "" {
+			if cell, ok := cells[in.GPU]; ok {
+				row.GPU, used[in.GPU] = cell, true
+			} else {
+				v.Alerts = append(v.Alerts, alert{"error", fmt.Sprintf("%s's GPU %s is missing: NVML does not list it (check nvidia-smi)", in.Name, in.GPU)})
+			}
+		}
+		switch {
+		case in.Phase == engine.PhaseHealthy:
+			v.Healthy++
+		case strings.Contains(in.Reason, "crash loop"):
+			v.Alerts = append(v.Alerts, alert{"error", fmt.Sprintf("%s is crash-looping: %s", in.Name, in.Reason)})
+		case in.Phase == engine.PhaseFailed:
+			v.Alerts = append(v.Alerts, alert{"error", fmt.Sprintf("%s failed: %s", in.Name, in.Reason)})
+		case in.Phase == engine.PhaseUnhealthy:
+			v.Alerts = append(v.Alerts, alert{"warn", fmt.Sprintf("%s is unhealthy: %s", in.Name, in.Reason)})
+		}
+		v.Rows = append(v.Rows, row)
+	}
+	for _, d := range inv.Devices {
+		if !used[d.UUID] {
+			v.Idle = append(v.Idle, *cells[d.UUID])
+		}
+	}
+	for _, app := range st.Apps {
+		if app.Phase == engine.PhaseFailed || app.Phase == engine.PhaseUnhealthy {
+			v.Alerts = append(v.Alerts, alert{"warn", fmt.Sprintf("the chat UI's %s is %s: %s", app.Name, app.Phase, app.Reason)})
+		}
+	}
+	return v
+}
+
+func newGPUCell(d gpu.Device, m gpu.Metrics) *gpuCell {
+	used, total := m.MemoryUsed, m.MemoryTotal
+	if total == 0 {
+		used, total = d.MemoryUsed, d.MemoryTotal
+	}
+	c := &gpuCell{Index: d.Index, Name: d.Name, UUID: d.UUID, Utilization: m.UtilizationGPU, Temperature: m.TemperatureC,
+		Memory: humanBytes(int64(used)) + " of " + humanBytes(int64(total))}
+	if total > 0 {
+		c.MemoryPct = int(used * 100 / total)
+	}
+	if m.PowerW > 0 {
+		c.Power = fmt.Sprintf("%.0f W", m.PowerW)
+		if m.PowerLimitW > 0 {
+			c.Power += fmt.Sprintf(" of %.0f W", m.PowerLimitW)
+		}
+	}
+	return c
+}
+
+// holdingText says what an instance holds and loads, or "" for nothing.
+func holdingText(held []HeldModel) string {
+	var parts []string
+	for _, h := range held {
+		s := h.Model
+		switch {
+		case h.Loading:
+			s += " (loading)"
+		case h.InFlight > 0:
+			s += fmt.Sprintf(" (%d in flight)", h.InFlight)
+		}
+		parts = append(parts, s)
+	}
+	return strings.Join(parts, ", ")
+}
