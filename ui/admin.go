@@ -84,6 +84,12 @@ func NewAdmin(cfg AdminConfig, d Deps) (*Admin, error) {
 	pg := r.Group("/", pageHeaders, a.requirePage)
 	pg.GET("/", a.overviewPage)
 	pg.POST("/logout", a.logout)
+	if d.Keys != nil {
+		pg.GET("/keys", a.keysPage)
+		pg.POST("/keys", a.createKeyForm)
+		pg.GET("/keys/:name/revoke", a.revokeKeyConfirm)
+		pg.POST("/keys/:name/revoke", a.revokeKeyForm)
+	}
 	if d.Models != nil {
 		pg.GET("/models", a.modelsPage)
 		pg.GET("/models/table", a.modelsTable)

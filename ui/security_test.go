@@ -1,11 +1,14 @@
 package ui
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -198,5 +201,67 @@ func TestOverviewFigures(t *testing.T) {
 	}
 	if t.Failed() {
 		t.Log(body)
+	}
+}
+
+// The keys page: a key made by the form shows its secret once, and that
+// secret works; a bad name says why and keeps what was typed; revoking
+// asks first, then the key is refused.
+func TestKeysPage(t *testing.T) {
+	d, m := newKeysDeps(t)
+	d.Models = &fakeModels{}
+	h, err := NewAdmin(AdminConfig{Token: testToken, Logger: slog.New(slog.DiscardHandler)}, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ta := &testAdmin{h: h, now: time.Now()}
+	cookie, csrf := ta.signIn(t)
+	post := func(path string, form url.Values) *httptest.ResponseRecorder {
+		form.Set("csrf_token", csrf)
+		req := httptest.NewRequest("POST", path, strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Sec-Fetch-Site", "same-origin")
+		req.AddCookie(cookie)
+		return ta.do(req)
+	}
+	get := func(path string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest("GET", path, nil)
+		req.AddCookie(cookie)
+		return ta.do(req)
+	}
+	if body := get("/keys").Body.String(); !strings.Contains(body, "No keys yet") {
+		t.Fatalf("empty keys page:\n%s", body)
+	}
+	rec := post("/keys", url.Values{"name": {"alice"}, "note": {"laptop"}, "days": {"30"}, "models": {"llama3.2:1b, qwen2.5:0.5b"}})
+	secret := regexp.MustCompile(`<code id="new-key">(crl_[^<]+)</code>`).FindStringSubmatch(rec.Body.String())
+	if rec.Code != 200 || secret == nil {
+		t.Fatalf("make a key: %d\n%s", rec.Code, rec.Body)
+	}
+	if name, err := m.Authorize(context.Background(), secret[1], "llama3.2:1b"); err != nil || name != "alice" {
+		t.Fatalf("the shown secret: %q %v", name, err)
+	}
+	if body := get("/keys").Body.String(); strings.Contains(body, secret[1]) || !strings.Contains(body, "llama3.2:1b, qwen2.5:0.5b") {
+		t.Fatalf("the list shows the secret again, or not the models:\n%s", body)
+	}
+	rec = post("/keys", url.Values{"name": {"bad name!"}, "note": {"kept"}})
+	if rec.Code != 400 || !strings.Contains(rec.Body.String(), `class="alert error"`) || !strings.Contains(rec.Body.String(), `value="kept"`) {
+		t.Fatalf("bad name: %d\n%s", rec.Code, rec.Body)
+	}
+	if body := get("/keys/alice/revoke").Body.String(); !strings.Contains(body, "Revoke alice?") {
+		t.Fatalf("revoke asks first:\n%s", body)
+	}
+	rec = post("/keys/alice/revoke", url.Values{})
+	if rec.Code != http.StatusSeeOther || rec.Header().Get("Location") != "/keys?revoked=alice" {
+		t.Fatalf("revoke: %d %s", rec.Code, rec.Header().Get("Location"))
+	}
+	if _, err := m.Authorize(context.Background(), secret[1], ""); err == nil {
+		t.Fatal("a revoked key still works")
+	}
+	// Without the page's CSRF token the form is refused.
+	req := httptest.NewRequest("POST", "/keys", strings.NewReader("name=mallory"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.AddCookie(cookie)
+	if rec := ta.do(req); rec.Code != http.StatusForbidden {
+		t.Fatalf("a form without the CSRF token: %d", rec.Code)
 	}
 }

@@ -11,6 +11,15 @@
   if (form) {
     setupImport(form, csrf);
   }
+  // Copy buttons: data-copy names the element whose text they copy.
+  document.querySelectorAll("button[data-copy]").forEach(function (b) {
+    b.addEventListener("click", function () {
+      const el = document.querySelector(b.dataset.copy);
+      navigator.clipboard.writeText(el.textContent.trim()).then(
+        function () { b.textContent = "Copied"; },
+        function () { b.textContent = "Select it and copy"; });
+    });
+  });
 })();
 
 function mb(n) {

@@ -182,7 +182,16 @@ func TestAdminPagesInBrowser(t *testing.T) {
 	shots.take("overview")
 	do(t, ctx, "phone width", chromedp.EmulateViewport(390, 844))
 	shots.take("overview-phone")
-	do(t, ctx, "desktop width", chromedp.EmulateViewport(1280, 900), chromedp.Navigate(base+"models"), chromedp.WaitVisible(chromedp.CSS("#import-form")))
+	do(t, ctx, "desktop width", chromedp.EmulateViewport(1280, 900))
+	// A key made on the keys page shows its secret once.
+	do(t, ctx, "make a key", chromedp.Navigate(base+"keys"), chromedp.WaitVisible(chromedp.CSS("#key-name")),
+		chromedp.SendKeys(chromedp.CSS("#key-name"), "browser"), chromedp.SendKeys(chromedp.CSS("#key-note"), "made in the browser test"),
+		chromedp.Click(chromedp.CSS("#create-h + form button[type=submit]")), chromedp.WaitVisible(chromedp.CSS("#new-key")))
+	if k := text(t, ctx, "#new-key"); !strings.HasPrefix(k, "crl_") {
+		t.Fatalf("the new key shows %q", k)
+	}
+	shots.take("keys")
+	do(t, ctx, "back to models", chromedp.Navigate(base+"models"), chromedp.WaitVisible(chromedp.CSS("#import-form")))
 	if table := text(t, ctx, "#models-table"); !strings.Contains(table, "llama3.2:1b") {
 		t.Fatalf("the table lacks the instances' models:\n%s", table)
 	}

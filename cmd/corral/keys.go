@@ -118,7 +118,7 @@ func printKeys(w io.Writer, list []keys.Key) {
 		if len(k.Models) > 0 {
 			models = strings.Join(k.Models, ",")
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.Name, k.Prefix, stamp(k.Created), orNever(k.LastUsed), orNever(k.ExpiresAt), k.Status, models, shortLimits(k.Limits))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.Name, k.Prefix, stamp(k.Created), orNever(k.LastUsed), orNever(k.ExpiresAt), k.Status, models, ui.LimitsText(k.Limits))
 	}
 	tw.Flush()
 }
@@ -272,43 +272,12 @@ func (w *waitFlag) Set(s string) error {
 	case err != nil:
 		return errors.New("give a duration such as 30s or 2m (0: the server's default)")
 	case d < 0 || d > keys.MaxWait:
-		return fmt.Errorf("give a duration from 0 (the server's default) to %s", shortDuration(keys.MaxWait))
+		return fmt.Errorf("give a duration from 0 (the server's default) to %s", ui.ShortDuration(keys.MaxWait))
 	case d%time.Second != 0:
 		return errors.New("give whole seconds, such as 30s or 2m")
 	}
 	*w = waitFlag(d / time.Second)
 	return nil
-}
-
-// shortLimits writes l for the key list, such as "rpm=60 tpd=100000
-// weight=4 batch queue=10 wait=30s": the caps set and the queue settings
-// that are not the default.
-func shortLimits(l keys.Limits) string {
-	var parts []string
-	for _, f := range []struct {
-		name string
-		v    int64
-	}{{"rpm", l.RequestsPerMinute}, {"tpm", l.TokensPerMinute}, {"tpd", l.TokensPerDay}, {"tpmo", l.TokensPerMonth}} {
-		if f.v > 0 {
-			parts = append(parts, fmt.Sprintf("%s=%d", f.name, f.v))
-		}
-	}
-	if l.Weight > 1 {
-		parts = append(parts, fmt.Sprintf("weight=%d", l.Weight))
-	}
-	if l.Batch {
-		parts = append(parts, "batch")
-	}
-	if l.MaxQueue > 0 {
-		parts = append(parts, fmt.Sprintf("queue=%d", l.MaxQueue))
-	}
-	if l.MaxWaitSeconds > 0 {
-		parts = append(parts, "wait="+shortDuration(time.Duration(l.MaxWaitSeconds)*time.Second))
-	}
-	if len(parts) == 0 {
-		return "none"
-	}
-	return strings.Join(parts, " ")
 }
 
 // longLimits writes l in words.
@@ -334,23 +303,11 @@ func longLimits(l keys.Limits) string {
 		queue = append(queue, "default queue length")
 	}
 	if l.MaxWaitSeconds > 0 {
-		queue = append(queue, "waits up to "+shortDuration(time.Duration(l.MaxWaitSeconds)*time.Second))
+		queue = append(queue, "waits up to "+ui.ShortDuration(time.Duration(l.MaxWaitSeconds)*time.Second))
 	} else {
 		queue = append(queue, "default wait")
 	}
 	return strings.Join(parts, ", ") + "; " + strings.Join(queue, ", ")
-}
-
-// shortDuration writes d without trailing zero units: 2m, not 2m0s.
-func shortDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
 }
 
 // lifetime is a duration flag that also takes whole days, such as 30d.

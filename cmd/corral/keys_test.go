@@ -193,8 +193,8 @@ func TestLimitText(t *testing.T) {
 		{keys.Limits{Batch: true}, "batch", "weight 1, batch, default queue length"},
 	}
 	for _, tc := range cases {
-		if got := shortLimits(tc.l); got != tc.short {
-			t.Errorf("shortLimits(%+v) = %q, want %q", tc.l, got, tc.short)
+		if got := ui.LimitsText(tc.l); got != tc.short {
+			t.Errorf("LimitsText(%+v) = %q, want %q", tc.l, got, tc.short)
 		}
 		if got := longLimits(tc.l); !strings.Contains(got, tc.long) {
 			t.Errorf("longLimits(%+v) = %q, want %q in it", tc.l, got, tc.long)
