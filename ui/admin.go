@@ -90,6 +90,10 @@ func NewAdmin(cfg AdminConfig, d Deps) (*Admin, error) {
 		pg.GET("/keys/:name/revoke", a.revokeKeyConfirm)
 		pg.POST("/keys/:name/revoke", a.revokeKeyForm)
 	}
+	if d.Usage != nil {
+		pg.GET("/usage", a.usagePage)
+		pg.GET("/usage.csv", a.usageCSV)
+	}
 	if d.Models != nil {
 		pg.GET("/models", a.modelsPage)
 		pg.GET("/models/table", a.modelsTable)

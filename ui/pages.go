@@ -47,7 +47,7 @@ type pages struct {
 // when the two disagree, so a page without its template is a start-up
 // error rather than a 500 later.
 func loadPages(fsys fs.FS, log *slog.Logger) (*pages, error) {
-	pageNames := []string{"login", "models", "keys", "notfound", "overview"}
+	pageNames := []string{"login", "models", "keys", "notfound", "overview", "usage"}
 	p := &pages{views: map[string]*template.Template{}, static: map[string]staticFile{}, log: log}
 	files, err := fs.Glob(fsys, "static/*")
 	if err != nil {

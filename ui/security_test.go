@@ -16,6 +16,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"corral/engine"
+	"corral/engine/usage"
 	"corral/gpu"
 )
 
@@ -263,5 +264,54 @@ func TestKeysPage(t *testing.T) {
 	req.AddCookie(cookie)
 	if rec := ta.do(req); rec.Code != http.StatusForbidden {
 		t.Fatalf("a form without the CSRF token: %d", rec.Code)
+	}
+}
+
+type pageUsage struct{}
+
+func (pageUsage) Query(_ context.Context, q usage.Query) ([]usage.Row, error) {
+	today := time.Now().UTC().Format(time.DateOnly)
+	switch q.By {
+	case usage.ByDay:
+		return []usage.Row{{Group: today, Requests: 3, PromptTokens: 30, CompletionTokens: 70}}, nil
+	case usage.ByUser:
+		return []usage.Row{{Group: "ann@example.com", Requests: 2, PromptTokens: 20, CompletionTokens: 50, Queued: 3 * time.Second}, {Group: "", Requests: 1, PromptTokens: 10, CompletionTokens: 20}}, nil
+	}
+	return []usage.Row{{Group: "alice", Requests: 3, PromptTokens: 30, CompletionTokens: 70, Errors: 1}}, nil
+}
+
+// The usage page: a chart of tokens per day, a table by the chosen
+// grouping with a total, CSV of the same, a bad choice said plainly.
+func TestUsagePage(t *testing.T) {
+	gin.SetMode(gin.TestMode)
+	h, err := NewAdmin(AdminConfig{Token: testToken, Logger: slog.New(slog.DiscardHandler)},
+		Deps{Engine: fakeEngine{}, GPUs: fakeGPUs{}, Models: &fakeModels{}, Usage: pageUsage{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ta := &testAdmin{h: h, now: time.Now()}
+	cookie, _ := ta.signIn(t)
+	get := func(path string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest("GET", path, nil)
+		req.AddCookie(cookie)
+		return ta.do(req)
+	}
+	rec := get("/usage?by=user&range=7d")
+	body := htmlUnescape(rec.Body.String())
+	for _, want := range []string{"<svg", "<rect", ": 100 tokens", "ann@example.com", "(none)", "1.5s", "<strong>total</strong>", `href="/usage.csv?by=user&range=7d"`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("usage page lacks %q", want)
+		}
+	}
+	if rec.Code != 200 || strings.Count(body, "<rect") != 7 {
+		t.Errorf("usage page: %d, %d bars for the last 7 days", rec.Code, strings.Count(body, "<rect"))
+	}
+	rec = get("/usage.csv?by=user&range=7d")
+	if rec.Code != 200 || rec.Header().Get("Content-Type") != "text/csv; charset=utf-8" ||
+		!strings.HasPrefix(rec.Body.String(), "user,requests,prompt_tokens,completion_tokens,errors,queued_seconds\nann@example.com,2,20,50,0,3.000\n") {
+		t.Errorf("csv: %d %v\n%s", rec.Code, rec.Header(), rec.Body)
+	}
+	if rec := get("/usage?by=color"); rec.Code != 400 || !strings.Contains(rec.Body.String(), "use key, model, user or day") {
+		t.Errorf("bad grouping: %d", rec.Code)
 	}
 }

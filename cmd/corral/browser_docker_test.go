@@ -191,6 +191,26 @@ func TestAdminPagesInBrowser(t *testing.T) {
 		t.Fatalf("the new key shows %q", k)
 	}
 	shots.take("keys")
+	// A request with it shows on the usage page.
+	chatReq, _ := http.NewRequest("POST", f.gateway+"/v1/chat/completions", strings.NewReader(`{"model":"llama3.2:1b","messages":[{"role":"user","content":"hi"}]}`))
+	chatReq.Header.Set("Authorization", "Bearer "+text(t, ctx, "#new-key"))
+	if resp, err := http.DefaultClient.Do(chatReq); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("a request with the new key: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		do(t, ctx, "open usage", chromedp.Navigate(base+"usage?by=key"), chromedp.WaitVisible(chromedp.CSS("#chart-h")))
+		if strings.Contains(text(t, ctx, "#table-h + .tabs + .table-wrap, .empty"), "browser") || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if s := text(t, ctx, "main"); !strings.Contains(s, "browser") {
+		t.Fatalf("the usage page does not show the new key's request:\n%s", s)
+	}
+	shots.take("usage")
 	do(t, ctx, "back to models", chromedp.Navigate(base+"models"), chromedp.WaitVisible(chromedp.CSS("#import-form")))
 	if table := text(t, ctx, "#models-table"); !strings.Contains(table, "llama3.2:1b") {
 		t.Fatalf("the table lacks the instances' models:\n%s", table)
