@@ -73,7 +73,7 @@ func (a *admin) overview() overviewView {
 		v.Alerts = append(v.Alerts, alert{"error", "Docker does not answer: " + st.Docker})
 	}
 	for _, in := range st.Instances {
-		row := overviewRow{InstanceStatus: in, Held: holdingText(sched.Holding[in.Name])}
+		row := overviewRow{InstanceStatus: in, Held: HoldingText(sched.Holding[in.Name])}
 		if in.GPU != "cpu" && in.GPU != "" {
 			if cell, ok := cells[in.GPU]; ok {
 				row.GPU, used[in.GPU] = cell, true
@@ -125,18 +125,29 @@ func newGPUCell(d gpu.Device, m gpu.Metrics) *gpuCell {
 	return c
 }
 
-// holdingText says what an instance holds and loads, or "" for nothing.
-func holdingText(held []HeldModel) string {
-	var parts []string
+// HoldingText says what an instance holds and loads, such as
+// "holds llama3.2:1b (2 in flight), qwen3:8b (idle); loading phi3"; ""
+// for nothing.
+func HoldingText(held []HeldModel) string {
+	var holds, loads []string
 	for _, h := range held {
-		s := h.Model
 		switch {
+		case h.Loading && h.InFlight > 0: // sent, and waiting for the load
+			loads = append(loads, fmt.Sprintf("%s (%d in flight)", h.Model, h.InFlight))
 		case h.Loading:
-			s += " (loading)"
+			loads = append(loads, h.Model)
 		case h.InFlight > 0:
-			s += fmt.Sprintf(" (%d in flight)", h.InFlight)
+			holds = append(holds, fmt.Sprintf("%s (%d in flight)", h.Model, h.InFlight))
+		default:
+			holds = append(holds, h.Model+" (idle)")
 		}
-		parts = append(parts, s)
 	}
-	return strings.Join(parts, ", ")
+	var parts []string
+	if len(holds) > 0 {
+		parts = append(parts, "holds "+strings.Join(holds, ", "))
+	}
+	if len(loads) > 0 {
+		parts = append(parts, "loading "+strings.Join(loads, ", "))
+	}
+	return strings.Join(parts, "; ")
 }

@@ -425,10 +425,19 @@ type servedBy struct {
 func (s *servedBy) Attempt(route, model, instance string) {}
 func (s *servedBy) Retry(instance string)                 {}
 func (s *servedBy) FilterHit(where string)                {}
-func (s *servedBy) Observe(u gateway.Usage) {
+func (s *servedBy) Observe(u gateway.Usage)               { s.count(u.Instance) }
+
+func (s *servedBy) count(instance string) {
 	s.mu.Lock()
-	s.n[u.Instance]++
+	s.n[instance]++
 	s.mu.Unlock()
+}
+
+// counts is a copy of the counts so far.
+func (s *servedBy) counts() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.n)
 }
 
 // way is how a run reaches the instances.
@@ -475,9 +484,7 @@ func (b *schedBench) randomWay() *way {
 		mu.Lock()
 		i := rnd.IntN(len(b.inst))
 		mu.Unlock()
-		served.mu.Lock()
-		served.n[b.inst[i].name]++
-		served.mu.Unlock()
+		served.count(b.inst[i].name)
 		return b.inst[i].base
 	}}
 }
@@ -488,9 +495,7 @@ func (b *schedBench) staticWay() *way {
 	served := &servedBy{n: map[string]int{}}
 	return &way{policy: "static split", served: served, close: func() {}, pick: func(client int) string {
 		in := b.inst[client%len(b.inst)]
-		served.mu.Lock()
-		served.n[in.name]++
-		served.mu.Unlock()
+		served.count(in.name)
 		return in.base
 	}}
 }
@@ -708,9 +713,7 @@ func (b *schedBench) measure(ctx context.Context, policy string, start []string,
 	calls, elapsed := load(w)
 	r := runResult{Policy: policy, Swaps: lc.loads(ctx)}
 	r.collect(calls, elapsed)
-	w.served.mu.Lock()
-	r.Served = maps.Clone(w.served.n)
-	w.served.mu.Unlock()
+	r.Served = w.served.counts()
 	b.logf("%s: %d requests in %.1fs, %d swaps, %d failed", policy, r.Requests, r.Seconds, r.Swaps, r.Failures)
 	return r, ctx.Err()
 }
@@ -770,9 +773,7 @@ func (b *schedBench) measureFlood(ctx context.Context, policy string) (runResult
 	}
 	r.LightN = len(light)
 	r.LightTTFTp50, r.LightTTFTp95 = percentile(lt, 50), percentile(lt, 95)
-	w.served.mu.Lock()
-	r.Served = maps.Clone(w.served.n)
-	w.served.mu.Unlock()
+	r.Served = w.served.counts()
 	b.logf("flood %s: %d requests in %.1fs, light p95 %.0f ms", policy, r.Requests, r.Seconds, r.LightTTFTp95)
 	return r, ctx.Err()
 }

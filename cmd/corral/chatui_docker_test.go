@@ -7,9 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -23,12 +21,21 @@ import (
 	"corral/engine"
 	"corral/engine/enginetest"
 	"corral/engine/keys"
-	"corral/proxy/certs/acmetest"
 )
 
-// chatUIHealthy waits for the chat UI container to be healthy.
-func chatUIHealthy(st engine.Status) bool {
-	return len(st.Apps) == 1 && st.Apps[0].Phase == engine.PhaseHealthy
+// appsHealthy is true when the chat UI's n containers are all healthy.
+func appsHealthy(n int) func(engine.Status) bool {
+	return func(st engine.Status) bool {
+		if len(st.Apps) != n {
+			return false
+		}
+		for _, a := range st.Apps {
+			if a.Phase != engine.PhaseHealthy {
+				return false
+			}
+		}
+		return true
+	}
 }
 
 // getChat fetches path from the chat UI listener as a browser would.
@@ -60,7 +67,7 @@ func TestChatUIOpenWebUI(t *testing.T) {
 	f := startFleet(t, 1, "--chat-ui", "open-webui", "--chat-ui-image", img, "--chat-addr", "127.0.0.1:0")
 	t.Parallel()
 	chat := "http://" + f.logAttr(t, "chat UI listening", "addr")
-	st := f.waitStatus(t, "the chat UI healthy", 60*time.Second, chatUIHealthy)
+	st := f.waitStatus(t, "the chat UI healthy", 60*time.Second, appsHealthy(1))
 	app := st.Apps[0]
 	if app.Name != f.st.Namespace+"-chatui" || app.Volume != f.st.Namespace+"-chatui-data" || app.Image != img {
 		t.Fatalf("chat UI status %+v", app)
@@ -152,7 +159,7 @@ func TestChatUIOpenWebUI(t *testing.T) {
 	}
 	readAllBody(t, gwResp)
 	f.waitStatus(t, "the chat UI recreated and healthy", 60*time.Second, func(st engine.Status) bool {
-		return chatUIHealthy(st) && st.Apps[0].ContainerID != app.ContainerID
+		return appsHealthy(1)(st) && st.Apps[0].ContainerID != app.ContainerID
 	})
 	code, body = getChat(t, chat, "/data")
 	if code != 200 || !strings.Contains(body, "kept") {
@@ -191,18 +198,12 @@ func TestChatUIImageMissing(t *testing.T) {
 func TestChatUIOverHTTPSInBrowser(t *testing.T) {
 	bin := chromiumPath(t)
 	img := chatsim.Image(t)
-	ca := acmetest.Start(t, acmetest.Options{})
-	root := filepath.Join(t.TempDir(), "acme-root.pem")
-	if err := os.WriteFile(root, ca.WFERootPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
 	const domain = "chat.ui.corral.test"
+	ca, domainArgs := pebbleDomain(t, domain)
 	dataDir := t.TempDir()
-	p := startServe(t, dataDir, "--namespace", enginetest.Namespace(t), "--cpu-instances", "1", "--ollama-image", simimage.Image(t),
-		"--chat-ui", "open-webui", "--chat-ui-image", img,
-		"--domain", domain, "--email", "owner@corral.test", "--acme-ca", ca.DirectoryURL, "--acme-ca-root", root,
-		"--https-addr", fmt.Sprintf("127.0.0.1:%d", ca.TLSPort), "--http-addr", fmt.Sprintf("127.0.0.1:%d", ca.HTTPPort))
-	p.waitStatus(t, "the instance and the chat UI healthy", 90*time.Second, func(st engine.Status) bool { return allHealthy(1)(st) && chatUIHealthy(st) })
+	p := startServe(t, dataDir, append([]string{"--namespace", enginetest.Namespace(t), "--cpu-instances", "1", "--ollama-image", simimage.Image(t),
+		"--chat-ui", "open-webui", "--chat-ui-image", img}, domainArgs...)...)
+	p.waitStatus(t, "the instance and the chat UI healthy", 90*time.Second, func(st engine.Status) bool { return allHealthy(1)(st) && appsHealthy(1)(st) })
 	waitCertificate(t, dataDir)
 	site := fmt.Sprintf("https://%s:%d", domain, ca.TLSPort)
 
@@ -300,7 +301,7 @@ func TestChatUIModeSwitch(t *testing.T) {
 	serve := func(mode string) (*daemonProc, string, engine.Status) {
 		p := startServe(t, dataDir, "--namespace", ns, "--cpu-instances", "1", "--ollama-image", simimage.Image(t),
 			"--chat-ui", mode, "--chat-ui-image", img, "--chat-addr", "127.0.0.1:0")
-		st := p.waitStatus(t, mode+" healthy", 60*time.Second, func(st engine.Status) bool { return allHealthy(1)(st) && chatUIHealthy(st) })
+		st := p.waitStatus(t, mode+" healthy", 60*time.Second, func(st engine.Status) bool { return allHealthy(1)(st) && appsHealthy(1)(st) })
 		return p, "http://" + p.logAttr(t, "chat UI listening", "addr"), st
 	}
 	t.Parallel()
@@ -334,7 +335,7 @@ func TestChatUIModeSwitch(t *testing.T) {
 		t.Fatalf("chat-ui recreate: %v\n%s", err, out)
 	}
 	p.waitStatus(t, "LobeChat recreated", 60*time.Second, func(st engine.Status) bool {
-		return chatUIHealthy(st) && st.Apps[0].ContainerID != lobeID
+		return appsHealthy(1)(st) && st.Apps[0].ContainerID != lobeID
 	})
 	if out, err := f.cli(t, "chat-ui", "restart"); err != nil || !strings.Contains(out, "restarted on request") {
 		t.Fatalf("chat-ui restart: %v\n%s", err, out)
@@ -343,7 +344,7 @@ func TestChatUIModeSwitch(t *testing.T) {
 		t.Fatalf("chat-ui reboot: %v\n%s", err, out)
 	}
 	// LobeChat offers the gateway's models, and follows a pull.
-	p.waitStatus(t, "LobeChat restarted", 60*time.Second, chatUIHealthy)
+	p.waitStatus(t, "LobeChat restarted", 60*time.Second, appsHealthy(1))
 	if got := chatEnv(t, chat)["OPENAI_MODEL_LIST"]; got != "-all,+llama3.2:1b,+qwen2.5:0.5b" {
 		t.Fatalf("OPENAI_MODEL_LIST %q", got)
 	}
@@ -384,17 +385,7 @@ func TestChatUILobeChatDB(t *testing.T) {
 		p := startServe(t, dataDir, "--namespace", ns, "--cpu-instances", "1", "--ollama-image", simimage.Image(t),
 			"--chat-ui", "lobechat-db", "--chat-ui-image", img, "--chat-ui-db-image", img, "--chat-ui-s3-image", img,
 			"--chat-ui-env", "AUTH_SSO_PROVIDERS=generic-oidc", "--chat-ui-env", "AUTH_GENERIC_OIDC_ISSUER=https://sso.corral.test", "--chat-addr", "127.0.0.1:0")
-		st := p.waitStatus(t, "all three healthy", 90*time.Second, func(st engine.Status) bool {
-			if !allHealthy(1)(st) || len(st.Apps) != 3 {
-				return false
-			}
-			for _, a := range st.Apps {
-				if a.Phase != engine.PhaseHealthy {
-					return false
-				}
-			}
-			return true
-		})
+		st := p.waitStatus(t, "all three healthy", 90*time.Second, func(st engine.Status) bool { return allHealthy(1)(st) && appsHealthy(3)(st) })
 		return p, "http://" + p.logAttr(t, "chat UI listening", "addr"), st
 	}
 	t.Parallel()
@@ -481,28 +472,12 @@ func TestChatUILobeChatDB(t *testing.T) {
 // and the app resolves the domain to this host.
 func TestChatUILobeChatDBFilesOnDomain(t *testing.T) {
 	img := chatsim.Image(t)
-	ca := acmetest.Start(t, acmetest.Options{})
-	root := filepath.Join(t.TempDir(), "acme-root.pem")
-	if err := os.WriteFile(root, ca.WFERootPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
 	const domain = "files.ui.corral.test"
+	ca, domainArgs := pebbleDomain(t, domain)
 	dataDir := t.TempDir()
-	p := startServe(t, dataDir, "--namespace", enginetest.Namespace(t), "--cpu-instances", "1", "--ollama-image", simimage.Image(t),
-		"--chat-ui", "lobechat-db", "--chat-ui-image", img, "--chat-ui-db-image", img, "--chat-ui-s3-image", img,
-		"--domain", domain, "--email", "owner@corral.test", "--acme-ca", ca.DirectoryURL, "--acme-ca-root", root,
-		"--https-addr", fmt.Sprintf("127.0.0.1:%d", ca.TLSPort), "--http-addr", fmt.Sprintf("127.0.0.1:%d", ca.HTTPPort))
-	st := p.waitStatus(t, "all healthy", 90*time.Second, func(st engine.Status) bool {
-		if !allHealthy(1)(st) || len(st.Apps) != 3 {
-			return false
-		}
-		for _, a := range st.Apps {
-			if a.Phase != engine.PhaseHealthy {
-				return false
-			}
-		}
-		return true
-	})
+	p := startServe(t, dataDir, append([]string{"--namespace", enginetest.Namespace(t), "--cpu-instances", "1", "--ollama-image", simimage.Image(t),
+		"--chat-ui", "lobechat-db", "--chat-ui-image", img, "--chat-ui-db-image", img, "--chat-ui-s3-image", img}, domainArgs...)...)
+	st := p.waitStatus(t, "all healthy", 90*time.Second, func(st engine.Status) bool { return allHealthy(1)(st) && appsHealthy(3)(st) })
 	waitCertificate(t, dataDir)
 	site := fmt.Sprintf("https://%s:%d", domain, ca.TLSPort)
 	hc := ca.Client(t)

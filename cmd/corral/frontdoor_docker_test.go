@@ -108,19 +108,12 @@ func tail(s string, n int) string {
 // shows the certificate in `corral status`, and after a restart serves
 // the stored certificate without ordering again.
 func TestServeHTTPSWithPebble(t *testing.T) {
-	ca := acmetest.Start(t, acmetest.Options{})
-	root := filepath.Join(t.TempDir(), "acme-root.pem")
-	if err := os.WriteFile(root, ca.WFERootPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
 	const domain = "chat.serve.corral.test"
+	ca, domainArgs := pebbleDomain(t, domain)
 	image := simimage.Image(t)
 	ns := enginetest.Namespace(t)
 	dataDir := t.TempDir()
-	args := []string{"--namespace", ns, "--cpu-instances", "1", "--ollama-image", image,
-		"--domain", domain, "--email", "owner@corral.test", "--acme-ca", ca.DirectoryURL, "--acme-ca-root", root,
-		"--https-addr", fmt.Sprintf("127.0.0.1:%d", ca.TLSPort), "--http-addr", fmt.Sprintf("127.0.0.1:%d", ca.HTTPPort),
-		"--admin-addr", "127.0.0.1:0"}
+	args := append([]string{"--namespace", ns, "--cpu-instances", "1", "--ollama-image", image, "--admin-addr", "127.0.0.1:0"}, domainArgs...)
 	p := startServe(t, dataDir, args...)
 	p.waitStatus(t, "1 healthy instance", 60*time.Second, allHealthy(1))
 	waitCertificate(t, dataDir)
@@ -198,6 +191,20 @@ func TestServeHTTPSWithPebble(t *testing.T) {
 	if n := ca.Orders(); n != 1 {
 		t.Fatalf("the restart ordered again: %d orders", n)
 	}
+}
+
+// pebbleDomain starts an ACME CA (Pebble) in the test and returns it with
+// the serve flags that have corral get domain's certificate from it, on
+// the loopback ports its challenges reach.
+func pebbleDomain(t *testing.T, domain string) (*acmetest.CA, []string) {
+	t.Helper()
+	ca := acmetest.Start(t, acmetest.Options{})
+	root := filepath.Join(t.TempDir(), "acme-root.pem")
+	if err := os.WriteFile(root, ca.WFERootPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return ca, []string{"--domain", domain, "--email", "owner@corral.test", "--acme-ca", ca.DirectoryURL, "--acme-ca-root", root,
+		"--https-addr", fmt.Sprintf("127.0.0.1:%d", ca.TLSPort), "--http-addr", fmt.Sprintf("127.0.0.1:%d", ca.HTTPPort)}
 }
 
 // waitCertificate waits until the running corral has a valid certificate.

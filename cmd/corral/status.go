@@ -67,7 +67,7 @@ func printStatus(w io.Writer, st statusReport) {
 	for i, in := range st.Instances {
 		io.WriteString(w, rows[i+1])
 		if st.Scheduler != nil {
-			if h := holding(st.Scheduler.Holding[in.Name]); h != "" {
+			if h := ui.HoldingText(st.Scheduler.Holding[in.Name]); h != "" {
 				fmt.Fprintf(w, "  %s\n", h)
 			}
 		}
@@ -79,33 +79,6 @@ func printStatus(w io.Writer, st statusReport) {
 	if st.FrontDoor != nil {
 		printDoor(w, *st.FrontDoor)
 	}
-}
-
-// holding says what an instance holds and loads, such as
-// "holds llama3.2:1b (2 in flight), qwen3:8b (idle); loading phi3"; ""
-// for nothing.
-func holding(held []ui.HeldModel) string {
-	var holds, loads []string
-	for _, h := range held {
-		switch {
-		case h.Loading && h.InFlight > 0: // sent, and waiting for the load
-			loads = append(loads, fmt.Sprintf("%s (%d in flight)", h.Model, h.InFlight))
-		case h.Loading:
-			loads = append(loads, h.Model)
-		case h.InFlight > 0:
-			holds = append(holds, fmt.Sprintf("%s (%d in flight)", h.Model, h.InFlight))
-		default:
-			holds = append(holds, h.Model+" (idle)")
-		}
-	}
-	var parts []string
-	if len(holds) > 0 {
-		parts = append(parts, "holds "+strings.Join(holds, ", "))
-	}
-	if len(loads) > 0 {
-		parts = append(parts, "loading "+strings.Join(loads, ", "))
-	}
-	return strings.Join(parts, "; ")
 }
 
 // printQueue shows what waits in corral's queue, a line a model with its
