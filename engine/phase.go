@@ -4,7 +4,8 @@ import "time"
 
 // Phase is where an instance is in its life. Transitions:
 // pending → pulling → starting → healthy ⇄ unhealthy, any → failed (with
-// a reason), and draining on the way out.
+// a reason), and draining on the way out; stopped while the owner keeps
+// it down.
 type Phase string
 
 const (
@@ -15,6 +16,9 @@ const (
 	PhaseUnhealthy Phase = "unhealthy"
 	PhaseFailed    Phase = "failed"
 	PhaseDraining  Phase = "draining"
+	// PhaseStopped: the owner stopped it; it stays down, across restarts
+	// of corral, until started again.
+	PhaseStopped Phase = "stopped"
 )
 
 // InstanceStatus is what status, the CLI and the pages show of an instance.

@@ -35,8 +35,10 @@ func (e *Engine) reconcile(ctx context.Context) (time.Time, error) {
 	desired := append([]Spec(nil), e.desired...)
 	reach := e.reach
 	phases := map[string]Phase{}
+	stopped := map[string]bool{}
 	for name, in := range e.inst {
 		phases[name] = in.phase
+		stopped[name] = in.stopped
 	}
 	e.mu.Unlock()
 	publish := reach == ReachLoopback
@@ -71,7 +73,7 @@ func (e *Engine) reconcile(ctx context.Context) (time.Time, error) {
 	// Companions are replaced at once: there is one of each.
 	unavailable := 0
 	for _, s := range desired {
-		if c, ok := byName[s.Name]; !isApp(s) && (!ok || !c.Running || phases[s.Name] != PhaseHealthy) {
+		if c, ok := byName[s.Name]; !isApp(s) && !stopped[s.Name] && (!ok || !c.Running || phases[s.Name] != PhaseHealthy) {
 			unavailable++
 		}
 	}
@@ -82,6 +84,17 @@ func (e *Engine) reconcile(ctx context.Context) (time.Time, error) {
 			break
 		}
 		c, ok := byName[s.Name]
+		if stopped[s.Name] {
+			// Kept down; a container that came back (created by hand, or
+			// left by a stop that failed half way) goes.
+			if ok {
+				if err := e.docker.Remove(ctx, c.ID, e.cfg.StopTimeout); err != nil {
+					errs = append(errs, err)
+				}
+			}
+			e.transition(s.Name, PhaseStopped, stoppedReason)
+			continue
+		}
 		hash := specHash(s, publish)
 		var at time.Time
 		var err error
