@@ -30,6 +30,9 @@ type Config struct {
 	// instance (or ctx ends); a draining instance's streams finish first.
 	DrainWait  func(ctx context.Context, instance string)
 	DrainGrace time.Duration // longest wait for DrainWait
+	// SimulatedGPUs: the GPUs are corral serve --simulate-gpus's, which
+	// exist only in NVML mocks; instances get no device.
+	SimulatedGPUs bool
 	// Store, when set, keeps operator changes such as weights.
 	Store  *store.Store
 	Logger *slog.Logger

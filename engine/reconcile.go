@@ -228,7 +228,7 @@ func (e *Engine) create(ctx context.Context, s Spec, hash string, publish bool, 
 				return err
 			}
 		}
-	case s.GPU != cpuGPU:
+	case s.GPU != cpuGPU && !e.cfg.SimulatedGPUs:
 		cs.GPU = s.GPU
 	}
 	id, err := e.docker.Create(ctx, cs)

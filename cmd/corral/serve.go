@@ -49,6 +49,7 @@ type serveConfig struct {
 	LogLevel       string
 	LogFormat      string
 	HealthInterval time.Duration
+	SimulateGPUs   int // GPUs from NVML mocks instead of the host's
 
 	door  doorConfig
 	queue queueConfig
@@ -92,6 +93,9 @@ func (c serveConfig) Validate() error {
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("--log-format %q: use text or json", c.LogFormat))
 	}
+	if c.SimulateGPUs < 0 || c.SimulateGPUs > 64 {
+		errs = append(errs, fmt.Errorf("--simulate-gpus %d: use 0 (off) to 64", c.SimulateGPUs))
+	}
 	if c.HealthInterval < 100*time.Millisecond {
 		errs = append(errs, fmt.Errorf("--health-interval %s: use 100ms or more", c.HealthInterval))
 	}
@@ -127,6 +131,7 @@ func parseServe(args []string, stdout io.Writer) (serveConfig, error) {
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
 	fs.DurationVar(&c.HealthInterval, "health-interval", 3*time.Second, "how often each instance's /api/version is probed")
+	fs.IntVar(&c.SimulateGPUs, "simulate-gpus", 0, "pretend this many A100 GPUs exist (NVML mocks), to try corral and its pages on a host without any; their instances run without a GPU")
 	s := &c.settings
 	fs.StringVar(&s.GPUs, "gpus", s.GPUs, "GPUs to run Ollama on: all, none, or a list of indexes or UUIDs such as 0,2")
 	fs.IntVar(&s.CPUInstances, "cpu-instances", s.CPUInstances, "Ollama instances to run when no GPU is used")
@@ -204,7 +209,11 @@ func (a *app) serve(ctx context.Context, c serveConfig, log *slog.Logger) error 
 	}
 	defer st.Close()
 
-	inv := a.discover()
+	inv, sampler := a.discover(), gpu.NewSampler(5*time.Second)
+	if c.SimulateGPUs > 0 {
+		inv, sampler = gpu.Simulated(c.SimulateGPUs, 5*time.Second)
+		log.Warn("simulated GPUs: NVML mocks stand in for the host's GPUs; instances run without one", "count", c.SimulateGPUs)
+	}
 	if len(inv.Devices) == 0 {
 		log.Info("no GPUs: running Ollama on CPU", "reason", inv.Reason)
 	} else {
@@ -306,6 +315,7 @@ func (a *app) serve(ctx context.Context, c serveConfig, log *slog.Logger) error 
 		DockerHost:     c.DockerHost,
 		Reach:          engine.Reach(c.Reach),
 		HealthInterval: c.HealthInterval,
+		SimulatedGPUs:  c.SimulateGPUs > 0,
 		DrainWait:      func(ctx context.Context, name string) { gw.WaitIdle(ctx, name) },
 		DrainGrace:     c.DrainGrace,
 		Store:          st,
@@ -322,7 +332,6 @@ func (a *app) serve(ctx context.Context, c serveConfig, log *slog.Logger) error 
 		return err
 	}
 
-	sampler := gpu.NewSampler(5 * time.Second)
 	mdl, err := models.New(models.Config{Store: st, GPUFree: freeByUUID(sampler), SpoolDir: c.DataDir, Logger: log}, eng)
 	if err != nil {
 		closeAll()
