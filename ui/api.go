@@ -6,6 +6,7 @@ package ui
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"time"
 
@@ -19,10 +20,24 @@ import (
 type Engine interface {
 	Status() engine.Status
 	SetWeight(instance string, weight int) error
-	// Restart and Recreate act on an instance's or the chat UI's
-	// container.
+	// Restart, Recreate, Stop and Start act on an instance's or the chat
+	// UI's container.
 	Restart(ctx context.Context, name string) error
 	Recreate(ctx context.Context, name string) error
+	Stop(ctx context.Context, name string) error
+	Start(name string) error
+	// Logs writes the container's last tail lines, then (follow) what
+	// comes, until ctx ends.
+	Logs(ctx context.Context, name string, tail int, follow bool, w io.Writer) error
+	// Events are the recent phase changes, newest first ("" for all).
+	Events(name string) []engine.Event
+}
+
+// InstanceSettings reads and changes what every Ollama instance runs
+// with; a change is rolled out one instance at a time.
+type InstanceSettings interface {
+	InstanceSettings() engine.Settings
+	SetInstanceSettings(engine.Settings) error
 }
 
 // GPUs is what the API needs to show devices and their metrics.
@@ -48,6 +63,13 @@ type Deps struct {
 	// ChatUI reports the chat UI: its mode, address, and LobeChat's
 	// access code; nil: not shown.
 	ChatUI FrontDoor
+	// Settings changes the instances' image, keep-alive and parallel
+	// slots; nil: not offered.
+	Settings InstanceSettings
+	// Certs reports the front door's certificates; nil: not shown.
+	Certs Certificates
+	// Backup: GET /api/v1/backup serves a snapshot of the store.
+	Backup bool
 	// AdminToken rotates the admin token; nil: no such endpoint.
 	AdminToken interface {
 		RotateToken() (string, error)
@@ -115,6 +137,14 @@ func NewAPI(d Deps) http.Handler {
 	}
 	v1.POST("/instances/:name/restart", h.containerAction(Engine.Restart))
 	v1.POST("/instances/:name/recreate", h.containerAction(Engine.Recreate))
+	v1.POST("/instances/:name/stop", h.containerAction(Engine.Stop))
+	v1.POST("/instances/:name/start", h.containerAction(func(e Engine, _ context.Context, name string) error { return e.Start(name) }))
+	v1.GET("/instances/:name/logs", h.logs)
+	v1.GET("/events", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"events": h.Engine.Events(c.Query("instance"))}) })
+	if d.Settings != nil {
+		v1.GET("/settings/instances", func(c *gin.Context) { c.JSON(http.StatusOK, d.Settings.InstanceSettings()) })
+		v1.PUT("/settings/instances", h.setInstanceSettings)
+	}
 	if d.Filter != nil {
 		v1.GET("/filter", h.getFilter)
 		v1.PUT("/filter", h.setFilter)

@@ -357,6 +357,8 @@ func (a *app) serve(ctx context.Context, c serveConfig, log *slog.Logger) error 
 	fd := &doorStatus{door: door, certs: cm}
 	deps := ui.Deps{Engine: eng, GPUs: gpuView{inv, sampler}, Keys: apiKeys, Models: mdl, Usage: meter, Filter: cf, FrontDoor: fd}
 	deps.Scheduler = schedStatus{gw}
+	deps.Settings = &instanceSettings{st: st, eng: eng, inv: inv, namespace: c.Namespace, cur: settings}
+	deps.Certs = certReport{cm}
 	cu := &chatUI{cfg: c.chat, namespace: c.Namespace, publicURL: publicURL(doorCfg), listener: door.Addr("chat"), eng: eng, st: st, keys: apiKeys, gateway: gw, log: log}
 	if c.chat.Mode != chatui.None {
 		deps.ChatUI = cu
