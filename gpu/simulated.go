@@ -121,4 +121,3 @@ func newA100(i int) *mock.Device {
 		GetEnforcedPowerLimitFunc: func() (uint32, nvml.Return) { return dgxPowerLimitMW, nvml.SUCCESS },
 	}
 }
-

@@ -42,10 +42,10 @@ var instanceActions = map[string]struct {
 	verb, consequence string
 	act               func(Engine, context.Context, string) error
 }{
-	"restart": {"Restart", "Its container restarts in place: requests on it fail, models it holds load again.", Engine.Restart},
+	"restart":  {"Restart", "Its container restarts in place: requests on it fail, models it holds load again.", Engine.Restart},
 	"recreate": {"Recreate", "Its requests finish (up to the drain grace period), then a new container replaces it; models and data stay.", Engine.Recreate},
-	"stop": {"Stop", "Its requests finish, then it is taken down and stays down, across restarts of corral, until you start it.", Engine.Stop},
-	"start": {"Start", "", func(e Engine, _ context.Context, name string) error { return e.Start(name) }},
+	"stop":     {"Stop", "Its requests finish, then it is taken down and stays down, across restarts of corral, until you start it.", Engine.Stop},
+	"start":    {"Start", "", func(e Engine, _ context.Context, name string) error { return e.Start(name) }},
 }
 
 func (a *admin) instancesView() instancesView {

@@ -33,13 +33,13 @@ const certExpiryWarning = 14 * 24 * time.Hour
 
 // settingsView is the settings page.
 type settingsView struct {
-	Cert     *CertReport
-	ChatUI   any
-	Filter   []string
+	Cert      *CertReport
+	ChatUI    any
+	Filter    []string
 	HasFilter bool
-	Backup   bool
-	Done     string
-	Error    string
+	Backup    bool
+	Done      string
+	Error     string
 }
 
 func (a *admin) settingsView() settingsView {
