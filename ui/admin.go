@@ -39,6 +39,7 @@ type admin struct {
 	cop       *http.CrossOriginProtection
 	pages     *pages
 	log       *slog.Logger
+	now       func() time.Time
 }
 
 // NewAdmin builds the handler of the admin listener: the admin pages, the
@@ -70,6 +71,7 @@ func NewAdmin(cfg AdminConfig, d Deps) (*Admin, error) {
 		cop:       http.NewCrossOriginProtection(),
 		pages:     p,
 		log:       cfg.Logger,
+		now:       cfg.Now,
 	}
 	token := []byte(cfg.Token)
 	a.token.Store(&token)

@@ -68,6 +68,11 @@ type Deps struct {
 	Settings InstanceSettings
 	// Certs reports the front door's certificates; nil: not shown.
 	Certs Certificates
+	// DataDisk reports the disk that holds the data directory; nil: not
+	// watched.
+	DataDisk func() (DiskReport, error)
+	// Tokens is each instance's generation rate; nil: not shown.
+	Tokens interface{ PerSecond() map[string]float64 }
 	// Backup: GET /api/v1/backup serves a snapshot of the store.
 	Backup bool
 	// AdminToken rotates the admin token; nil: no such endpoint.

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"sync"
+	"syscall"
 
 	"corral/engine"
 	"corral/engine/store"
@@ -70,4 +71,15 @@ func (c certReport) CertReport() (ui.CertReport, bool) {
 		}
 	}
 	return r, true
+}
+
+// dataDisk reports the free space where the data directory lives.
+func dataDisk(dir string) func() (ui.DiskReport, error) {
+	return func() (ui.DiskReport, error) {
+		var fs syscall.Statfs_t
+		if err := syscall.Statfs(dir, &fs); err != nil {
+			return ui.DiskReport{}, fmt.Errorf("statfs %s: %w", dir, err)
+		}
+		return ui.DiskReport{Path: dir, Free: fs.Bavail * uint64(fs.Bsize), Total: fs.Blocks * uint64(fs.Bsize)}, nil
+	}
 }

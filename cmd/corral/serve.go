@@ -348,8 +348,9 @@ func (a *app) serve(ctx context.Context, c serveConfig, log *slog.Logger) error 
 		return err
 	}
 	// Scrapes read the queue once gw is built (below, before anything serves).
+	rates := ui.NewTokenRates(nil)
 	prom := wire.NewMetrics(eng, inv, sampler, wire.QueueMetrics(func() *gateway.Gateway { return gw }))
-	gw = gateway.New(gateway.Config{Logger: log, MaxBodyBytes: doorCfg.Limits.MaxBody, Meter: wire.Meter{M: meter}, Filter: cf, Observer: wire.Observer{M: prom},
+	gw = gateway.New(gateway.Config{Logger: log, MaxBodyBytes: doorCfg.Limits.MaxBody, Meter: wire.Meter{M: meter}, Filter: cf, Observer: wire.Observer{M: prom, Tokens: rates},
 		Priorities: wire.Priorities{K: apiKeys}, Scheduling: c.queue.schedulerConfig()},
 		&upstreams{eng: eng, models: mdl, sampler: sampler}, apiKeys)
 	defer gw.Close()
@@ -359,6 +360,8 @@ func (a *app) serve(ctx context.Context, c serveConfig, log *slog.Logger) error 
 	deps.Scheduler = schedStatus{gw}
 	deps.Settings = &instanceSettings{st: st, eng: eng, inv: inv, namespace: c.Namespace, cur: settings}
 	deps.Certs = certReport{cm}
+	deps.DataDisk = dataDisk(c.DataDir)
+	deps.Tokens = rates
 	cu := &chatUI{cfg: c.chat, namespace: c.Namespace, publicURL: publicURL(doorCfg), listener: door.Addr("chat"), eng: eng, st: st, keys: apiKeys, gateway: gw, log: log}
 	if c.chat.Mode != chatui.None {
 		deps.ChatUI = cu
