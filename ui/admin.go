@@ -36,6 +36,7 @@ type admin struct {
 	tokenFile string
 	sessions  *sessions
 	guesses   *guesses
+	links     *signInLinks
 	cop       *http.CrossOriginProtection
 	pages     *pages
 	log       *slog.Logger
@@ -68,6 +69,7 @@ func NewAdmin(cfg AdminConfig, d Deps) (*Admin, error) {
 		tokenFile: cfg.TokenFile,
 		sessions:  newSessions(cfg.SessionTTL, cfg.Now),
 		guesses:   newGuesses(cfg.Now),
+		links:     newSignInLinks(cfg.Now),
 		cop:       http.NewCrossOriginProtection(),
 		pages:     p,
 		log:       cfg.Logger,
@@ -82,6 +84,8 @@ func NewAdmin(cfg AdminConfig, d Deps) (*Admin, error) {
 	r.GET("/static/:name", p.serveStatic)
 	r.GET("/login", pageHeaders, a.loginPage)
 	r.POST("/login", pageHeaders, a.login)
+	r.GET("/login/link", pageHeaders, a.linkPage)
+	r.POST("/login/link", pageHeaders, a.linkSignIn)
 
 	pg := r.Group("/", pageHeaders, a.requirePage)
 	pg.GET("/", a.overviewPage)

@@ -75,6 +75,9 @@ type Deps struct {
 	Tokens interface{ PerSecond() map[string]float64 }
 	// Backup: GET /api/v1/backup serves a snapshot of the store.
 	Backup bool
+	// SignInLink makes a one-time sign-in link for the admin pages; nil:
+	// there are none (no admin listener).
+	SignInLink func() (string, error)
 	// AdminToken rotates the admin token; nil: no such endpoint.
 	AdminToken interface {
 		RotateToken() (string, error)
@@ -140,6 +143,7 @@ func NewAPI(d Deps) http.Handler {
 	if d.AdminToken != nil {
 		v1.POST("/admin-token/rotate", h.rotateToken)
 	}
+	v1.POST("/admin-link", h.signInLink)
 	v1.POST("/instances/:name/restart", h.containerAction(Engine.Restart))
 	v1.POST("/instances/:name/recreate", h.containerAction(Engine.Recreate))
 	v1.POST("/instances/:name/stop", h.containerAction(Engine.Stop))
@@ -210,6 +214,20 @@ func (h handler) rotateToken(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"token": token})
+}
+
+// signInLink answers {"link": URL}, a one-time way into the admin pages.
+func (h handler) signInLink(c *gin.Context) {
+	if h.SignInLink == nil {
+		c.JSON(http.StatusConflict, gin.H{"error": errNoLinks.Error()})
+		return
+	}
+	link, err := h.SignInLink()
+	if err != nil {
+		c.JSON(http.StatusInternalServerError, gin.H{"error": err.Error()})
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"link": link})
 }
 
 func (h handler) gpus(c *gin.Context) {
