@@ -108,6 +108,7 @@ type instance struct {
 	deaths      []time.Time // recent exits we did not cause, for back-off
 	removing    string      // container ID we are removing on purpose
 	stopped     bool        // the owner keeps it down (Stop)
+	lastExit    *Exit       // the latest exit corral did not ask for
 	// restartedUntil: a death before then is a restart we asked for.
 	restartedUntil time.Time
 
@@ -284,6 +285,7 @@ func (e *Engine) Status() Status {
 			Name: s.Name, GPU: s.GPU, GPUIndex: s.GPUIndex,
 			Phase: in.phase, Reason: in.reason, ContainerID: in.containerID,
 			Image: image, Endpoint: in.endpoint, Since: in.since, Weight: max(s.Weight, 1),
+			LastExit: in.lastExit,
 		})
 	}
 	return st

@@ -33,6 +33,15 @@ type InstanceStatus struct {
 	Endpoint    string    `json:"endpoint"`
 	Weight      int       `json:"weight"`
 	Since       time.Time `json:"since"`
+	// LastExit is the latest time its container exited without corral
+	// asking (a crash, a kill, OOM), and why; nil if it never did.
+	LastExit *Exit `json:"last_exit,omitempty"`
+}
+
+// Exit is a container's exit that corral did not ask for.
+type Exit struct {
+	At     time.Time `json:"at"`
+	Reason string    `json:"reason"`
 }
 
 // Status is the engine's view of the world at one moment.

@@ -330,6 +330,9 @@ func (e *Engine) restart(ctx context.Context, s Spec, c ctr) (time.Time, error) 
 		last = in.deaths[n-1]
 	}
 	why := exitReason(c)
+	if !last.IsZero() {
+		in.lastExit = &Exit{At: last, Reason: why}
+	}
 	loop := ""
 	if n >= crashLoopAfter {
 		loop = fmt.Sprintf("crash loop: exited %d times in %s (last: %s)", n, deathWindow, why)

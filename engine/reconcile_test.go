@@ -597,3 +597,23 @@ func TestEventsAreBounded(t *testing.T) {
 		t.Fatalf("%d events, newest %q", len(evs), evs[0].Reason)
 	}
 }
+
+// An exit corral did not ask for is kept with its reason, for the
+// overview to say after the restart healed it.
+func TestLastExit(t *testing.T) {
+	f := newFake()
+	f.images["o:1"] = true
+	e, clock := newTestEngine(f, cpuSpecs("t", 1, "o:1"))
+	ctx := context.Background()
+	e.reconcile(ctx)
+	if x := e.Status().Instances[0].LastExit; x != nil {
+		t.Fatalf("a fresh instance has an exit: %+v", x)
+	}
+	id := f.exit("t-ollama-0", 137, clock.now())
+	e.recordDeath(event{Action: "die", ID: id, Name: "t-ollama-0"})
+	e.reconcile(ctx)
+	x := e.Status().Instances[0].LastExit
+	if x == nil || x.Reason != "exit code 137" || !x.At.Equal(clock.now()) {
+		t.Fatalf("last exit = %+v", x)
+	}
+}

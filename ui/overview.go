@@ -30,6 +30,7 @@ type overviewRow struct {
 	GPU  *gpuCell // nil for a CPU instance
 	Held string   // models held and loading, in words
 	Rate string   // tokens per second generated, "" when not known
+	Exit string   // a recent exit corral did not ask for, in words
 }
 
 // gpuCell is one GPU's figures from its latest sample.
@@ -81,6 +82,9 @@ func (a *admin) overview() overviewView {
 	}
 	for _, in := range st.Instances {
 		row := overviewRow{InstanceStatus: in, Held: HoldingText(sched.Holding[in.Name])}
+		if x := in.LastExit; x != nil && a.now().Sub(x.At) < recentExit {
+			row.Exit = "exited at " + x.At.Local().Format("15:04:05") + ": " + x.Reason
+		}
 		if rates != nil {
 			row.Rate = fmt.Sprintf("%.1f tokens/s", rates[in.Name])
 		}
@@ -163,6 +167,10 @@ func HoldingText(held []HeldModel) string {
 	}
 	return strings.Join(parts, "; ")
 }
+
+// recentExit is how long the overview says an instance exited: long
+// enough for the owner to see it after the restart healed it.
+const recentExit = time.Hour
 
 // DiskReport is the space on the disk of the data directory.
 type DiskReport struct {
