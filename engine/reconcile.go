@@ -384,9 +384,27 @@ func exitReason(c ctr) string {
 		return c.Error
 	case c.Status == "created":
 		return "never started"
+	case signalName(c.ExitCode) != "":
+		return fmt.Sprintf("exit code %d (%s)", c.ExitCode, signalName(c.ExitCode))
 	default:
 		return fmt.Sprintf("exit code %d", c.ExitCode)
 	}
+}
+
+// signalName words the signals that end containers: 128+n is the exit
+// code of a process killed by signal n.
+func signalName(code int) string {
+	switch code - 128 {
+	case 6:
+		return "aborted, SIGABRT"
+	case 9:
+		return "killed, SIGKILL: docker kill, or the kernel out of memory"
+	case 11:
+		return "crashed, SIGSEGV"
+	case 15:
+		return "terminated, SIGTERM"
+	}
+	return ""
 }
 
 // ensureImage pulls image when Docker lacks it. When showPhase is set the

@@ -613,7 +613,7 @@ func TestLastExit(t *testing.T) {
 	e.recordDeath(event{Action: "die", ID: id, Name: "t-ollama-0"})
 	e.reconcile(ctx)
 	x := e.Status().Instances[0].LastExit
-	if x == nil || x.Reason != "exit code 137" || !x.At.Equal(clock.now()) {
+	if x == nil || x.Reason != "exit code 137 (killed, SIGKILL: docker kill, or the kernel out of memory)" || !x.At.Equal(clock.now()) {
 		t.Fatalf("last exit = %+v", x)
 	}
 }

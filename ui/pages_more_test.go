@@ -26,7 +26,10 @@ type recEngine struct {
 	done *[]string
 }
 
-func (r recEngine) Stop(_ context.Context, name string) error { *r.done = append(*r.done, "stop "+name); return nil }
+func (r recEngine) Stop(_ context.Context, name string) error {
+	*r.done = append(*r.done, "stop "+name)
+	return nil
+}
 func (r recEngine) Start(name string) error {
 	if name != "corral-ollama-0" {
 		return errors.New("no instance or chat UI container " + name)

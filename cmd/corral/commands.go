@@ -42,6 +42,7 @@ func commands() []command {
 		{"filter", "show or set the content filter's phrases", (*app).filterCmd},
 		{"weight", "set an instance's share of gateway traffic", (*app).weightCmd},
 		{"chat-ui", "show the chat UI, restart it or recreate it", (*app).chatUICmd},
+		{"admin-link", "print a one-time link that signs a browser in to the admin pages", (*app).adminLinkCmd},
 		{"admin-token", "print the admin token, or replace it with --rotate (signs every admin out)", (*app).adminTokenCmd},
 		{"version", "print the version", (*app).versionCmd},
 		{"help", "show this help", nil},

@@ -292,9 +292,10 @@ func (a *app) serve(ctx context.Context, c serveConfig, log *slog.Logger) error 
 	}
 	token := c.AdminToken
 	var tokenFile string // where the token is kept; empty when given as a flag
+	firstStart := false  // the token was just made: nobody has signed in yet
 	if admin != nil && token == "" {
 		tokenFile = filepath.Join(c.DataDir, "admin-token")
-		if token, err = loadOrCreateToken(tokenFile); err != nil {
+		if token, firstStart, err = loadOrCreateToken(tokenFile); err != nil {
 			closeAll()
 			return err
 		}
@@ -369,12 +370,19 @@ func (a *app) serve(ctx context.Context, c serveConfig, log *slog.Logger) error 
 	// The admin listener's handler is made first: the control socket's
 	// API rotates its token (corral admin-token --rotate).
 	var adminHandler *ui.Admin
+	var adminBase string // the admin pages' URL
 	if admin != nil {
 		if adminHandler, err = ui.NewAdmin(ui.AdminConfig{Token: token, TokenFile: tokenFile, Metrics: prom.Handler(), Logger: log}, deps); err != nil {
 			closeAll()
 			return err
 		}
 		deps.AdminToken = adminHandler
+		adminBase = adminURL(admin.Addr())
+		if cm != nil {
+			_, port, _ := net.SplitHostPort(admin.Addr().String())
+			adminBase = "https://" + net.JoinHostPort(cm.Status().Names[0], port) + "/"
+		}
+		deps.SignInLink = func() (string, error) { return adminHandler.SignInLink(adminBase) }
 	}
 	api := ui.NewAPI(deps)
 
@@ -392,21 +400,25 @@ func (a *app) serve(ctx context.Context, c serveConfig, log *slog.Logger) error 
 		// With a domain it is HTTPS with the same certificate, on its own
 		// port: never on the chat UI's origin.
 		srv := &http.Server{Handler: adminHandler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
-		url := adminURL(admin.Addr())
 		admin = door.Guard(admin, cm == nil)
 		if cm != nil {
 			srv.TLSConfig = cm.TLSConfig()
 			admin = tls.NewListener(admin, srv.TLSConfig)
-			_, port, _ := net.SplitHostPort(admin.Addr().String())
-			url = "https://" + net.JoinHostPort(cm.Status().Names[0], port) + "/"
 		}
 		servers = append(servers, srv)
 		listeners = append(listeners, admin)
-		attrs := []any{"addr", admin.Addr().String(), "url", url}
+		attrs := []any{"addr", admin.Addr().String(), "url", adminBase}
 		if tokenFile != "" {
 			attrs = append(attrs, "token_file", tokenFile)
 		}
 		log.Info("admin API listening", attrs...)
+		if firstStart {
+			// The first start prints a way in that needs no copying of
+			// the token; corral admin-link makes more.
+			if link, err := adminHandler.SignInLink(adminBase); err == nil {
+				log.Info(signInLinkMsg, "link", link)
+			}
+		}
 	}
 	for i, srv := range servers {
 		wg.Go(func() {
@@ -512,19 +524,22 @@ func adminURL(addr net.Addr) string {
 
 // loadOrCreateToken keeps the generated admin token in a 0600 file, so it
 // survives restarts and an admin can read it as the owner.
-func loadOrCreateToken(path string) (string, error) {
+func loadOrCreateToken(path string) (token string, created bool, err error) {
 	raw, err := os.ReadFile(path)
 	if err == nil && len(strings.TrimSpace(string(raw))) > 0 {
-		return strings.TrimSpace(string(raw)), nil
+		return strings.TrimSpace(string(raw)), false, nil
 	}
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return "", fmt.Errorf("read admin token: %w", err)
+		return "", false, fmt.Errorf("read admin token: %w", err)
 	}
 	b := make([]byte, 24)
 	rand.Read(b)
-	token := hex.EncodeToString(b)
+	token = hex.EncodeToString(b)
 	if err := os.WriteFile(path, []byte(token+"\n"), 0o600); err != nil {
-		return "", fmt.Errorf("write admin token: %w", err)
+		return "", false, fmt.Errorf("write admin token: %w", err)
 	}
-	return token, nil
+	return token, true, nil
 }
+
+// signInLinkMsg is the first start's log line with a sign-in link.
+const signInLinkMsg = "sign in to the admin pages with this link (it works once, for 15 minutes; corral admin-link makes another)"
