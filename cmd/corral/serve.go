@@ -49,6 +49,7 @@ type serveConfig struct {
 	LogLevel       string
 	LogFormat      string
 	HealthInterval time.Duration
+	CORSOrigins    string // browser origins allowed to call the gateway, comma-separated; stored
 
 	door  doorConfig
 	queue queueConfig
@@ -85,6 +86,9 @@ func (c serveConfig) Validate() error {
 		if _, _, err := net.SplitHostPort(c.AdminAddr); err != nil {
 			errs = append(errs, fmt.Errorf("--admin-addr %q: want host:port, such as 127.0.0.1:8090 (empty turns it off)", c.AdminAddr))
 		}
+	}
+	if _, err := gateway.ParseOrigins(strings.Split(c.CORSOrigins, ",")); err != nil {
+		errs = append(errs, fmt.Errorf("--cors-origins: %w", err))
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		errs = append(errs, err)
@@ -127,6 +131,7 @@ func parseServe(args []string, stdout io.Writer) (serveConfig, error) {
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
 	fs.DurationVar(&c.HealthInterval, "health-interval", 3*time.Second, "how often each instance's /api/version is probed")
+	fs.StringVar(&c.CORSOrigins, "cors-origins", "", "web pages that may call the gateway from a browser (CORS): origins such as https://app.example.com, comma-separated, or * for any; stored, and changed live by the admin API (default: none, or the stored list)")
 	s := &c.settings
 	fs.StringVar(&s.GPUs, "gpus", s.GPUs, "GPUs to run Ollama on: all, none, or a list of indexes or UUIDs such as 0,2")
 	fs.IntVar(&s.CPUInstances, "cpu-instances", s.CPUInstances, "Ollama instances to run when no GPU is used")
@@ -338,15 +343,23 @@ func (a *app) serve(ctx context.Context, c serveConfig, log *slog.Logger) error 
 		closeAll()
 		return err
 	}
+	cors, err := wire.NewCORS(st)
+	if err == nil && c.explicit["cors-origins"] {
+		err = cors.SetOrigins(ctx, strings.Split(c.CORSOrigins, ","))
+	}
+	if err != nil {
+		closeAll()
+		return err
+	}
 	// Scrapes read the queue once gw is built (below, before anything serves).
 	prom := wire.NewMetrics(eng, inv, sampler, wire.QueueMetrics(func() *gateway.Gateway { return gw }))
 	gw = gateway.New(gateway.Config{Logger: log, MaxBodyBytes: doorCfg.Limits.MaxBody, Meter: wire.Meter{M: meter}, Filter: cf, Observer: wire.Observer{M: prom},
-		Priorities: wire.Priorities{K: apiKeys}, Scheduling: c.queue.schedulerConfig()},
+		Priorities: wire.Priorities{K: apiKeys}, Scheduling: c.queue.schedulerConfig(), CORS: cors, Version: version},
 		&upstreams{eng: eng, models: mdl, sampler: sampler}, apiKeys)
 	defer gw.Close()
 	gin.SetMode(gin.ReleaseMode)
 	fd := &doorStatus{door: door, certs: cm}
-	deps := ui.Deps{Engine: eng, GPUs: gpuView{inv, sampler}, Keys: apiKeys, Models: mdl, Usage: meter, Filter: cf, FrontDoor: fd}
+	deps := ui.Deps{Engine: eng, GPUs: gpuView{inv, sampler}, Keys: apiKeys, Models: mdl, Usage: meter, Filter: cf, CORS: cors, FrontDoor: fd}
 	deps.Scheduler = schedStatus{gw}
 	cu := &chatUI{cfg: c.chat, namespace: c.Namespace, publicURL: publicURL(doorCfg), listener: door.Addr("chat"), eng: eng, st: st, keys: apiKeys, gateway: gw, log: log}
 	if c.chat.Mode != chatui.None {
