@@ -82,6 +82,9 @@ type Engine struct {
 	kick    chan struct{} // asks the reconcile loop for a pass
 	refresh chan struct{} // asks the health loop for a probe now
 
+	// checks counts the health loop's rounds, for Recheck.
+	checks checkCount
+
 	mu        sync.Mutex
 	desired   []Spec
 	inst      map[string]*instance
@@ -161,6 +164,7 @@ func newEngine(cfg Config, d docker, desired []Spec) *Engine {
 		now:     time.Now,
 		kick:    make(chan struct{}, 1),
 		refresh: make(chan struct{}, 1),
+		checks:  checkCount{end: make(chan struct{})},
 		inst:    map[string]*instance{},
 
 		pullFailed: map[string]time.Time{},

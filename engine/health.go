@@ -20,6 +20,61 @@ func (e *Engine) Refresh() {
 	}
 }
 
+// Recheck probes every instance now, as Refresh asks, and returns once a
+// round of probes that began after the call has published its routes, or
+// ctx ends. The gateway calls it before it says a model does not exist.
+func (e *Engine) Recheck(ctx context.Context) error {
+	want := e.checks.next()
+	e.Refresh()
+	for {
+		done, ended := e.checks.wait(want)
+		if done {
+			return nil
+		}
+		select {
+		case <-ended:
+		case <-ctx.Done():
+			return fmt.Errorf("engine: re-reading the instances: %w", ctx.Err())
+		}
+	}
+}
+
+// checkCount counts the health loop's rounds of probes.
+type checkCount struct {
+	mu           sync.Mutex
+	begun, ended uint64
+	end          chan struct{} // closed when a round ends, then replaced
+}
+
+// next is the number of the next round to begin.
+func (c *checkCount) next() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.begun + 1
+}
+
+// wait reports whether round n has ended, or returns a channel closed
+// when the round running now ends.
+func (c *checkCount) wait(n uint64) (bool, <-chan struct{}) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ended >= n, c.end
+}
+
+func (c *checkCount) begin() {
+	c.mu.Lock()
+	c.begun++
+	c.mu.Unlock()
+}
+
+func (c *checkCount) finish() {
+	c.mu.Lock()
+	c.ended = c.begun
+	close(c.end)
+	c.end = make(chan struct{})
+	c.mu.Unlock()
+}
+
 // unhealthyAfter consecutive failed probes take a healthy instance out.
 const unhealthyAfter = 2
 
@@ -27,7 +82,9 @@ func (e *Engine) healthLoop(ctx context.Context) {
 	t := time.NewTicker(e.cfg.HealthInterval)
 	defer t.Stop()
 	for {
+		e.checks.begin()
 		e.checkHealth(ctx)
+		e.checks.finish()
 		select {
 		case <-ctx.Done():
 			return

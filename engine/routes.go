@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -39,6 +40,21 @@ type ModelInfo struct {
 		ParameterSize     string `json:"parameter_size"`
 		QuantizationLevel string `json:"quantization_level"`
 	} `json:"details"`
+	// Raw is the entry as the instance listed it, every field kept, for
+	// the gateway's own /api/tags.
+	Raw json.RawMessage `json:"-"`
+}
+
+// UnmarshalJSON reads an /api/tags entry and keeps its bytes in Raw.
+func (m *ModelInfo) UnmarshalJSON(b []byte) error {
+	type plain ModelInfo // without this method
+	var p plain
+	if err := json.Unmarshal(b, &p); err != nil {
+		return err
+	}
+	*m = ModelInfo(p)
+	m.Raw = bytes.Clone(b)
+	return nil
 }
 
 // LoadedModel is one entry of an instance's /api/ps.

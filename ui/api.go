@@ -53,6 +53,7 @@ type Deps struct {
 	Keys   Keys   // nil: no key endpoints
 	Models Models // nil: no model endpoints
 	Filter Filter // nil: no filter endpoints
+	CORS   CORS   // nil: no CORS settings endpoints
 	Usage  Usage  // nil: no usage endpoint
 	// FrontDoor reports the listeners, the routing table and the
 	// certificates; nil: not shown.
@@ -157,6 +158,10 @@ func NewAPI(d Deps) http.Handler {
 	if d.Filter != nil {
 		v1.GET("/filter", h.getFilter)
 		v1.PUT("/filter", h.setFilter)
+	}
+	if d.CORS != nil {
+		v1.GET("/settings/cors", h.getCORS)
+		v1.PUT("/settings/cors", h.setCORS)
 	}
 	if d.Models != nil {
 		v1.GET("/models", h.listModels)

@@ -285,3 +285,42 @@ func TestRealOllamaEndToEnd(t *testing.T) {
 	}
 	t.Logf("real Ollama under a kill: %d ok, %d cut mid-stream with an error line, 0 failed", ok.Load(), cut.Load())
 }
+
+// TestRealOllamaClientAPIs: the OpenAI Responses API (openai-go) and
+// Anthropic's Messages API (a plain request), streamed and not, through
+// corral to the real Ollama server, with usage recorded exactly as Ollama
+// counted it; and a model Ollama made behind corral's back is listed and
+// served together.
+func TestRealOllamaClientAPIs(t *testing.T) {
+	image := realOllama(t)
+	ns := enginetest.Namespace(t)
+	dataDir := t.TempDir()
+	// A long health interval: the model made behind corral's back is served
+	// because the request has the instance read again, not by a poll.
+	p := startServe(t, dataDir, "--namespace", ns, "--cpu-instances", "1", "--ollama-image", image, "--health-interval", "10s")
+	st := p.waitStatus(t, "a healthy Ollama instance", 120*time.Second, allHealthy(1))
+	f := &fleet{daemonProc: p, st: st, gateway: "http://" + p.logAttr(t, "gateway listening", "addr")}
+	key, err := f.cli(t, "keys", "create", "clients")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.key = strings.TrimSpace(key)
+	gguf := filepath.Join(t.TempDir(), "tiny.gguf")
+	if out, err := exec.Command("go", "run", "../mkgguf", "-o", gguf).CombinedOutput(); err != nil {
+		t.Fatalf("mkgguf: %v\n%s", err, out)
+	}
+	if out, err := f.cli(t, "models", "import", gguf, "--name", "tiny", "--template", "{{ .Prompt }}",
+		"--param", "num_ctx=2048", "--param", "num_predict=16", "--param", "num_thread=1"); err != nil {
+		t.Fatalf("import: %v\n%s", err, out)
+	}
+	f.waitRoutable(t, "tiny:latest")
+
+	var want clientCounts
+	responsesBoth(t, f, "tiny", 6, &want)
+	messagesBoth(t, f, "tiny", 5, &want)
+	waitUsage(t, dataDir, "clients", want)
+	t.Logf("Responses and Messages through corral: %d requests, %d prompt and %d completion tokens, as Ollama counted", want.requests, want.prompt, want.completion)
+
+	behindTheBack(t, f, st.Instances[0].Endpoint, "tiny", "behind",
+		`{"model":"behind","stream":false,"messages":[{"role":"user","content":"hi"}],"options":{"num_predict":2}}`)
+}

@@ -50,6 +50,7 @@ type serveConfig struct {
 	LogFormat      string
 	HealthInterval time.Duration
 	SimulateGPUs   int // GPUs from NVML mocks instead of the host's
+	CORSOrigins    string // browser origins allowed to call the gateway, comma-separated; stored
 
 	door  doorConfig
 	queue queueConfig
@@ -86,6 +87,9 @@ func (c serveConfig) Validate() error {
 		if _, _, err := net.SplitHostPort(c.AdminAddr); err != nil {
 			errs = append(errs, fmt.Errorf("--admin-addr %q: want host:port, such as 127.0.0.1:8090 (empty turns it off)", c.AdminAddr))
 		}
+	}
+	if _, err := gateway.ParseOrigins(strings.Split(c.CORSOrigins, ",")); err != nil {
+		errs = append(errs, fmt.Errorf("--cors-origins: %w", err))
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		errs = append(errs, err)
@@ -132,6 +136,7 @@ func parseServe(args []string, stdout io.Writer) (serveConfig, error) {
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
 	fs.DurationVar(&c.HealthInterval, "health-interval", 3*time.Second, "how often each instance's /api/version is probed")
 	fs.IntVar(&c.SimulateGPUs, "simulate-gpus", 0, "pretend this many A100 GPUs exist (NVML mocks), to try corral and its pages on a host without any; their instances run without a GPU")
+	fs.StringVar(&c.CORSOrigins, "cors-origins", "", "web pages that may call the gateway from a browser (CORS): origins such as https://app.example.com, comma-separated, or * for any; stored, and changed live by the admin API (default: none, or the stored list)")
 	s := &c.settings
 	fs.StringVar(&s.GPUs, "gpus", s.GPUs, "GPUs to run Ollama on: all, none, or a list of indexes or UUIDs such as 0,2")
 	fs.IntVar(&s.CPUInstances, "cpu-instances", s.CPUInstances, "Ollama instances to run when no GPU is used")
@@ -348,16 +353,24 @@ func (a *app) serve(ctx context.Context, c serveConfig, log *slog.Logger) error 
 		closeAll()
 		return err
 	}
+	cors, err := wire.NewCORS(st)
+	if err == nil && c.explicit["cors-origins"] {
+		err = cors.SetOrigins(ctx, strings.Split(c.CORSOrigins, ","))
+	}
+	if err != nil {
+		closeAll()
+		return err
+	}
 	// Scrapes read the queue once gw is built (below, before anything serves).
 	rates := ui.NewTokenRates(nil)
 	prom := wire.NewMetrics(eng, inv, sampler, wire.QueueMetrics(func() *gateway.Gateway { return gw }))
 	gw = gateway.New(gateway.Config{Logger: log, MaxBodyBytes: doorCfg.Limits.MaxBody, Meter: wire.Meter{M: meter}, Filter: cf, Observer: wire.Observer{M: prom, Tokens: rates},
-		Priorities: wire.Priorities{K: apiKeys}, Scheduling: c.queue.schedulerConfig()},
+		Priorities: wire.Priorities{K: apiKeys}, Scheduling: c.queue.schedulerConfig(), CORS: cors, Version: version},
 		&upstreams{eng: eng, models: mdl, sampler: sampler}, apiKeys)
 	defer gw.Close()
 	gin.SetMode(gin.ReleaseMode)
 	fd := &doorStatus{door: door, certs: cm}
-	deps := ui.Deps{Engine: eng, GPUs: gpuView{inv, sampler}, Keys: apiKeys, Models: mdl, Usage: meter, Filter: cf, FrontDoor: fd}
+	deps := ui.Deps{Engine: eng, GPUs: gpuView{inv, sampler}, Keys: apiKeys, Models: mdl, Usage: meter, Filter: cf, CORS: cors, FrontDoor: fd}
 	deps.Scheduler = schedStatus{gw}
 	deps.Settings = &instanceSettings{st: st, eng: eng, inv: inv, namespace: c.Namespace, cur: settings}
 	deps.Certs = certReport{cm}

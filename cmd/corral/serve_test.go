@@ -80,6 +80,7 @@ func TestServeBadInput(t *testing.T) {
 		{"queue wait too short", append(base, "--queue-max-wait", "10ms"), false, "--queue-max-wait 10ms: use 1s or more", 1},
 		{"empty queue", append(base, "--queue-max", "0"), false, "--queue-max 0: use 1 or more", 1},
 		{"bad max body", append(base, "--max-body", "lots"), false, `--max-body "lots": want a size such as 32MiB`, 1},
+		{"bad CORS origin", append(base, "--cors-origins", "https://app.example.com,app.example.com"), false, `--cors-origins: CORS origin "app.example.com": want scheme://host[:port]`, 1},
 		{"bad trusted proxy", append(base, "--trusted-proxies", "10.0.0.0/8,nginx"), false, `--trusted-proxies "nginx": want an address or a prefix`, 1},
 		{"https port in use", append(base, "--domain", "chat.example.com", "--email", "you@example.com", "--https-addr", busy.Addr().String(), "--http-addr", "127.0.0.1:0"), false, "--https-addr " + busy.Addr().String() + ": bind: address already in use: pick another", 1},
 		{"http port in use", append(base, "--domain", "chat.example.com", "--email", "you@example.com", "--https-addr", "127.0.0.1:0", "--http-addr", busy.Addr().String()), false, "--http-addr " + busy.Addr().String() + ": bind: address already in use: pick another", 1},

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"net/url"
 	"sync/atomic"
 
@@ -28,10 +29,14 @@ type cachedSnapshot struct {
 var (
 	_ gateway.Upstreams = (*upstreams)(nil)
 	_ gateway.Refresher = (*upstreams)(nil)
+	_ gateway.Rechecker = (*upstreams)(nil)
 )
 
 // Refresh re-reads every instance at once.
 func (u *upstreams) Refresh() { u.eng.Refresh() }
+
+// Recheck re-reads every instance and returns once the routes show it.
+func (u *upstreams) Recheck(ctx context.Context) error { return u.eng.Recheck(ctx) }
 
 func (u *upstreams) Snapshot() *gateway.Snapshot {
 	t := u.eng.Routes()
@@ -62,10 +67,11 @@ func (u *upstreams) Snapshot() *gateway.Snapshot {
 			Name: r.Name, URL: base, Healthy: r.Healthy, Draining: r.Draining, Status: r.Status,
 			Weight: r.Weight, Parallel: r.Parallel, PolledAt: r.PolledAt, Since: r.Since, FreeMemory: free[r.GPU],
 			Models: make(map[string]bool, len(r.Models)), Loaded: make(map[string]bool, len(r.Loaded)),
-			Placed: placed[r.Name],
+			Placed: placed[r.Name], Listed: make([]gateway.Listed, 0, len(r.Models)),
 		}
 		for _, m := range r.Models {
 			up.Models[gateway.CanonicalModel(m.Name)] = true
+			up.Listed = append(up.Listed, gateway.Listed{Name: m.Name, ModifiedAt: m.ModifiedAt, Entry: m.Raw})
 		}
 		for _, m := range r.Loaded {
 			up.Loaded[gateway.CanonicalModel(m.Name)] = true

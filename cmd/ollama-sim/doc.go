@@ -1,7 +1,9 @@
 // Command ollama-sim simulates an Ollama server (v0.17 API) for corral's
-// tests: the native /api endpoints and the OpenAI-compatible /v1 ones, with
-// Ollama's field names, JSON shapes, status codes and error messages, but
-// with deterministic text, token counts and timing, and faults on demand.
+// tests: the native /api endpoints, the OpenAI-compatible /v1 ones (chat,
+// completions, embeddings, models, and the Responses API) and Anthropic's
+// Messages API (/v1/messages), with Ollama's field names, JSON shapes,
+// status codes and error messages, but with deterministic text, token
+// counts and timing, and faults on demand.
 // Its image (see package simimage) replaces ollama/ollama in integration
 // tests; `ollama-sim serve` is accepted like the real binary.
 //

@@ -139,6 +139,8 @@ func (s *server) routes() {
 	m.HandleFunc("POST /v1/chat/completions", s.inference(openaiAPI, s.openai(s.handleChatCompletions)))
 	m.HandleFunc("POST /v1/completions", s.inference(openaiAPI, s.openai(s.handleCompletions)))
 	m.HandleFunc("POST /v1/embeddings", s.inference(openaiAPI, s.openai(s.handleOpenAIEmbeddings)))
+	m.HandleFunc("POST /v1/responses", s.inference(openaiAPI, s.openai(s.handleResponses)))
+	m.HandleFunc("POST /v1/messages", s.inference(anthropicAPI, s.anthropic(s.handleMessages)))
 	m.HandleFunc("GET /v1/models", s.openai(s.handleListModels))
 	m.HandleFunc("GET /v1/models/{model...}", s.openai(s.handleRetrieveModel))
 
@@ -270,8 +272,9 @@ func started(w http.ResponseWriter) bool {
 type apiFamily int
 
 const (
-	ollamaAPI apiFamily = iota // {"error": "..."}
-	openaiAPI                  // {"error": {"message", "type", "param", "code"}}
+	ollamaAPI    apiFamily = iota // {"error": "..."}
+	openaiAPI                     // {"error": {"message", "type", "param", "code"}}
+	anthropicAPI                  // {"type": "error", "error": {"type", "message"}, "request_id"}
 )
 
 // apiError is an error the client sees, with its status.
@@ -311,6 +314,15 @@ func (s *server) openai(h apiHandler) http.HandlerFunc {
 	}
 }
 
+// anthropic adapts an apiHandler to Anthropic's error shape.
+func (s *server) anthropic(h apiHandler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			s.fail(w, r, anthropicAPI, err)
+		}
+	}
+}
+
 func (s *server) fail(w http.ResponseWriter, r *http.Request, api apiFamily, err error) {
 	var ae *apiError
 	if !errors.As(err, &ae) {
@@ -329,6 +341,11 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, api apiFamily, err
 
 // writeAPIError writes an error body in the API's shape.
 func writeAPIError(w http.ResponseWriter, api apiFamily, e *apiError) {
+	if api == anthropicAPI {
+		// Anthropic's middleware types every error by its status.
+		writeOpenAIJSON(w, e.status, anthropicError(e.status, e.msg))
+		return
+	}
 	if api == openaiAPI {
 		code := http.StatusInternalServerError
 		if e.typed {

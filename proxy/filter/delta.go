@@ -10,7 +10,10 @@ import (
 // DeltaText returns the generated text in a piece of a streamed answer,
 // the text of all its lines concatenated: with sse, the "data:" lines of
 // an OpenAI stream (choices[].delta.content of chat, choices[].text of
-// completions); else the lines of an Ollama NDJSON stream
+// completions), of a Responses API stream (the "delta" string of its
+// response.*.delta events: text, and also reasoning summaries and tool
+// arguments) or of an Anthropic Messages stream (delta.text of its
+// content_block_delta events); else the lines of an Ollama NDJSON stream
 // (message.content of /api/chat, response of /api/generate).
 //
 // Each line is read by a small JSON scanner rather than decoded: the
@@ -70,6 +73,7 @@ const (
 	choices              // its choices array
 	choice               // one choice object
 	delta                // a choice's delta object
+	event                // an event's "delta": a string (Responses) or an object (Messages)
 	ndRoot               // Ollama line object
 	message              // its message object
 	text                 // a string value that is generated text
@@ -82,8 +86,15 @@ const maxDepth = 10000
 func child(p place, key []byte) place {
 	switch p {
 	case sseRoot:
-		if string(key) == "choices" {
+		switch string(key) {
+		case "choices":
 			return choices
+		case "delta":
+			return event
+		}
+	case event:
+		if string(key) == "text" {
+			return text
 		}
 	case choice:
 		switch string(key) {
@@ -138,7 +149,7 @@ func (p *scanner) value(at place) bool {
 	case c == '[':
 		return p.array(at)
 	case c == '"':
-		if at == text {
+		if at == text || at == event {
 			return p.str(true)
 		}
 		return p.str(false)

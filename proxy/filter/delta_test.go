@@ -31,6 +31,11 @@ func TestDeltaText(t *testing.T) {
 		{"CRLF", true, "data: {\"choices\":[{\"delta\":{\"content\":\"r\"}}]}\r\n\r\n", "r"},
 		{"invalid json", true, `data: {"choices":[{"delta":{"content":"x"}}]` + "\n", ""},
 		{"trailing garbage", true, `data: {"choices":[{"delta":{"content":"x"}}]} x`, ""},
+		{"responses delta", true, "event: response.output_text.delta\ndata: {\"content_index\":0,\"delta\":\"Hel\",\"type\":\"response.output_text.delta\"}\n\n", "Hel"},
+		{"responses done not text", true, "event: response.output_text.done\ndata: {\"text\":\"Hello\",\"type\":\"response.output_text.done\"}\n\n", ""},
+		{"messages text delta", true, "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"lo\"}}\n\n", "lo"},
+		{"messages tool json not text", true, "event: content_block_delta\ndata: {\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{}\"}}\n\n", ""},
+		{"messages usage delta", true, "event: message_delta\ndata: {\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":3}}\n\n", ""},
 		{"sse line in ndjson mode", false, `data: {"response":"x"}`, ""},
 		{"ollama chat", false, `{"model":"m","created_at":"t","message":{"role":"assistant","content":"Hi"},"done":false}` + "\n", "Hi"},
 		{"ollama generate", false, `{"model":"m","response":"Hi","done":false}` + "\n" + `{"model":"m","response":" there","done":false}` + "\n", "Hi there"},
@@ -155,7 +160,7 @@ func refDeltaText(sse bool, chunk []byte) string {
 func wanted(path []string, sse bool) bool {
 	p := strings.Join(path, "/")
 	if sse {
-		return p == "choices/[]/delta/content" || p == "choices/[]/text"
+		return p == "choices/[]/delta/content" || p == "choices/[]/text" || p == "delta" || p == "delta/text"
 	}
 	return p == "message/content" || p == "response"
 }

@@ -14,6 +14,8 @@ type promptBody struct {
 	System json.RawMessage `json:"system"`
 	Suffix json.RawMessage `json:"suffix"`
 	Input  json.RawMessage `json:"input"`
+	// The Responses API's system text.
+	Instructions json.RawMessage `json:"instructions"`
 }
 
 // PromptText returns the text a request asks the model about, the lines
@@ -25,7 +27,13 @@ type promptBody struct {
 //   - /v1/completions: prompt, a string or an array of strings, and suffix;
 //   - /api/generate: system, prompt and suffix;
 //   - /v1/embeddings, /api/embed: input, a string or an array of strings;
-//     /api/embeddings: prompt.
+//     /api/embeddings: prompt;
+//   - /v1/responses: instructions, and input, a string or a list of items
+//     whose content is a string or a list of parts (input_text,
+//     output_text);
+//   - /v1/messages: system, a string or a list of text blocks, and every
+//     message's content, a string or a list of blocks (text, and the
+//     content of tool_result blocks).
 //
 // Any other route, a body that is not JSON, or parts of other shapes
 // (token arrays, images) give "" for that part.
@@ -33,7 +41,7 @@ func PromptText(route string, body []byte) string {
 	var b promptBody
 	switch route {
 	case "/v1/chat/completions", "/api/chat", "/v1/completions", "/api/generate",
-		"/v1/embeddings", "/api/embed", "/api/embeddings":
+		"/v1/embeddings", "/api/embed", "/api/embeddings", "/v1/responses", "/v1/messages":
 	default:
 		return ""
 	}
@@ -45,6 +53,28 @@ func PromptText(route string, body []byte) string {
 	case "/v1/chat/completions", "/api/chat":
 		for _, m := range b.Messages {
 			parts = appendContent(parts, m.Content)
+		}
+	case "/v1/messages":
+		parts = appendContent(parts, b.System)
+		for _, m := range b.Messages {
+			parts = appendContent(parts, m.Content)
+		}
+	case "/v1/responses":
+		parts = appendStrings(parts, b.Instructions)
+		var s string
+		if json.Unmarshal(b.Input, &s) == nil {
+			parts = appendStrings(parts, b.Input)
+			break
+		}
+		var items []struct {
+			Content json.RawMessage `json:"content"`
+			Output  json.RawMessage `json:"output"`
+		}
+		if json.Unmarshal(b.Input, &items) == nil {
+			for _, it := range items {
+				parts = appendContent(parts, it.Content)
+				parts = appendStrings(parts, it.Output)
+			}
 		}
 	case "/v1/completions":
 		parts = appendStrings(parts, b.Prompt)
@@ -75,13 +105,32 @@ func appendContent(parts []string, raw json.RawMessage) []string {
 		return parts
 	}
 	var arr []struct {
-		Type string `json:"type"`
-		Text string `json:"text"`
+		Type    string          `json:"type"`
+		Text    string          `json:"text"`
+		Content json.RawMessage `json:"content"`
 	}
 	if json.Unmarshal(raw, &arr) == nil {
 		for _, p := range arr {
-			if (p.Type == "text" || p.Type == "input_text") && p.Text != "" {
-				parts = append(parts, p.Text)
+			switch p.Type {
+			case "text", "input_text", "output_text":
+				if p.Text != "" {
+					parts = append(parts, p.Text)
+				}
+			case "tool_result":
+				// Anthropic's: a string or text blocks, one level down.
+				var inner []struct {
+					Type string `json:"type"`
+					Text string `json:"text"`
+				}
+				if json.Unmarshal(p.Content, &inner) == nil {
+					for _, q := range inner {
+						if q.Type == "text" && q.Text != "" {
+							parts = append(parts, q.Text)
+						}
+					}
+				} else {
+					parts = appendStrings(parts, p.Content)
+				}
 			}
 		}
 	}

@@ -31,6 +31,9 @@ type forwardReq struct {
 	// between: the key, or the key and its end user, who share the key's
 	// weight.
 	key, consumer string
+	// allowed reports whether the caller's key may use a model, for the
+	// list in a 404.
+	allowed func(model string) bool
 }
 
 // forwardRes is what the log line and, later, usage metering need.
@@ -105,7 +108,7 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, fr forwardReq)
 	}
 	res.outcome = "failed: " + last.Message
 	if c.committed {
-		c.write(streamError(fr.route.sse, last.Message, "upstream_stream_error"))
+		c.write(streamError(fr.route, last.Message, "upstream_stream_error"))
 		return res
 	}
 	res.status = last.Status
@@ -146,9 +149,10 @@ func connectionNamed(h http.Header, name string) bool {
 }
 
 // dropRequestField reports whether a request field stays out of what an
-// instance gets: the hop-by-hop ones and the caller's credentials.
+// instance gets: the hop-by-hop ones and the caller's credentials (its
+// bearer key or Anthropic's x-api-key, and cookies).
 func dropRequestField(h http.Header, k string) bool {
-	return fieldIn(k, hopByHop...) || fieldIn(k, "Authorization", "Cookie") || connectionNamed(h, k)
+	return fieldIn(k, hopByHop...) || fieldIn(k, "Authorization", "Cookie", anthropicKeyField) || connectionNamed(h, k)
 }
 
 func upstreamRequest(ctx context.Context, r *http.Request, u *Upstream, fr forwardReq) (*http.Request, error) {
@@ -246,7 +250,7 @@ func (g *Gateway) attempt(r *http.Request, fr forwardReq, u *Upstream, st *upstr
 			return true, &apiError{Status: http.StatusBadGateway, Message: fmt.Sprintf("instance %s: its answer was cut off", u.Name)}, out
 		}
 		if resp.StatusCode == http.StatusOK {
-			c.res.counts = answerCounts(fr.route.dialect == dialectOpenAI, body)
+			c.res.counts = answerCounts(fr.route, body)
 		}
 		copyHeader(c.w.Header(), resp.Header)
 		c.w.Header().Set("Content-Length", fmt.Sprint(len(body)))

@@ -51,8 +51,11 @@ type openAIUsage struct {
 }
 
 // answerCounts reads token counts from a whole (non-streamed) answer.
-func answerCounts(openAI bool, body []byte) counts {
-	if openAI {
+func answerCounts(rt route, body []byte) counts {
+	switch {
+	case rt.events != eventsNone:
+		return tokenUsage(body, 0)
+	case rt.dialect == dialectOpenAI:
 		return openAICounts(body)
 	}
 	c := ollamaAnswerCounts(body)
@@ -144,6 +147,9 @@ func intAfter(data, key []byte) (n int, ok bool) {
 // only an incomplete tail waits for its rest.
 type framer struct {
 	sse bool
+	// events names the API of a stream of named events (zero: OpenAI's
+	// chunks, or NDJSON).
+	events eventAPI
 	// dropUsage removes the usage-only SSE event corral asked for when the
 	// client did not.
 	dropUsage bool
@@ -157,6 +163,9 @@ type framer struct {
 	// frame, so this is the completion's size when its counts never come.
 	frames int
 	hit    string // filter phrase found in the output
+	// startInput is the prompt count a Messages stream announced at its
+	// start, for a final usage that leaves it out.
+	startInput int
 }
 
 // newFramer is a framer by value: a stream keeps it on its stack.
@@ -237,7 +246,9 @@ func (f *framer) tail() []byte {
 
 // inspect looks at one frame and reports whether it goes to the client.
 func (f *framer) inspect(frame []byte) bool {
-	if f.sse {
+	if f.sse && f.events != eventsNone {
+		f.inspectEvent(frame)
+	} else if f.sse {
 		data, ok := bytes.CutPrefix(frame, dataPrefix)
 		if !ok {
 			return true // comments and other fields pass

@@ -46,6 +46,11 @@ type Config struct {
 	Filter           Filter     // nil: no content filter
 	Observer         Observer   // nil: no metrics
 	Priorities       Priorities // nil: every key equal
+	// CORS lets web pages of the origins it allows call the gateway from
+	// a browser; nil: none may.
+	CORS CORS
+	// Version is corral's, for GET /.
+	Version string
 	// Scheduling tunes corral's queue (its clock is the real one).
 	Scheduling scheduler.Config
 	Logger     *slog.Logger
@@ -101,6 +106,8 @@ type Gateway struct {
 
 	syncMu sync.Mutex
 	synced *Snapshot // what the scheduler was last told
+
+	rc recheck // coalesces re-reading the instances for an unknown model
 
 	watchMu  sync.Mutex
 	waiting  int  // requests in Acquire
@@ -206,17 +213,32 @@ const hexDigits = "0123456789abcdef"
 // and Set find it without making the canonical form anew each request.
 const requestIDKey = "X-Request-Id"
 
-func bearer(r *http.Request) string {
+// apiKey is the request's key: "Authorization: Bearer KEY", as OpenAI
+// and Ollama clients send it, or "x-api-key: KEY", as Anthropic's do.
+func apiKey(r *http.Request) string {
 	h := r.Header.Get("Authorization")
 	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
 		return strings.TrimSpace(h[7:])
 	}
+	if h == "" {
+		return strings.TrimSpace(r.Header.Get(anthropicKeyField))
+	}
 	return ""
 }
+
+// anthropicKeyField is x-api-key as Go's header maps key it.
+const anthropicKeyField = "X-Api-Key"
 
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rid := g.requestID(r)
 	w.Header().Set(requestIDKey, rid)
+	if g.cors(w, r) {
+		return // a preflight, answered without a key
+	}
+	if r.URL.Path == "/" {
+		g.serveRoot(w, r)
+		return
+	}
 	rt, ok := routes[r.URL.Path]
 	rt.name = r.URL.Path
 	if !ok && strings.HasPrefix(r.URL.Path, "/v1/models/") {
@@ -230,9 +252,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		apiError{Status: http.StatusNotFound, Message: fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path), Code: "unknown_url"}.write(w, d)
 		return
 	}
-	key := bearer(r)
+	key := apiKey(r)
 	if key == "" {
-		apiError{Status: http.StatusUnauthorized, Message: "missing API key: send Authorization: Bearer <key> (create one with corral keys create NAME)", Code: "invalid_api_key"}.write(w, rt.dialect)
+		how := "Authorization: Bearer <key>"
+		if rt.dialect == dialectAnthropic {
+			how = "x-api-key: <key> or " + how
+		}
+		apiError{Status: http.StatusUnauthorized, Message: "missing API key: send " + how + " (create one with corral keys create NAME)", Code: "invalid_api_key"}.write(w, rt.dialect)
 		return
 	}
 	switch rt.kind {
@@ -251,7 +277,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if g.refuseKey(w, r, key, rt.dialect) {
 			return
 		}
-		g.serveAggregate(w, r, rt)
+		g.serveAggregate(w, r, rt, key)
 	}
 }
 
@@ -299,12 +325,24 @@ func (g *Gateway) serveModel(w http.ResponseWriter, r *http.Request, rt route, k
 		authError(err).write(w, rt.dialect)
 		return
 	}
+	// The lists read the snapshot that routing reads: a model is listed
+	// and served, or neither. One missing from it has the instances asked
+	// again before the answer is that it does not exist.
+	if s, ok := g.findModel(r.Context(), model); !ok {
+		if r.Context().Err() != nil {
+			return // the client left while the instances were asked
+		}
+		g.log.Info("model not found", "id", rid, "key", keyName, "path", r.URL.Path, "model", model)
+		unavailable(s, model, g.mayUse(r.Context(), key)).write(w, rt.dialect)
+		return
+	}
 	stream := rt.streamDefault
 	if req.Stream != nil {
 		stream = *req.Stream
 	}
 	user := endUser(r, req)
-	fr := forwardReq{route: rt, body: body, model: model, stream: stream, rid: rid, filter: g.cfg.Filter, key: keyName, consumer: keyName}
+	fr := forwardReq{route: rt, body: body, model: model, stream: stream, rid: rid, filter: g.cfg.Filter, key: keyName, consumer: keyName,
+		allowed: g.mayUse(r.Context(), key)}
 	if user != "" {
 		// A chat UI's users share its key's place in the queue fairly.
 		fr.consumer = keyName + "/" + user
@@ -334,7 +372,7 @@ func (g *Gateway) serveModel(w http.ResponseWriter, r *http.Request, rt route, k
 			return
 		}
 		// Exact counts of an OpenAI stream come only in its usage chunk.
-		if stream && rt.sse && (req.StreamOptions == nil || !req.StreamOptions.IncludeUsage) {
+		if stream && rt.sse && rt.events == eventsNone && (req.StreamOptions == nil || !req.StreamOptions.IncludeUsage) {
 			fr.body, fr.dropUsage = withUsage(body), true
 		}
 	}
@@ -383,12 +421,15 @@ func quotaError(err error) apiError {
 	return apiError{Status: http.StatusServiceUnavailable, Message: "usage accounting failed: " + err.Error(), RetryAfter: 5 * time.Second}
 }
 
-// modelsAvailable lists canonical models present on any instance, sorted.
-func modelsAvailable(s *Snapshot) []string {
+// modelsAvailable lists canonical models present on any instance that
+// allowed allows (nil: all), sorted.
+func modelsAvailable(s *Snapshot, allowed func(string) bool) []string {
 	set := map[string]bool{}
 	for _, u := range s.Upstreams {
 		for m := range u.Models {
-			set[m] = true
+			if allowed == nil || allowed(m) {
+				set[m] = true
+			}
 		}
 	}
 	out := make([]string, 0, len(set))

@@ -147,7 +147,7 @@ func TestRejections(t *testing.T) {
 		{"empty body", "/v1/chat/completions", "good", ``, 400, "request body is empty"},
 		{"missing model", "/v1/chat/completions", "good", `{"messages":[]}`, 400, `"param":"model"`},
 		{"oversized", "/api/chat", "good", `{"model":"m","x":"` + strings.Repeat("a", 2<<20) + `"}`, 413, "larger than 1 MiB"},
-		{"unknown model", "/api/chat", "good", `{"model":"nope"}`, 404, `model \"nope:latest\" not found; models available: m:latest, secret:latest`},
+		{"unknown model", "/api/chat", "good", `{"model":"nope"}`, 404, `model \"nope:latest\" not found; models available: m:latest"}`}, // not secret:latest: the key may not use it
 		{"unknown model openai", "/v1/chat/completions", "good", `{"model":"nope"}`, 404, `"code":"model_not_found"`},
 		{"pull refused", "/api/pull", "good", `{"model":"m"}`, 403, "corral pull"},
 		{"delete refused", "/api/delete", "good", `{"model":"m"}`, 403, "model management"},

@@ -214,6 +214,9 @@ func TestEstimatePromptTokens(t *testing.T) {
 		{"ollama images field is not text", `{"messages":[{"role":"user","content":"1234","images":["` + strings.Repeat("A", 4000) + `"]}]}`, 1},
 		{"generate prompt and system", `{"prompt":"12345678","system":"1234"}`, 3},
 		{"completions prompt list", `{"prompt":["1234","12345"]}`, 3},
+		{"anthropic system blocks", `{"system":[{"type":"text","text":"12345678"}],"messages":[{"role":"user","content":[{"type":"text","text":"1234"}]}]}`, 3},
+		{"responses input string", `{"instructions":"1234","input":"12345678"}`, 3},
+		{"responses input items", `{"input":[{"role":"user","content":"1234"},{"type":"message","role":"user","content":[{"type":"input_text","text":"12345678"}]}]}`, 3},
 		{"empty", `{}`, 0},
 		{"not JSON", `{"messages":`, 0},
 	} {

@@ -18,6 +18,10 @@ type route struct {
 	// it: true for Ollama's chat and generate, false for OpenAI's.
 	streamDefault bool
 	sse           bool // streams as SSE (else NDJSON)
+	// events names the API whose SSE events carry their type in an
+	// "event:" line (the Responses and Messages APIs); zero for OpenAI's
+	// data-only chunks and NDJSON.
+	events eventAPI
 }
 
 type routeKind int
@@ -36,6 +40,8 @@ var routes = map[string]route{
 	"/v1/chat/completions": {dialect: dialectOpenAI, kind: kindModel, sse: true},
 	"/v1/completions":      {dialect: dialectOpenAI, kind: kindModel, sse: true},
 	"/v1/embeddings":       {dialect: dialectOpenAI, kind: kindModel},
+	"/v1/responses":        {dialect: dialectOpenAI, kind: kindModel, sse: true, events: eventsResponses},
+	"/v1/messages":         {dialect: dialectAnthropic, kind: kindModel, sse: true, events: eventsMessages},
 	"/v1/models":           {dialect: dialectOpenAI, kind: kindModels},
 	"/api/chat":            {dialect: dialectOllama, kind: kindModel, streamDefault: true},
 	"/api/generate":        {dialect: dialectOllama, kind: kindModel, streamDefault: true},
@@ -60,8 +66,9 @@ type modelRequest struct {
 	// Ollama's /api/embeddings and /api/show accept "name" in older clients.
 	Name string `json:"name"`
 	// What a request may generate, for quota reservations.
-	MaxTokens           *int `json:"max_tokens"`
+	MaxTokens           *int `json:"max_tokens"` // OpenAI's older field, and Anthropic's
 	MaxCompletionTokens *int `json:"max_completion_tokens"`
+	MaxOutputTokens     *int `json:"max_output_tokens"` // the Responses API's
 	Options             struct {
 		NumPredict *int `json:"num_predict"`
 	} `json:"options"`
@@ -73,7 +80,7 @@ type modelRequest struct {
 
 // maxTokens is the most the request may generate, or 0 when unbounded.
 func (m modelRequest) maxTokens() int {
-	for _, p := range []*int{m.MaxCompletionTokens, m.MaxTokens, m.Options.NumPredict} {
+	for _, p := range []*int{m.MaxCompletionTokens, m.MaxTokens, m.MaxOutputTokens, m.Options.NumPredict} {
 		if p != nil && *p > 0 {
 			return *p
 		}
@@ -208,29 +215,34 @@ func parseModelRequest(body []byte) (modelRequest, *apiError) {
 // estimatePromptTokens guesses a prompt's size from its text, at four
 // characters a token, for a stream whose own counts never came. Only text
 // counts: an image's share depends on the model, and its base64 size
-// would overstate it many times.
+// would overstate it many times. It reads every API's fields: messages
+// (chat, Anthropic), prompt and system (Ollama; Anthropic's system may be
+// a list of blocks), input and instructions (the Responses API).
 func estimatePromptTokens(body []byte) int {
 	var req struct {
 		Messages []struct {
 			Content json.RawMessage `json:"content"`
 		} `json:"messages"`
-		Prompt json.RawMessage `json:"prompt"`
-		System string          `json:"system"`
+		Prompt       json.RawMessage `json:"prompt"`
+		System       json.RawMessage `json:"system"`
+		Input        json.RawMessage `json:"input"`
+		Instructions json.RawMessage `json:"instructions"`
 	}
 	if json.Unmarshal(body, &req) != nil {
 		return 0
 	}
-	chars := len(req.System) + textLen(req.Prompt)
+	chars := textLen(req.System, 0) + textLen(req.Prompt, 0) + textLen(req.Input, 0) + textLen(req.Instructions, 0)
 	for _, m := range req.Messages {
-		chars += textLen(m.Content)
+		chars += textLen(m.Content, 0)
 	}
 	return (chars + 3) / 4
 }
 
-// textLen is the length of the text in a content or prompt field: a
-// string, a list of strings, or a list of parts ({"type":"text","text":…}).
-func textLen(raw json.RawMessage) int {
-	if len(raw) == 0 {
+// textLen is the length of the text in a content, prompt or input field:
+// a string, a list of strings, or a list of parts ({"type":"text","text":…},
+// or a Responses API input item whose "content" is one of these in turn).
+func textLen(raw json.RawMessage, depth int) int {
+	if len(raw) == 0 || depth > 2 {
 		return 0
 	}
 	var s string
@@ -244,12 +256,13 @@ func textLen(raw json.RawMessage) int {
 	n := 0
 	for _, p := range parts {
 		var part struct {
-			Text string `json:"text"`
+			Text    string          `json:"text"`
+			Content json.RawMessage `json:"content"`
 		}
 		if json.Unmarshal(p, &s) == nil {
 			n += len(s)
 		} else if json.Unmarshal(p, &part) == nil {
-			n += len(part.Text)
+			n += len(part.Text) + textLen(part.Content, depth+1)
 		}
 	}
 	return n

@@ -36,6 +36,8 @@ func scanModelRequest(body []byte) (m modelRequest, ok bool) {
 			return s.optInt(&m.MaxTokens)
 		case "max_completion_tokens":
 			return s.optInt(&m.MaxCompletionTokens)
+		case "max_output_tokens":
+			return s.optInt(&m.MaxOutputTokens)
 		case "options":
 			if s.null() {
 				return true
@@ -78,7 +80,7 @@ func scanModelRequest(body []byte) (m modelRequest, ok bool) {
 }
 
 // requestKeys are the top-level keys modelRequest reads.
-var requestKeys = []string{"model", "name", "user", "stream", "max_tokens", "max_completion_tokens", "options", "stream_options"}
+var requestKeys = []string{"model", "name", "user", "stream", "max_tokens", "max_completion_tokens", "max_output_tokens", "options", "stream_options"}
 
 // scanner walks JSON, checking it against RFC 8259 as encoding/json
 // does; its methods return false on what is not JSON or is left to

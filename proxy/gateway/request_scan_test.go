@@ -13,7 +13,7 @@ func decodeModelRequest(body []byte) (modelRequest, error) {
 	return m, err
 }
 
-const plainCases = 11
+const plainCases = 12
 
 var scanCases = []string{
 	`{"model":"llama3.2","stream":true,"messages":[{"role":"user","content":"hi"}]}`,
@@ -27,6 +27,7 @@ var scanCases = []string{
 	`{"images":["aGVsbG8=","d29ybGQ="],"model":"llava","prompt":"what is \"this\"? {[}]"}`,
 	`{"nested":{"model":"not me","a":[1,{"b":[true,false,null]}]},"model":"me"}`,
 	`{}`,
+	`{"model":"m","input":[{"role":"user","content":"hi"}],"max_output_tokens":64,"max_tokens":null}`,
 	// Left to encoding/json (plainCases counts those above):
 	`{"Model":"case","stream":true}`,
 	`{"MODEL":"m"}`,

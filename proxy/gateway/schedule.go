@@ -133,7 +133,7 @@ func (g *Gateway) acquire(ctx context.Context, fr forwardReq, tried map[string]b
 	case errors.As(err, &ref):
 		return nil, nil, nil, &apiError{Status: http.StatusTooManyRequests, Message: ref.Reason, Code: "rate_limit_exceeded", RetryAfter: ref.RetryAfter}
 	case errors.Is(err, scheduler.ErrNoInstance):
-		return nil, nil, nil, unavailable(g.upstreams.Snapshot(), fr.model)
+		return nil, nil, nil, unavailable(g.upstreams.Snapshot(), fr.model, fr.allowed)
 	case err != nil:
 		return nil, nil, nil, nil // the client left
 	}
@@ -185,8 +185,9 @@ func (g *Gateway) avoid(s *Snapshot, model string, tried map[string]bool) map[st
 }
 
 // unavailable says why no instance can take a request for model, or nil
-// when some could and every one was tried.
-func unavailable(s *Snapshot, model string) *apiError {
+// when some could and every one was tried. A 404 lists the models the
+// key may use instead (allowed; nil: any).
+func unavailable(s *Snapshot, model string, allowed func(string) bool) *apiError {
 	var down []string
 	has := 0
 	for i := range s.Upstreams {
@@ -203,7 +204,7 @@ func unavailable(s *Snapshot, model string) *apiError {
 	case len(s.Upstreams) == 0:
 		return &apiError{Status: http.StatusServiceUnavailable, Message: "no Ollama instance is running yet: see corral status", RetryAfter: 5 * time.Second}
 	case has == 0:
-		avail := modelsAvailable(s)
+		avail := modelsAvailable(s, allowed)
 		list := "none yet: pull one with corral pull MODEL"
 		if len(avail) > 0 {
 			list = strings.Join(avail, ", ")

@@ -152,7 +152,7 @@ func (g *Gateway) stream(clientCtx context.Context, cancel context.CancelFunc, u
 		if resp.StatusCode != http.StatusOK {
 			// Headers went out with the keep-alives; say it in the stream.
 			msg := fmt.Sprintf("instance %s: %s", u.Name, upstreamMessage(resp))
-			c.write(streamError(fr.route.sse, msg, "upstream_stream_error"))
+			c.write(streamError(fr.route, msg, "upstream_stream_error"))
 			c.res.outcome = "failed: " + msg
 			return
 		}
@@ -178,6 +178,7 @@ func (g *Gateway) stream(clientCtx context.Context, cancel context.CancelFunc, u
 		sf = fr.filter.NewStream()
 	}
 	fm := newFramer(fr.route.sse, fr.dropUsage, sf)
+	fm.events = fr.route.events
 	defer fm.release()
 	// Whichever way the stream ends, what it carried is counted.
 	defer func() { c.res.counts, c.res.frames = fm.counts, fm.frames }()
@@ -206,7 +207,7 @@ func (g *Gateway) stream(clientCtx context.Context, cancel context.CancelFunc, u
 				// The output matched the filter: end the stream with an error
 				// the client's SDK shows, and stop the generation.
 				c.res.hit = fm.hit
-				c.write(streamError(fr.route.sse, "the answer was stopped by the content filter", "content_filter"))
+				c.write(streamError(fr.route, "the answer was stopped by the content filter", "content_filter"))
 				c.res.outcome = "filtered"
 				cancel()
 				return
@@ -247,7 +248,7 @@ func (g *Gateway) stream(clientCtx context.Context, cancel context.CancelFunc, u
 		msg := fmt.Sprintf("instance %s failed mid-stream: %s", u.Name, why)
 		g.failed(st)
 		g.log.Warn("stream cut", "id", fr.rid, "instance", u.Name, "reason", why, "err", err)
-		c.write(streamError(fr.route.sse, msg, "upstream_stream_error"))
+		c.write(streamError(fr.route, msg, "upstream_stream_error"))
 		c.res.outcome = "cut: " + why
 		return
 	}

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"encoding/json"
 	"net/url"
 	"strings"
 	"sync"
@@ -20,6 +21,11 @@ type Upstream struct {
 	// Models and Loaded hold canonical model names (see CanonicalModel).
 	Models map[string]bool
 	Loaded map[string]bool
+	// Listed are the entries of the instance's /api/tags as it sent them,
+	// read with Models: the gateway's model lists are made of these, so
+	// that they show what routing sees. A model of Models without an
+	// entry is listed by its name alone.
+	Listed []Listed
 	// Placed holds the models placement keeps on this instance: those go
 	// to their placed instances only, while any of them can serve.
 	Placed     map[string]bool
@@ -28,6 +34,13 @@ type Upstream struct {
 	// Since is when the engine last changed the upstream's health: a
 	// healthy one has been so since then. Zero when unknown.
 	Since time.Time
+}
+
+// Listed is one entry of an instance's /api/tags.
+type Listed struct {
+	Name       string // as the instance names it
+	ModifiedAt time.Time
+	Entry      json.RawMessage // the whole entry, as sent
 }
 
 // Snapshot is an immutable view of every upstream. The owner replaces it
