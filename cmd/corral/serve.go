@@ -49,7 +49,7 @@ type serveConfig struct {
 	LogLevel       string
 	LogFormat      string
 	HealthInterval time.Duration
-	SimulateGPUs   int // GPUs from NVML mocks instead of the host's
+	SimulateGPUs   int    // GPUs from NVML mocks instead of the host's
 	CORSOrigins    string // browser origins allowed to call the gateway, comma-separated; stored
 
 	door  doorConfig
