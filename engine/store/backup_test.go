@@ -284,4 +284,3 @@ func TestRestore(t *testing.T) {
 		}
 	})
 }
-
