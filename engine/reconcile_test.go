@@ -102,7 +102,7 @@ func (f *fakeDocker) RemoveNetwork(_ context.Context, name string) error {
 	delete(f.networks, name)
 	return nil
 }
-func (f *fakeDocker) NetworkGateway(context.Context, string) (string, error)        { return "10.0.0.1", nil }
+func (f *fakeDocker) NetworkGateway(context.Context, string) (string, error) { return "10.0.0.1", nil }
 func (f *fakeDocker) Events(ctx context.Context, _ string) (<-chan event, <-chan error) {
 	return make(chan event), make(chan error)
 }
