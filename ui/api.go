@@ -48,6 +48,9 @@ type Deps struct {
 	// ChatUI reports the chat UI: its mode, address, and LobeChat's
 	// access code; nil: not shown.
 	ChatUI FrontDoor
+	// Backup copies the store for GET /api/v1/backup; nil: no such
+	// endpoint.
+	Backup Backup
 	// AdminToken rotates the admin token; nil: no such endpoint.
 	AdminToken interface {
 		RotateToken() (string, error)
@@ -137,6 +140,9 @@ func NewAPI(d Deps) http.Handler {
 	}
 	if d.Usage != nil {
 		v1.GET("/usage", h.usage)
+	}
+	if d.Backup != nil {
+		v1.GET("/backup", h.backup)
 	}
 	r.NoRoute(func(c *gin.Context) {
 		c.JSON(http.StatusNotFound, gin.H{"error": "no such endpoint: " + c.Request.Method + " " + c.Request.URL.Path})
