@@ -330,3 +330,21 @@ func (e *Engine) owner() owner {
 	defer e.mu.Unlock()
 	return e.own
 }
+
+// namespaceKey keeps the namespace corral serve last used, so corral down
+// finds it without being told.
+const namespaceKey = "namespace"
+
+// RecordNamespace stores the namespace corral serves.
+func RecordNamespace(st *store.Store, namespace string) error {
+	return st.PutSettings(map[string]any{namespaceKey: namespace})
+}
+
+// RecordedNamespace is the namespace corral last served with st, or "".
+func RecordedNamespace(st *store.Store) (string, error) {
+	var ns string
+	if err := st.Setting(namespaceKey, &ns); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return "", err
+	}
+	return ns, nil
+}

@@ -49,6 +49,7 @@ type serveConfig struct {
 	LogLevel       string
 	LogFormat      string
 	HealthInterval time.Duration
+	TakeOver       bool
 
 	door  doorConfig
 	queue queueConfig
@@ -127,6 +128,7 @@ func parseServe(args []string, stdout io.Writer) (serveConfig, error) {
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
 	fs.DurationVar(&c.HealthInterval, "health-interval", 3*time.Second, "how often each instance's /api/version is probed")
+	fs.BoolVar(&c.TakeOver, "take-over", false, "take the namespace over from the corral (another data dir) that owns it: its containers become this one's, and it stops managing them")
 	s := &c.settings
 	fs.StringVar(&s.GPUs, "gpus", s.GPUs, "GPUs to run Ollama on: all, none, or a list of indexes or UUIDs such as 0,2")
 	fs.IntVar(&s.CPUInstances, "cpu-instances", s.CPUInstances, "Ollama instances to run when no GPU is used")
@@ -290,7 +292,18 @@ func (a *app) serve(ctx context.Context, c serveConfig, log *slog.Logger) error 
 			return err
 		}
 	}
+	// The namespace is this store's, or another corral's: refused here,
+	// before anything is written or changed on Docker.
+	claimed, err := engine.Claim(ctx, engine.Config{Namespace: c.Namespace, DockerHost: c.DockerHost, Store: st, TakeOver: c.TakeOver, Logger: log})
+	if err != nil {
+		closeAll()
+		return err
+	}
 	if err := engine.SaveSettings(st, settings); err != nil {
+		closeAll()
+		return err
+	}
+	if err := engine.RecordNamespace(st, c.Namespace); err != nil {
 		closeAll()
 		return err
 	}
@@ -309,6 +322,7 @@ func (a *app) serve(ctx context.Context, c serveConfig, log *slog.Logger) error 
 		DrainWait:      func(ctx context.Context, name string) { gw.WaitIdle(ctx, name) },
 		DrainGrace:     c.DrainGrace,
 		Store:          st,
+		TakeOver:       c.TakeOver && !claimed, // Docker did not answer at the claim above
 		Logger:         log,
 	}, specs)
 	if err != nil {
@@ -348,6 +362,7 @@ func (a *app) serve(ctx context.Context, c serveConfig, log *slog.Logger) error 
 	fd := &doorStatus{door: door, certs: cm}
 	deps := ui.Deps{Engine: eng, GPUs: gpuView{inv, sampler}, Keys: apiKeys, Models: mdl, Usage: meter, Filter: cf, FrontDoor: fd}
 	deps.Scheduler = schedStatus{gw}
+	deps.Backup = st
 	cu := &chatUI{cfg: c.chat, namespace: c.Namespace, publicURL: publicURL(doorCfg), listener: door.Addr("chat"), eng: eng, st: st, keys: apiKeys, gateway: gw, log: log}
 	if c.chat.Mode != chatui.None {
 		deps.ChatUI = cu

@@ -148,14 +148,15 @@ func Inspect(path string) (Info, error) {
 // store it replaces is kept as corral.db.bak. The restored store keeps
 // the identity of the one it replaces, so it still owns that store's
 // containers; into an empty data dir it keeps the backup's. An older
-// schema is upgraded when corral next opens it.
-func Restore(dir, from string) (Info, error) {
-	info, err := Inspect(from)
+// schema is upgraded when corral next opens it. bak is where the replaced
+// store is kept; empty when there was none.
+func Restore(dir, from string) (info Info, bak string, err error) {
+	info, err = Inspect(from)
 	if err != nil {
-		return info, err
+		return info, "", err
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return info, fmt.Errorf("store: create data dir: %w", err)
+		return info, "", fmt.Errorf("store: create data dir: %w", err)
 	}
 	path := filepath.Join(dir, FileName)
 	// Holding the current store (a shared lock) keeps a corral from
@@ -163,46 +164,46 @@ func Restore(dir, from string) (Info, error) {
 	var cur *Store
 	if _, err := os.Stat(path); err == nil {
 		if cur, err = OpenReadOnly(dir); err != nil {
-			return info, err
+			return info, "", err
 		}
 		defer cur.Close()
 	}
 	tmp, err := copyBeside(from, path)
 	if err != nil {
-		return info, err
+		return info, "", err
 	}
 	defer os.Remove(tmp) // a no-op once renamed
 	if cur != nil && cur.ID() != "" {
 		adopted, err := cur.AdoptedOwners()
 		if err != nil {
-			return info, err
+			return info, "", err
 		}
 		if err := keepIdentity(tmp, cur.ID(), adopted); err != nil {
-			return info, err
+			return info, "", err
 		}
 		info.ID = cur.ID()
 	}
 	if cur != nil {
-		bak := path + ".bak"
+		bak = path + ".bak"
 		if err := os.Remove(bak); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return info, fmt.Errorf("store: remove old %s: %w", bak, err)
+			return info, "", fmt.Errorf("store: remove old %s: %w", bak, err)
 		}
 		// A hard link keeps the old store whole at every moment; where
 		// links are not possible, a copy.
 		if err := os.Link(path, bak); err != nil {
 			if err := copyFile(path, bak); err != nil {
-				return info, fmt.Errorf("store: keep the current store as %s: %w", bak, err)
+				return info, "", fmt.Errorf("store: keep the current store as %s: %w", bak, err)
 			}
 		}
 	}
 	if err := os.Rename(tmp, path); err != nil {
-		return info, fmt.Errorf("store: put %s in place: %w", path, err)
+		return info, "", fmt.Errorf("store: put %s in place: %w", path, err)
 	}
 	if d, err := os.Open(dir); err == nil {
 		d.Sync()
 		d.Close()
 	}
-	return info, nil
+	return info, bak, nil
 }
 
 // copyBeside copies from to a temporary file in path's directory, synced.

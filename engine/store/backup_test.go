@@ -149,7 +149,7 @@ func TestInspectRefuses(t *testing.T) {
 			}
 			// Restore refuses it, and the store stays as it was.
 			before, _ := os.ReadFile(filepath.Join(dir, FileName))
-			if _, err := Restore(dir, p); err == nil {
+			if _, _, err := Restore(dir, p); err == nil {
 				t.Fatal("restore accepted it")
 			}
 			after, _ := os.ReadFile(filepath.Join(dir, FileName))
@@ -217,9 +217,9 @@ func TestRestore(t *testing.T) {
 
 	t.Run("into an empty data dir", func(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), "new")
-		info, err := Restore(dir, backup)
-		if err != nil || info.Keys != 1 || info.UsageRecords != 1 {
-			t.Fatalf("restore: %+v, %v", info, err)
+		info, bak, err := Restore(dir, backup)
+		if err != nil || info.Keys != 1 || info.UsageRecords != 1 || bak != "" {
+			t.Fatalf("restore: %+v, %q, %v", info, bak, err)
 		}
 		s, err := Open(dir)
 		if err != nil {
@@ -244,13 +244,16 @@ func TestRestore(t *testing.T) {
 		cur.AdoptOwners("earlier-owner")
 		curID := cur.ID()
 		// While a corral has it open, restore refuses.
-		if _, err := Restore(dir, backup); !errors.Is(err, ErrLocked) {
+		if _, _, err := Restore(dir, backup); !errors.Is(err, ErrLocked) {
 			t.Fatalf("restore while open: %v, want ErrLocked", err)
 		}
 		cur.Close()
-		info, err := Restore(dir, backup)
+		info, bak, err := Restore(dir, backup)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if bak != filepath.Join(dir, FileName+".bak") {
+			t.Fatalf("bak = %q", bak)
 		}
 		if info.ID != curID {
 			t.Fatalf("info ID %s, want the replaced store's %s", info.ID, curID)
@@ -270,14 +273,14 @@ func TestRestore(t *testing.T) {
 		}
 		s.Close()
 		// The replaced store is kept whole.
-		bak, err := OpenReadOnly(mustDir(t, filepath.Join(dir, FileName+".bak")))
+		old, err := OpenReadOnly(mustDir(t, bak))
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer bak.Close()
-		bak.Setting("ollama_image", &image)
-		if image != "current:1" || bak.ID() != curID {
-			t.Fatalf(".bak holds image %q, ID %s", image, bak.ID())
+		defer old.Close()
+		old.Setting("ollama_image", &image)
+		if image != "current:1" || old.ID() != curID {
+			t.Fatalf(".bak holds image %q, ID %s", image, old.ID())
 		}
 		if left, _ := filepath.Glob(filepath.Join(dir, ".restore-*")); len(left) > 0 {
 			t.Fatalf("left behind: %v", left)
