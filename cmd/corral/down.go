@@ -73,14 +73,20 @@ func (a *app) downCmd(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(a.stdout, "removed %d containers", len(plan.Containers))
+	var gone []string
+	if n := len(plan.Containers); n > 0 {
+		gone = append(gone, plural(n, "container"))
+	}
 	if plan.Network != "" {
-		fmt.Fprint(a.stdout, ", the network")
+		gone = append(gone, "the network")
 	}
-	if len(plan.Volumes) > 0 {
-		fmt.Fprintf(a.stdout, ", %d volumes", len(plan.Volumes))
+	if n := len(plan.Volumes); n > 0 {
+		gone = append(gone, plural(n, "volume"))
 	}
-	fmt.Fprintf(a.stdout, ". The store in %s keeps the keys, usage and settings: corral serve starts it all again.\n", *dataDir)
+	if plan.Claim != "" {
+		gone = append(gone, "the ownership record")
+	}
+	fmt.Fprintf(a.stdout, "removed %s. The store in %s keeps the keys, usage and settings: corral serve starts it all again.\n", strings.Join(gone, ", "), *dataDir)
 	return nil
 }
 
@@ -121,4 +127,11 @@ func (a *app) confirmVolumes() error {
 		return errors.New("not confirmed; nothing was removed")
 	}
 	return nil
+}
+
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

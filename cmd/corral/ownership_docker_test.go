@@ -169,7 +169,7 @@ func TestNamespaceOwnership(t *testing.T) {
 	if !strings.Contains(buf.String(), "DELETE volume     "+ns+"-models") || exec.Command("docker", "volume", "inspect", ns+"-models").Run() != nil {
 		t.Fatalf("down --volumes, no:\n%s", buf.String())
 	}
-	if out, err := runCLI(t, "down", "--data-dir", dirB, "--volumes", "--yes"); err != nil || !strings.Contains(out, "1 volumes") {
+	if out, err := runCLI(t, "down", "--data-dir", dirB, "--volumes", "--yes"); err != nil || !strings.Contains(out, "removed 1 volume.") {
 		t.Fatalf("down --volumes --yes: %v\n%s", err, out)
 	}
 	if exec.Command("docker", "volume", "inspect", ns+"-models").Run() == nil {
