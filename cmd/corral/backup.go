@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"corral/engine/store"
 )
@@ -68,6 +69,9 @@ func (a *app) copyStore(ctx context.Context, dataDir string, w io.Writer) (strin
 			return "", fmt.Errorf("read the backup from corral: %w", err)
 		}
 		return "while corral served", nil
+	}
+	if err != nil && strings.HasPrefix(err.Error(), "no such endpoint") {
+		return "", fmt.Errorf("the running corral is older than this one and cannot hand out a backup: restart it with this binary, or stop it and run corral backup again")
 	}
 	if !errors.Is(err, errNotRunning) {
 		return "", err
