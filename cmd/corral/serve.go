@@ -128,7 +128,7 @@ func parseServe(args []string, stdout io.Writer) (serveConfig, error) {
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
 	fs.DurationVar(&c.HealthInterval, "health-interval", 3*time.Second, "how often each instance's /api/version is probed")
-	fs.BoolVar(&c.TakeOver, "take-over", false, "take the namespace over from the corral (another data dir) that owns it: its containers become this one's, and it stops managing them")
+	fs.BoolVar(&c.TakeOver, "take-over", false, "take the namespace over from the corral (another data dir) that owns it: its containers become this one's, and it stops managing them; give it for one start, not in a unit file (two corrals that both take over take turns)")
 	s := &c.settings
 	fs.StringVar(&s.GPUs, "gpus", s.GPUs, "GPUs to run Ollama on: all, none, or a list of indexes or UUIDs such as 0,2")
 	fs.IntVar(&s.CPUInstances, "cpu-instances", s.CPUInstances, "Ollama instances to run when no GPU is used")
