@@ -12,11 +12,7 @@ func (e *Engine) containerOf(name string) (*instance, string, error) {
 	defer e.mu.Unlock()
 	in, ok := e.inst[name]
 	if !ok {
-		var names []string
-		for _, s := range e.desired {
-			names = append(names, s.Name)
-		}
-		return nil, "", fmt.Errorf("no instance or chat UI container %q (there are: %v)", name, names)
+		return nil, "", e.noSuch(name)
 	}
 	if in.containerID == "" {
 		return nil, "", fmt.Errorf("%s has no container yet (%s: %s)", name, in.phase, in.reason)
@@ -69,4 +65,14 @@ func (e *Engine) Recreate(ctx context.Context, name string) error {
 	e.transition(name, PhasePending, "recreating on request")
 	e.poke()
 	return nil
+}
+
+// noSuch says name is unknown and which names there are; the caller holds
+// e.mu.
+func (e *Engine) noSuch(name string) error {
+	var names []string
+	for _, s := range e.desired {
+		names = append(names, s.Name)
+	}
+	return fmt.Errorf("no instance or chat UI container %q (there are: %v)", name, names)
 }

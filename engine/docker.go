@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
@@ -94,6 +96,7 @@ type docker interface {
 	Restart(ctx context.Context, id string, stopTimeout time.Duration) error
 	Remove(ctx context.Context, id string, stopTimeout time.Duration) error
 	Events(ctx context.Context, namespace string) (<-chan event, <-chan error)
+	Logs(ctx context.Context, id string, tail int, follow bool) (io.ReadCloser, error)
 	ConnectSelf(ctx context.Context, networkName string) error
 	Close() error
 }
@@ -445,4 +448,15 @@ func (d *dockerClient) ConnectSelf(ctx context.Context, networkName string) erro
 		return fmt.Errorf("connect corral's container to network %s: %w", networkName, err)
 	}
 	return nil
+}
+
+// Logs is the container's multiplexed log stream (stdcopy framing).
+func (d *dockerClient) Logs(ctx context.Context, id string, tail int, follow bool) (io.ReadCloser, error) {
+	rc, err := d.c.ContainerLogs(ctx, id, client.ContainerLogsOptions{
+		ShowStdout: true, ShowStderr: true, Follow: follow, Tail: strconv.Itoa(tail),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("logs of %s: %w", id, err)
+	}
+	return rc, nil
 }

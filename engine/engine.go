@@ -31,6 +31,9 @@ type Config struct {
 	// instance (or ctx ends); a draining instance's streams finish first.
 	DrainWait  func(ctx context.Context, instance string)
 	DrainGrace time.Duration // longest wait for DrainWait
+	// SimulatedGPUs: the GPUs are corral serve --simulate-gpus's, which
+	// exist only in NVML mocks; instances get no device.
+	SimulatedGPUs bool
 	// Store, when set, keeps operator changes such as weights, and is the
 	// owner of the namespace (owner.go): its ID labels what the engine
 	// makes, and another store's containers are left alone. Without one
@@ -93,6 +96,7 @@ type Engine struct {
 	reach     Reach  // resolved once Docker answers
 	netGW     string // the host's address on the network, once known
 	routes    atomic.Pointer[RouteTable]
+	events    []Event // recent phase changes, oldest first
 
 	// pullFailed holds when a pull of an image last failed, for retry back-off.
 	pullFailed map[string]time.Time
@@ -113,6 +117,8 @@ type instance struct {
 	healthFails int
 	deaths      []time.Time // recent exits we did not cause, for back-off
 	removing    string      // container ID we are removing on purpose
+	stopped     bool        // the owner keeps it down (Stop)
+	lastExit    *Exit       // the latest exit corral did not ask for
 	// restartedUntil: a death before then is a restart we asked for.
 	restartedUntil time.Time
 
@@ -129,16 +135,27 @@ func New(cfg Config, desired []Spec) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	for i := range desired {
-		if w, ok := weights[desired[i].Name]; ok {
-			desired[i].Weight = w
-		}
+	stopped, err := loadStopped(cfg.Store)
+	if err != nil {
+		return nil, err
 	}
+	applyWeights(desired, weights)
 	d, err := newDocker(cfg.DockerHost, cfg.NetworkName())
 	if err != nil {
 		return nil, err
 	}
-	return newEngine(cfg, d, desired), nil
+	e := newEngine(cfg, d, desired)
+	e.keepStopped(stopped)
+	return e, nil
+}
+
+// applyWeights sets the operator's stored weights on the specs.
+func applyWeights(specs []Spec, weights map[string]int) {
+	for i := range specs {
+		if w, ok := weights[specs[i].Name]; ok {
+			specs[i].Weight = w
+		}
+	}
 }
 
 func newEngine(cfg Config, d docker, desired []Spec) *Engine {
@@ -222,15 +239,35 @@ func (e *Engine) InternalHost() (listen, dial string, ok bool) {
 // what it needs); the Ollama instances stay as they are. Containers no
 // longer desired are removed on the next pass; their volumes stay.
 func (e *Engine) SetApps(apps []Spec) {
+	e.replaceDesired(isApp, apps)
+}
+
+// SetInstances replaces the desired Ollama instances (after a change of
+// image, keep-alive or parallel slots); the companions stay. Changed
+// instances are replaced one at a time, each once the others are
+// healthy, so serving never stops; the operator's weights stay.
+func (e *Engine) SetInstances(specs []Spec) error {
+	weights, err := loadWeights(e.cfg.Store)
+	if err != nil {
+		return err
+	}
+	specs = append([]Spec(nil), specs...)
+	applyWeights(specs, weights)
+	e.replaceDesired(func(s Spec) bool { return !isApp(s) }, specs)
+	return nil
+}
+
+// replaceDesired swaps the desired specs that match for those given.
+func (e *Engine) replaceDesired(match func(Spec) bool, with []Spec) {
 	e.mu.Lock()
-	desired := make([]Spec, 0, len(e.desired)+len(apps))
+	desired := make([]Spec, 0, len(e.desired)+len(with))
 	for _, s := range e.desired {
-		if !isApp(s) {
+		if !match(s) {
 			desired = append(desired, s)
 		}
 	}
 	e.mu.Unlock()
-	e.setDesired(append(desired, apps...))
+	e.setDesired(append(desired, with...))
 	e.poke()
 }
 
@@ -259,6 +296,7 @@ func (e *Engine) Status() Status {
 			Name: s.Name, GPU: s.GPU, GPUIndex: s.GPUIndex,
 			Phase: in.phase, Reason: in.reason, ContainerID: in.containerID,
 			Image: image, Endpoint: in.endpoint, Since: in.since, Weight: max(s.Weight, 1),
+			LastExit: in.lastExit,
 		})
 	}
 	return st
@@ -270,6 +308,7 @@ func (e *Engine) setPhase(in *instance, p Phase, reason string) {
 		return
 	}
 	if in.phase != p {
+		e.recordEvent(Event{At: e.now(), Instance: in.spec.Name, From: in.phase, To: p, Reason: reason})
 		in.since = e.now()
 		e.log.Info("instance phase", "instance", in.spec.Name, "from", in.phase, "to", p, "reason", reason)
 	}

@@ -310,11 +310,14 @@ func (e *Engine) checkClaim(ctx context.Context) error {
 	if e.cfg.Store == nil {
 		return nil
 	}
+	o := e.owner()
+	if o.id == "" { // not claimed yet this run
+		return e.claimNamespace(ctx)
+	}
 	labels, found, err := e.docker.VolumeLabels(ctx, e.cfg.ClaimName())
 	if err != nil {
 		return err
 	}
-	o := e.owner()
 	switch {
 	case !found:
 		e.log.Warn("the namespace's ownership record is gone (docker volume prune?): making it again", "volume", e.cfg.ClaimName())

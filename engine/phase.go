@@ -4,7 +4,8 @@ import "time"
 
 // Phase is where an instance is in its life. Transitions:
 // pending → pulling → starting → healthy ⇄ unhealthy, any → failed (with
-// a reason), and draining on the way out.
+// a reason), and draining on the way out; stopped while the owner keeps
+// it down.
 type Phase string
 
 const (
@@ -15,6 +16,9 @@ const (
 	PhaseUnhealthy Phase = "unhealthy"
 	PhaseFailed    Phase = "failed"
 	PhaseDraining  Phase = "draining"
+	// PhaseStopped: the owner stopped it; it stays down, across restarts
+	// of corral, until started again.
+	PhaseStopped Phase = "stopped"
 )
 
 // InstanceStatus is what status, the CLI and the pages show of an instance.
@@ -29,6 +33,15 @@ type InstanceStatus struct {
 	Endpoint    string    `json:"endpoint"`
 	Weight      int       `json:"weight"`
 	Since       time.Time `json:"since"`
+	// LastExit is the latest time its container exited without corral
+	// asking (a crash, a kill, OOM), and why; nil if it never did.
+	LastExit *Exit `json:"last_exit,omitempty"`
+}
+
+// Exit is a container's exit that corral did not ask for.
+type Exit struct {
+	At     time.Time `json:"at"`
+	Reason string    `json:"reason"`
 }
 
 // Status is the engine's view of the world at one moment.

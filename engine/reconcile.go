@@ -35,8 +35,10 @@ func (e *Engine) reconcile(ctx context.Context) (time.Time, error) {
 	desired := append([]Spec(nil), e.desired...)
 	reach := e.reach
 	phases := map[string]Phase{}
+	stopped := map[string]bool{}
 	for name, in := range e.inst {
 		phases[name] = in.phase
+		stopped[name] = in.stopped
 	}
 	e.mu.Unlock()
 	publish := reach == ReachLoopback
@@ -80,7 +82,7 @@ func (e *Engine) reconcile(ctx context.Context) (time.Time, error) {
 	// Companions are replaced at once: there is one of each.
 	unavailable := 0
 	for _, s := range desired {
-		if c, ok := byName[s.Name]; !isApp(s) && (!ok || !c.Running || phases[s.Name] != PhaseHealthy) {
+		if c, ok := byName[s.Name]; !isApp(s) && !stopped[s.Name] && (!ok || !c.Running || phases[s.Name] != PhaseHealthy) {
 			unavailable++
 		}
 	}
@@ -95,6 +97,17 @@ func (e *Engine) reconcile(ctx context.Context) (time.Time, error) {
 			continue
 		}
 		c, ok := byName[s.Name]
+		if stopped[s.Name] {
+			// Kept down; a container that came back (created by hand, or
+			// left by a stop that failed half way) goes.
+			if ok {
+				if err := e.docker.Remove(ctx, c.ID, e.cfg.StopTimeout); err != nil {
+					errs = append(errs, err)
+				}
+			}
+			e.transition(s.Name, PhaseStopped, stoppedReason)
+			continue
+		}
 		hash := specHash(s, publish)
 		var at time.Time
 		var err error
@@ -230,7 +243,7 @@ func (e *Engine) create(ctx context.Context, s Spec, hash string, publish bool, 
 				return err
 			}
 		}
-	case s.GPU != cpuGPU:
+	case s.GPU != cpuGPU && !e.cfg.SimulatedGPUs:
 		cs.GPU = s.GPU
 	}
 	id, err := e.docker.Create(ctx, cs)
@@ -332,6 +345,9 @@ func (e *Engine) restart(ctx context.Context, s Spec, c ctr) (time.Time, error) 
 		last = in.deaths[n-1]
 	}
 	why := exitReason(c)
+	if !last.IsZero() {
+		in.lastExit = &Exit{At: last, Reason: why}
+	}
 	loop := ""
 	if n >= crashLoopAfter {
 		loop = fmt.Sprintf("crash loop: exited %d times in %s (last: %s)", n, deathWindow, why)

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
+
+	"corral/engine/store"
 )
 
 // fakeDocker is an in-memory Docker for the reconciler's decisions; the
@@ -558,5 +560,120 @@ func TestRestartAndRecreate(t *testing.T) {
 	e.mu.Unlock()
 	if deaths != 0 {
 		t.Fatalf("%d deaths recorded for requested restarts", deaths)
+	}
+}
+
+func (f *fakeDocker) Logs(_ context.Context, id string, _ int, _ bool) (io.ReadCloser, error) {
+	return nil, errors.New("the fake has no logs")
+}
+
+// TestStopAndStart: a stopped instance loses its container, stays down
+// through passes and across a restart of corral (the store remembers),
+// does not hold back a rolling update of the others, and comes back on
+// Start. Each change is an event.
+func TestStopAndStart(t *testing.T) {
+	st, err := store.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	f := newFake()
+	f.images["o:1"], f.images["o:2"] = true, true
+	newEng := func(image string) *Engine {
+		e := newEngine(Config{Namespace: "t", Logger: quiet(), Store: st}, f, cpuSpecs("t", 2, image))
+		e.reach = ReachIP
+		stopped, err := loadStopped(st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.keepStopped(stopped)
+		return e
+	}
+	e := newEng("o:1")
+	ctx := context.Background()
+	e.reconcile(ctx)
+	f.takeCalls()
+	if err := e.Stop(ctx, "t-ollama-1"); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(f.takeCalls(), ","); got != "remove t-ollama-1" {
+		t.Fatalf("stop: %s", got)
+	}
+	e.reconcile(ctx)
+	if calls := f.takeCalls(); len(calls) != 0 {
+		t.Fatalf("a pass brought the stopped instance back: %v", calls)
+	}
+	if p, r := phaseOf(e, 1); p != PhaseStopped || !strings.Contains(r, "start it") {
+		t.Fatalf("stopped instance: %s (%s)", p, r)
+	}
+	// The healthy one updates although the other is down on purpose.
+	e.mu.Lock()
+	e.setPhase(e.inst["t-ollama-0"], PhaseHealthy, "ok")
+	e.mu.Unlock()
+	if err := e.SetInstances(cpuSpecs("t", 2, "o:2")); err != nil {
+		t.Fatal(err)
+	}
+	e.reconcile(ctx)
+	if got := strings.Join(f.takeCalls(), ","); got != "remove t-ollama-0,create t-ollama-0,start t-ollama-0" {
+		t.Fatalf("update with one stopped: %s", got)
+	}
+	// A new corral on the same store keeps it down.
+	e2 := newEng("o:2")
+	e2.reconcile(ctx)
+	if calls := f.takeCalls(); len(calls) != 0 {
+		t.Fatalf("after a restart of corral: %v", calls)
+	}
+	if err := e2.Start("t-ollama-1"); err != nil {
+		t.Fatal(err)
+	}
+	e2.reconcile(ctx)
+	if got := strings.Join(f.takeCalls(), ","); got != "create t-ollama-1,start t-ollama-1" {
+		t.Fatalf("start: %s", got)
+	}
+	if names, _ := loadStopped(st); len(names) != 0 {
+		t.Fatalf("still stored as stopped: %v", names)
+	}
+	if err := e2.Stop(ctx, "nope"); err == nil || !strings.Contains(err.Error(), "t-ollama-0") {
+		t.Fatalf("unknown name: %v", err)
+	}
+	var got []string
+	for _, ev := range e.Events("t-ollama-1") {
+		got = append(got, string(ev.From)+">"+string(ev.To))
+	}
+	if want := "draining>stopped,starting>draining,pending>starting"; strings.Join(got, ",") != want {
+		t.Fatalf("events of t-ollama-1, newest first: %v, want %s", got, want)
+	}
+}
+
+func TestEventsAreBounded(t *testing.T) {
+	e, _ := newTestEngine(newFake(), cpuSpecs("t", 1, "o:1"))
+	e.mu.Lock()
+	for i := range eventsKept + 50 {
+		e.setPhase(e.inst["t-ollama-0"], []Phase{PhaseHealthy, PhaseUnhealthy}[i%2], fmt.Sprint(i))
+	}
+	e.mu.Unlock()
+	evs := e.Events("")
+	if len(evs) != eventsKept || evs[0].Reason != fmt.Sprint(eventsKept+49) {
+		t.Fatalf("%d events, newest %q", len(evs), evs[0].Reason)
+	}
+}
+
+// An exit corral did not ask for is kept with its reason, for the
+// overview to say after the restart healed it.
+func TestLastExit(t *testing.T) {
+	f := newFake()
+	f.images["o:1"] = true
+	e, clock := newTestEngine(f, cpuSpecs("t", 1, "o:1"))
+	ctx := context.Background()
+	e.reconcile(ctx)
+	if x := e.Status().Instances[0].LastExit; x != nil {
+		t.Fatalf("a fresh instance has an exit: %+v", x)
+	}
+	id := f.exit("t-ollama-0", 137, clock.now())
+	e.recordDeath(event{Action: "die", ID: id, Name: "t-ollama-0"})
+	e.reconcile(ctx)
+	x := e.Status().Instances[0].LastExit
+	if x == nil || x.Reason != "exit code 137" || !x.At.Equal(clock.now()) {
+		t.Fatalf("last exit = %+v", x)
 	}
 }

@@ -19,3 +19,9 @@ func Discover() Inventory {
 func NewSampler(interval time.Duration) *Sampler {
 	return newSampler(nil, interval)
 }
+
+// Simulated has no simulated GPUs to offer without cgo: they come from
+// go-nvml's mocks, which need the NVML package.
+func Simulated(n int, interval time.Duration) (Inventory, *Sampler) {
+	return Inventory{Reason: noNVMLReason + "; --simulate-gpus needs a cgo build"}, NewSampler(interval)
+}

@@ -36,9 +36,11 @@ type admin struct {
 	tokenFile string
 	sessions  *sessions
 	guesses   *guesses
+	links     *signInLinks
 	cop       *http.CrossOriginProtection
 	pages     *pages
 	log       *slog.Logger
+	now       func() time.Time
 }
 
 // NewAdmin builds the handler of the admin listener: the admin pages, the
@@ -67,9 +69,11 @@ func NewAdmin(cfg AdminConfig, d Deps) (*Admin, error) {
 		tokenFile: cfg.TokenFile,
 		sessions:  newSessions(cfg.SessionTTL, cfg.Now),
 		guesses:   newGuesses(cfg.Now),
+		links:     newSignInLinks(cfg.Now),
 		cop:       http.NewCrossOriginProtection(),
 		pages:     p,
 		log:       cfg.Logger,
+		now:       cfg.Now,
 	}
 	token := []byte(cfg.Token)
 	a.token.Store(&token)
@@ -80,9 +84,29 @@ func NewAdmin(cfg AdminConfig, d Deps) (*Admin, error) {
 	r.GET("/static/:name", p.serveStatic)
 	r.GET("/login", pageHeaders, a.loginPage)
 	r.POST("/login", pageHeaders, a.login)
+	r.GET("/login/link", pageHeaders, a.linkPage)
+	r.POST("/login/link", pageHeaders, a.linkSignIn)
 
 	pg := r.Group("/", pageHeaders, a.requirePage)
 	pg.GET("/", a.overviewPage)
+	pg.GET("/live/overview", a.livePart("overview", "overview_body", func(c *gin.Context) any {
+		return pageView(c, "Overview", "overview", a.overview())
+	}))
+	pg.GET("/settings", a.settingsPage)
+	if d.Filter != nil {
+		pg.POST("/settings/filter", a.filterForm)
+	}
+	pg.GET("/instances", a.instancesPage)
+	pg.GET("/live/instances", a.livePart("instances", "instances_body", func(c *gin.Context) any {
+		return pageView(c, "Instances", "instances", a.instancesView())
+	}))
+	pg.GET("/instances/:name", a.instancePage)
+	pg.GET("/instances/:name/logs/live", a.logsLive)
+	pg.GET("/instances/:name/confirm/:action", a.confirmInstanceAction)
+	pg.POST("/instances/:name/:action", a.instanceActionForm)
+	if d.Settings != nil {
+		pg.POST("/instances/settings", a.instanceSettingsForm)
+	}
 	pg.POST("/logout", a.logout)
 	if d.Keys != nil {
 		pg.GET("/keys", a.keysPage)
@@ -97,6 +121,10 @@ func NewAdmin(cfg AdminConfig, d Deps) (*Admin, error) {
 	if d.Models != nil {
 		pg.GET("/models", a.modelsPage)
 		pg.GET("/models/table", a.modelsTable)
+		pg.POST("/models/pull", a.pullForm)
+		pg.GET("/models/delete", a.deleteConfirm)
+		pg.POST("/models/delete", a.deleteForm)
+		pg.POST("/models/place", a.placeForm)
 	}
 
 	api := gin.WrapH(NewAPI(d))

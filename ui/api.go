@@ -6,6 +6,7 @@ package ui
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"time"
 
@@ -19,10 +20,24 @@ import (
 type Engine interface {
 	Status() engine.Status
 	SetWeight(instance string, weight int) error
-	// Restart and Recreate act on an instance's or the chat UI's
-	// container.
+	// Restart, Recreate, Stop and Start act on an instance's or the chat
+	// UI's container.
 	Restart(ctx context.Context, name string) error
 	Recreate(ctx context.Context, name string) error
+	Stop(ctx context.Context, name string) error
+	Start(name string) error
+	// Logs writes the container's last tail lines, then (follow) what
+	// comes, until ctx ends.
+	Logs(ctx context.Context, name string, tail int, follow bool, w io.Writer) error
+	// Events are the recent phase changes, newest first ("" for all).
+	Events(name string) []engine.Event
+}
+
+// InstanceSettings reads and changes what every Ollama instance runs
+// with; a change is rolled out one instance at a time.
+type InstanceSettings interface {
+	InstanceSettings() engine.Settings
+	SetInstanceSettings(engine.Settings) error
 }
 
 // GPUs is what the API needs to show devices and their metrics.
@@ -48,9 +63,22 @@ type Deps struct {
 	// ChatUI reports the chat UI: its mode, address, and LobeChat's
 	// access code; nil: not shown.
 	ChatUI FrontDoor
-	// Backup copies the store for GET /api/v1/backup; nil: no such
-	// endpoint.
+	// Settings changes the instances' image, keep-alive and parallel
+	// slots; nil: not offered.
+	Settings InstanceSettings
+	// Certs reports the front door's certificates; nil: not shown.
+	Certs Certificates
+	// DataDisk reports the disk that holds the data directory; nil: not
+	// watched.
+	DataDisk func() (DiskReport, error)
+	// Tokens is each instance's generation rate; nil: not shown.
+	Tokens interface{ PerSecond() map[string]float64 }
+	// Backup copies the store for GET /api/v1/backup (and the settings
+	// page's link to it); nil: no such endpoint.
 	Backup Backup
+	// SignInLink makes a one-time sign-in link for the admin pages; nil:
+	// there are none (no admin listener).
+	SignInLink func() (string, error)
 	// AdminToken rotates the admin token; nil: no such endpoint.
 	AdminToken interface {
 		RotateToken() (string, error)
@@ -116,8 +144,17 @@ func NewAPI(d Deps) http.Handler {
 	if d.AdminToken != nil {
 		v1.POST("/admin-token/rotate", h.rotateToken)
 	}
+	v1.POST("/admin-link", h.signInLink)
 	v1.POST("/instances/:name/restart", h.containerAction(Engine.Restart))
 	v1.POST("/instances/:name/recreate", h.containerAction(Engine.Recreate))
+	v1.POST("/instances/:name/stop", h.containerAction(Engine.Stop))
+	v1.POST("/instances/:name/start", h.containerAction(func(e Engine, _ context.Context, name string) error { return e.Start(name) }))
+	v1.GET("/instances/:name/logs", h.logs)
+	v1.GET("/events", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"events": h.Engine.Events(c.Query("instance"))}) })
+	if d.Settings != nil {
+		v1.GET("/settings/instances", func(c *gin.Context) { c.JSON(http.StatusOK, d.Settings.InstanceSettings()) })
+		v1.PUT("/settings/instances", h.setInstanceSettings)
+	}
 	if d.Filter != nil {
 		v1.GET("/filter", h.getFilter)
 		v1.PUT("/filter", h.setFilter)
@@ -181,6 +218,20 @@ func (h handler) rotateToken(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"token": token})
+}
+
+// signInLink answers {"link": URL}, a one-time way into the admin pages.
+func (h handler) signInLink(c *gin.Context) {
+	if h.SignInLink == nil {
+		c.JSON(http.StatusConflict, gin.H{"error": errNoLinks.Error()})
+		return
+	}
+	link, err := h.SignInLink()
+	if err != nil {
+		c.JSON(http.StatusInternalServerError, gin.H{"error": err.Error()})
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"link": link})
 }
 
 func (h handler) gpus(c *gin.Context) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -22,6 +23,16 @@ func (f fakeEngine) Status() engine.Status { return f.st }
 
 func (fakeEngine) Restart(context.Context, string) error  { return nil }
 func (fakeEngine) Recreate(context.Context, string) error { return nil }
+func (fakeEngine) Stop(context.Context, string) error     { return nil }
+func (fakeEngine) Start(string) error                     { return nil }
+func (fakeEngine) Events(string) []engine.Event           { return nil }
+func (fakeEngine) Logs(_ context.Context, name string, _ int, _ bool, w io.Writer) error {
+	if name != "corral-ollama-0" {
+		return fmt.Errorf("no instance or chat UI container %q", name)
+	}
+	_, err := io.WriteString(w, "time=… msg=\"Listening on [::]:11434\"\n")
+	return err
+}
 
 func (f fakeEngine) SetWeight(name string, w int) error {
 	if name != "corral-ollama-0" || w < 1 {

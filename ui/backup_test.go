@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gin-gonic/gin"
 )
@@ -68,5 +69,29 @@ func TestBackupEndpoint(t *testing.T) {
 	NewAPI(Deps{Engine: fakeEngine{}, GPUs: fakeGPUs{}}).ServeHTTP(rec, httptest.NewRequest("GET", "/api/v1/backup", nil))
 	if rec.Code != 404 {
 		t.Fatalf("no backup dep: %d", rec.Code)
+	}
+}
+
+// TestBackupFromSettingsPage: the settings page links to the download,
+// and a signed-in browser following the link gets the file.
+func TestBackupFromSettingsPage(t *testing.T) {
+	ta := adminWith(t, Deps{Engine: fakeEngine{}, GPUs: fakeGPUs{}, Backup: fakeBackup{body: "bbolt bytes"}}, time.Now())
+	cookie, _ := ta.signIn(t)
+	code, page := ta.get(t, cookie, "/settings")
+	if code != 200 || !strings.Contains(page, `href="/api/v1/backup" download`) {
+		t.Fatalf("settings page %d lacks the backup link:\n%s", code, page)
+	}
+	req := httptest.NewRequest("GET", "/api/v1/backup", nil)
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	req.AddCookie(cookie)
+	rec := ta.do(req)
+	if rec.Code != 200 || rec.Body.String() != "bbolt bytes" || !strings.HasPrefix(rec.Header().Get("Content-Disposition"), "attachment;") {
+		t.Fatalf("download from the page: %d %v %q", rec.Code, rec.Header(), rec.Body)
+	}
+	// Without a store there is no link.
+	ta = adminWith(t, Deps{Engine: fakeEngine{}, GPUs: fakeGPUs{}}, time.Now())
+	cookie, _ = ta.signIn(t)
+	if _, page := ta.get(t, cookie, "/settings"); strings.Contains(page, "/api/v1/backup") {
+		t.Fatal("backup link without a backup")
 	}
 }

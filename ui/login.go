@@ -15,6 +15,7 @@ type loginView struct {
 	Next      string
 	TokenFile string
 	Error     string
+	Code      string // a sign-in link's code, for its button
 }
 
 func (a *admin) loginPage(c *gin.Context) {
@@ -53,11 +54,20 @@ func (a *admin) login(c *gin.Context) {
 		return
 	}
 	a.guesses.succeeded(addr)
-	id, s, err := a.sessions.create()
-	if err != nil {
+	if err := a.startSession(c); err != nil {
 		a.log.Error("admin sign-in failed", "err", err)
 		c.String(http.StatusInternalServerError, "could not start a session; corral's log has the reason\n")
 		return
+	}
+	a.log.Info("admin signed in", "remote", c.Request.RemoteAddr)
+	c.Redirect(http.StatusSeeOther, next)
+}
+
+// startSession gives the browser a new session's cookie.
+func (a *admin) startSession(c *gin.Context) error {
+	id, s, err := a.sessions.create()
+	if err != nil {
+		return err
 	}
 	http.SetCookie(c.Writer, &http.Cookie{
 		Name:     sessionCookie,
@@ -69,8 +79,7 @@ func (a *admin) login(c *gin.Context) {
 		Secure:   c.Request.TLS != nil,
 		SameSite: http.SameSiteStrictMode,
 	})
-	a.log.Info("admin signed in", "remote", c.Request.RemoteAddr)
-	c.Redirect(http.StatusSeeOther, next)
+	return nil
 }
 
 // logout ends the session (the route checks its CSRF token first).

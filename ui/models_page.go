@@ -18,6 +18,9 @@ type modelsView struct {
 	Healthy     int
 	NamePattern string
 	NameHint    string
+	Delete      string // a model whose deletion waits for a yes
+	Done, Error string
+	CSRF        string // for the table's forms, which the script also renders alone
 }
 
 // modelRow is one catalogue entry, worded for people.
@@ -31,8 +34,8 @@ type modelRow struct {
 	Placement    string
 }
 
-func (a *admin) modelsView() modelsView {
-	v := modelsView{NamePattern: importNamePattern, NameHint: importNameHint}
+func (a *admin) modelsView(c *gin.Context) modelsView {
+	v := modelsView{NamePattern: importNamePattern, NameHint: importNameHint, CSRF: pageView(c, "", "", nil).CSRF}
 	for _, in := range a.Engine.Status().Instances {
 		v.Total++
 		if in.Phase == engine.PhaseHealthy {
@@ -54,13 +57,16 @@ func (a *admin) modelsView() modelsView {
 }
 
 func (a *admin) modelsPage(c *gin.Context) {
-	a.pages.render(c, http.StatusOK, "models", pageView(c, "Models", "models", a.modelsView()))
+	v := a.modelsView(c)
+	v.Done = c.Query("done")
+	a.pages.render(c, http.StatusOK, "models", pageView(c, "Models", "models", v))
 }
 
 // modelsTable is the table alone, for the page's script to swap in after
 // an import.
 func (a *admin) modelsTable(c *gin.Context) {
-	a.pages.fragment(c, "models", "models_table", a.modelsView())
+	v := a.modelsView(c)
+	a.pages.fragment(c, "models", "models_table", v)
 }
 
 // humanBytes uses decimal units, as Ollama's own listings do.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -14,6 +15,7 @@ import (
 // overviewView is the overview page: every instance beside its GPU, the
 // chat UI, what waits, and what needs the owner's attention.
 type overviewView struct {
+	Cert    *CertReport
 	Docker  string // "ok", or why Docker does not answer
 	Rows    []overviewRow
 	Idle    []gpuCell // GPUs no instance uses
@@ -27,6 +29,8 @@ type overviewRow struct {
 	engine.InstanceStatus
 	GPU  *gpuCell // nil for a CPU instance
 	Held string   // models held and loading, in words
+	Rate string   // tokens per second generated, "" when not known
+	Exit string   // a recent exit corral did not ask for, in words
 }
 
 // gpuCell is one GPU's figures from its latest sample.
@@ -62,6 +66,10 @@ func (a *admin) overview() overviewView {
 	for _, d := range inv.Devices {
 		cells[d.UUID] = newGPUCell(d, latest[d.UUID])
 	}
+	var rates map[string]float64
+	if a.Tokens != nil {
+		rates = a.Tokens.PerSecond()
+	}
 	var sched SchedulerStatus
 	if a.Scheduler != nil {
 		sched = a.Scheduler.Status()
@@ -74,6 +82,12 @@ func (a *admin) overview() overviewView {
 	}
 	for _, in := range st.Instances {
 		row := overviewRow{InstanceStatus: in, Held: HoldingText(sched.Holding[in.Name])}
+		if x := in.LastExit; x != nil && a.now().Sub(x.At) < recentExit {
+			row.Exit = "exited at " + x.At.Local().Format("15:04:05") + ": " + x.Reason
+		}
+		if rates != nil {
+			row.Rate = fmt.Sprintf("%.1f tokens/s", rates[in.Name])
+		}
 		if in.GPU != "cpu" && in.GPU != "" {
 			if cell, ok := cells[in.GPU]; ok {
 				row.GPU, used[in.GPU] = cell, true
@@ -98,6 +112,8 @@ func (a *admin) overview() overviewView {
 			v.Idle = append(v.Idle, *cells[d.UUID])
 		}
 	}
+	v.Alerts = append(v.Alerts, a.certAlerts(&v)...)
+	v.Alerts = append(v.Alerts, a.diskAlerts()...)
 	for _, app := range st.Apps {
 		if app.Phase == engine.PhaseFailed || app.Phase == engine.PhaseUnhealthy {
 			v.Alerts = append(v.Alerts, alert{"warn", fmt.Sprintf("the chat UI's %s is %s: %s", app.Name, app.Phase, app.Reason)})
@@ -150,4 +166,66 @@ func HoldingText(held []HeldModel) string {
 		parts = append(parts, "loading "+strings.Join(loads, ", "))
 	}
 	return strings.Join(parts, "; ")
+}
+
+// recentExit is how long the overview says an instance exited: long
+// enough for the owner to see it after the restart healed it.
+const recentExit = time.Hour
+
+// DiskReport is the space on the disk of the data directory.
+type DiskReport struct {
+	Path        string
+	Free, Total uint64
+}
+
+// diskLow is when the overview warns: too little for a model pull or a
+// day of logs and usage.
+func diskLow(d DiskReport) bool {
+	return d.Free < 5<<30 || (d.Total > 0 && d.Free*20 < d.Total)
+}
+
+func (a *admin) diskAlerts() []alert {
+	if a.DataDisk == nil {
+		return nil
+	}
+	d, err := a.DataDisk()
+	switch {
+	case err != nil:
+		return []alert{{"warn", "cannot read the free space of the data directory: " + err.Error()}}
+	case diskLow(d):
+		return []alert{{"warn", fmt.Sprintf("disk low: %s free of %s on %s; free some space (docker system prune, or remove models you no longer use)",
+			humanBytes(int64(d.Free)), humanBytes(int64(d.Total)), d.Path)}}
+	}
+	return nil
+}
+
+// certAlerts fills v.Cert and says when certificates fail or run out.
+func (a *admin) certAlerts(v *overviewView) []alert {
+	if a.Certs == nil {
+		return nil
+	}
+	r, ok := a.Certs.CertReport()
+	if !ok {
+		return nil
+	}
+	v.Cert = &r
+	names := strings.Join(r.Names, ", ")
+	var out []alert
+	if r.State == "retrying" {
+		msg := "certificates for " + names + " are failing: " + r.LastError
+		if r.Hint != "" {
+			msg += " (" + r.Hint + ")"
+		}
+		out = append(out, alert{"error", msg})
+	}
+	if !r.NotAfter.IsZero() {
+		left := r.NotAfter.Sub(a.now())
+		switch {
+		case left <= 0:
+			out = append(out, alert{"error", "the certificate for " + names + " expired on " + r.NotAfter.Format(time.DateOnly) + ": browsers refuse the site"})
+		case left < certExpiryWarning:
+			out = append(out, alert{"warn", fmt.Sprintf("the certificate for %s expires in %d days (%s) and has not been renewed", names, int(left.Hours()/24), r.NotAfter.Format(time.DateOnly))})
+		}
+	}
+	return out
 }

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"html/template"
+	"io"
 	"io/fs"
 	"log/slog"
 	"mime"
@@ -47,7 +49,7 @@ type pages struct {
 // when the two disagree, so a page without its template is a start-up
 // error rather than a 500 later.
 func loadPages(fsys fs.FS, log *slog.Logger) (*pages, error) {
-	pageNames := []string{"login", "models", "keys", "notfound", "overview", "usage"}
+	pageNames := []string{"login", "models", "keys", "notfound", "overview", "usage", "instances", "instance", "settings"}
 	p := &pages{views: map[string]*template.Template{}, static: map[string]staticFile{}, log: log}
 	files, err := fs.Glob(fsys, "static/*")
 	if err != nil {
@@ -61,7 +63,7 @@ func loadPages(fsys fs.FS, log *slog.Logger) (*pages, error) {
 		sum := sha256.Sum256(body)
 		p.static[path.Base(f)] = staticFile{body: body, ctype: mime.TypeByExtension(path.Ext(f)), hash: hex.EncodeToString(sum[:6])}
 	}
-	funcs := template.FuncMap{"static": p.staticURL}
+	funcs := template.FuncMap{"static": p.staticURL, "dict": dict, "json": indentJSON}
 	base, err := template.New("").Funcs(funcs).ParseFS(fsys, "templates/layout/*.html", "templates/partials/*.html")
 	if err != nil {
 		return nil, fmt.Errorf("ui: parse layout and partials: %w", err)
@@ -112,19 +114,22 @@ func (p *pages) fragment(c *gin.Context, page, partial string, data any) {
 }
 
 func (p *pages) execute(c *gin.Context, code int, page, tmpl string, data any) {
-	t, ok := p.views[page]
-	if !ok {
-		p.log.Error("admin page has no template", "page", page)
-		c.String(http.StatusInternalServerError, "no template for the %s page", page)
-		return
-	}
 	var buf bytes.Buffer
-	if err := t.ExecuteTemplate(&buf, tmpl, data); err != nil {
+	if err := p.renderTo(&buf, page, tmpl, data); err != nil {
 		p.log.Error("admin page failed to render", "page", page, "template", tmpl, "err", err)
 		c.String(http.StatusInternalServerError, "the %s page failed to render; corral's log has the reason", page)
 		return
 	}
 	c.Data(code, "text/html; charset=utf-8", buf.Bytes())
+}
+
+// renderTo runs one template of a page's set.
+func (p *pages) renderTo(w io.Writer, page, tmpl string, data any) error {
+	t, ok := p.views[page]
+	if !ok {
+		return fmt.Errorf("no template for the %s page", page)
+	}
+	return t.ExecuteTemplate(w, tmpl, data)
 }
 
 // serveStatic answers /static/NAME; with the current ?v= it may be cached
@@ -158,4 +163,27 @@ func pageHeaders(c *gin.Context) {
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Referrer-Policy", "same-origin")
 	h.Set("Cache-Control", "no-store")
+}
+
+// dict makes a map of its key, value arguments, for partials that need
+// more than one value.
+func dict(kv ...any) (map[string]any, error) {
+	if len(kv)%2 != 0 {
+		return nil, fmt.Errorf("dict: odd number of arguments")
+	}
+	m := make(map[string]any, len(kv)/2)
+	for i := 0; i < len(kv); i += 2 {
+		k, ok := kv[i].(string)
+		if !ok {
+			return nil, fmt.Errorf("dict: key %v is not a string", kv[i])
+		}
+		m[k] = kv[i+1]
+	}
+	return m, nil
+}
+
+// indentJSON shows a status object as it is, for people.
+func indentJSON(v any) (string, error) {
+	b, err := json.MarshalIndent(v, "", "  ")
+	return string(b), err
 }

@@ -11,6 +11,28 @@
   if (form) {
     setupImport(form, csrf);
   }
+  // Live parts: the server sends the part again whenever it changes.
+  document.querySelectorAll("[data-live]").forEach(function (el) {
+    const es = new EventSource(el.dataset.live);
+    es.onmessage = function (ev) { el.innerHTML = ev.data; };
+  });
+  // A log that follows: new lines are added at the end, and the view
+  // stays at the end unless the reader scrolled up.
+  document.querySelectorAll("[data-follow]").forEach(function (el) {
+    el.scrollTop = el.scrollHeight;
+    const es = new EventSource(el.dataset.follow);
+    es.onmessage = function (ev) {
+      const atEnd = el.scrollHeight - el.scrollTop - el.clientHeight < 30;
+      el.append(ev.data + "\n");
+      if (atEnd) {
+        el.scrollTop = el.scrollHeight;
+      }
+    };
+  });
+  const pull = document.getElementById("pull-form");
+  if (pull) {
+    setupPull(pull, csrf);
+  }
   // Copy buttons: data-copy names the element whose text they copy.
   document.querySelectorAll("button[data-copy]").forEach(function (b) {
     b.addEventListener("click", function () {
@@ -224,4 +246,103 @@ function refreshTable(model) {
       }
     })
     .catch(() => window.location.reload());
+}
+
+// setupPull runs a pull through the API, whose answer is SSE: one event
+// per step, with bytes for each layer; the bar shows all layers together.
+function setupPull(form, csrf) {
+  const box = document.getElementById("pull-progress");
+  const bar = document.getElementById("pull-bar");
+  const bytes = document.getElementById("pull-bytes");
+  const result = document.getElementById("pull-result");
+  const submit = document.getElementById("pull-submit");
+  function finish(kind, text) {
+    result.className = "alert " + kind;
+    result.textContent = text;
+    result.hidden = false;
+    submit.disabled = false;
+  }
+  form.addEventListener("submit", function (e) {
+    e.preventDefault();
+    const model = form.elements.model.value.trim();
+    result.hidden = true;
+    if (model === "") {
+      finish("error", "name the model to pull, such as llama3.2:1b");
+      return;
+    }
+    const layers = {};
+    bar.value = 0;
+    bytes.textContent = "starting";
+    box.hidden = false;
+    submit.disabled = true;
+    fetch("/api/v1/models/pull", {
+      method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
+      body: JSON.stringify({ model: model }),
+    }).then(function (resp) {
+      if (!resp.ok) {
+        return resp.json().then(function (j) { finish("error", j.error || resp.statusText); },
+          function () { finish("error", "corral answered " + resp.status); });
+      }
+      const reader = resp.body.getReader();
+      const dec = new TextDecoder();
+      let buf = "";
+      let ended = false;
+      function onEvent(ev) {
+        if (ev.error) {
+          ended = true;
+          finish("error", ev.error);
+          return;
+        }
+        if (ev.digest && ev.total) {
+          layers[ev.digest] = { total: ev.total, done: ev.completed || 0 };
+        }
+        let total = 0;
+        let done = 0;
+        for (const k in layers) {
+          total += layers[k].total;
+          done += layers[k].done;
+        }
+        if (ev.status === "success") {
+          ended = true;
+          bar.value = 100;
+          bytes.textContent = "100% · " + mb(total);
+          finish("ok", ev.model + " is pulled: it is on " + (ev.instances || []).join(", ") + ".");
+          refreshTable(ev.model);
+          return;
+        }
+        if (total > 0) {
+          const pct = Math.floor((100 * done) / total);
+          bar.value = pct;
+          bytes.textContent = pct + "% · " + mb(done) + " of " + mb(total) + " · " + ev.status;
+        } else {
+          bytes.textContent = ev.status;
+        }
+      }
+      function read() {
+        return reader.read().then(function (r) {
+          if (r.done) {
+            if (!ended) {
+              finish("error", "the connection ended before the pull finished: the pull goes on in corral; reload to see it");
+            }
+            return;
+          }
+          buf += dec.decode(r.value, { stream: true });
+          let end;
+          while ((end = buf.indexOf("\n\n")) >= 0) {
+            const chunk = buf.slice(0, end);
+            buf = buf.slice(end + 2);
+            const data = chunk.split("\n").filter((l) => l.startsWith("data: ")).map((l) => l.slice(6)).join("\n");
+            if (data !== "") {
+              try { onEvent(JSON.parse(data)); } catch (err) { /* not ours */ }
+            }
+          }
+          return read();
+        });
+      }
+      return read();
+    }).catch(function () {
+      finish("error", "the connection to corral was lost");
+    });
+  });
 }

@@ -50,6 +50,7 @@ type serveConfig struct {
 	LogFormat      string
 	HealthInterval time.Duration
 	TakeOver       bool
+	SimulateGPUs   int // GPUs from NVML mocks instead of the host's
 
 	door  doorConfig
 	queue queueConfig
@@ -93,6 +94,9 @@ func (c serveConfig) Validate() error {
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("--log-format %q: use text or json", c.LogFormat))
 	}
+	if c.SimulateGPUs < 0 || c.SimulateGPUs > 64 {
+		errs = append(errs, fmt.Errorf("--simulate-gpus %d: use 0 (off) to 64", c.SimulateGPUs))
+	}
 	if c.HealthInterval < 100*time.Millisecond {
 		errs = append(errs, fmt.Errorf("--health-interval %s: use 100ms or more", c.HealthInterval))
 	}
@@ -129,6 +133,7 @@ func parseServe(args []string, stdout io.Writer) (serveConfig, error) {
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
 	fs.DurationVar(&c.HealthInterval, "health-interval", 3*time.Second, "how often each instance's /api/version is probed")
 	fs.BoolVar(&c.TakeOver, "take-over", false, "take the namespace over from the corral (another data dir) that owns it: its containers become this one's, and it stops managing them; give it for one start, not in a unit file (two corrals that both take over take turns)")
+	fs.IntVar(&c.SimulateGPUs, "simulate-gpus", 0, "pretend this many A100 GPUs exist (NVML mocks), to try corral and its pages on a host without any; their instances run without a GPU")
 	s := &c.settings
 	fs.StringVar(&s.GPUs, "gpus", s.GPUs, "GPUs to run Ollama on: all, none, or a list of indexes or UUIDs such as 0,2")
 	fs.IntVar(&s.CPUInstances, "cpu-instances", s.CPUInstances, "Ollama instances to run when no GPU is used")
@@ -206,7 +211,11 @@ func (a *app) serve(ctx context.Context, c serveConfig, log *slog.Logger) error 
 	}
 	defer st.Close()
 
-	inv := a.discover()
+	inv, sampler := a.discover(), gpu.NewSampler(5*time.Second)
+	if c.SimulateGPUs > 0 {
+		inv, sampler = gpu.Simulated(c.SimulateGPUs, 5*time.Second)
+		log.Warn("simulated GPUs: NVML mocks stand in for the host's GPUs; instances run without one", "count", c.SimulateGPUs)
+	}
 	if len(inv.Devices) == 0 {
 		log.Info("no GPUs: running Ollama on CPU", "reason", inv.Reason)
 	} else {
@@ -319,6 +328,7 @@ func (a *app) serve(ctx context.Context, c serveConfig, log *slog.Logger) error 
 		DockerHost:     c.DockerHost,
 		Reach:          engine.Reach(c.Reach),
 		HealthInterval: c.HealthInterval,
+		SimulatedGPUs:  c.SimulateGPUs > 0,
 		DrainWait:      func(ctx context.Context, name string) { gw.WaitIdle(ctx, name) },
 		DrainGrace:     c.DrainGrace,
 		Store:          st,
@@ -336,7 +346,6 @@ func (a *app) serve(ctx context.Context, c serveConfig, log *slog.Logger) error 
 		return err
 	}
 
-	sampler := gpu.NewSampler(5 * time.Second)
 	mdl, err := models.New(models.Config{Store: st, GPUFree: freeByUUID(sampler), SpoolDir: c.DataDir, Logger: log}, eng)
 	if err != nil {
 		closeAll()
@@ -353,8 +362,9 @@ func (a *app) serve(ctx context.Context, c serveConfig, log *slog.Logger) error 
 		return err
 	}
 	// Scrapes read the queue once gw is built (below, before anything serves).
+	rates := ui.NewTokenRates(nil)
 	prom := wire.NewMetrics(eng, inv, sampler, wire.QueueMetrics(func() *gateway.Gateway { return gw }))
-	gw = gateway.New(gateway.Config{Logger: log, MaxBodyBytes: doorCfg.Limits.MaxBody, Meter: wire.Meter{M: meter}, Filter: cf, Observer: wire.Observer{M: prom},
+	gw = gateway.New(gateway.Config{Logger: log, MaxBodyBytes: doorCfg.Limits.MaxBody, Meter: wire.Meter{M: meter}, Filter: cf, Observer: wire.Observer{M: prom, Tokens: rates},
 		Priorities: wire.Priorities{K: apiKeys}, Scheduling: c.queue.schedulerConfig()},
 		&upstreams{eng: eng, models: mdl, sampler: sampler}, apiKeys)
 	defer gw.Close()
@@ -363,6 +373,10 @@ func (a *app) serve(ctx context.Context, c serveConfig, log *slog.Logger) error 
 	deps := ui.Deps{Engine: eng, GPUs: gpuView{inv, sampler}, Keys: apiKeys, Models: mdl, Usage: meter, Filter: cf, FrontDoor: fd}
 	deps.Scheduler = schedStatus{gw}
 	deps.Backup = st
+	deps.Settings = &instanceSettings{st: st, eng: eng, inv: inv, namespace: c.Namespace, cur: settings}
+	deps.Certs = certReport{cm}
+	deps.DataDisk = dataDisk(c.DataDir)
+	deps.Tokens = rates
 	cu := &chatUI{cfg: c.chat, namespace: c.Namespace, publicURL: publicURL(doorCfg), listener: door.Addr("chat"), eng: eng, st: st, keys: apiKeys, gateway: gw, log: log}
 	if c.chat.Mode != chatui.None {
 		deps.ChatUI = cu

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -109,10 +110,14 @@ func (f fakeScheduling) Holding() map[string][]scheduler.Held { return f.held }
 
 type statusEngine struct{ st engine.Status }
 
-func (e statusEngine) Status() engine.Status                     { return e.st }
-func (statusEngine) SetWeight(instance string, weight int) error { return nil }
-func (statusEngine) Restart(context.Context, string) error       { return nil }
-func (statusEngine) Recreate(context.Context, string) error      { return nil }
+func (e statusEngine) Status() engine.Status                                  { return e.st }
+func (statusEngine) SetWeight(instance string, weight int) error              { return nil }
+func (statusEngine) Restart(context.Context, string) error                    { return nil }
+func (statusEngine) Recreate(context.Context, string) error                   { return nil }
+func (statusEngine) Stop(context.Context, string) error                       { return nil }
+func (statusEngine) Start(string) error                                       { return nil }
+func (statusEngine) Events(string) []engine.Event                             { return nil }
+func (statusEngine) Logs(context.Context, string, int, bool, io.Writer) error { return nil }
 
 // TestStatusCommandScheduler goes from the scheduler's view through the
 // API's JSON to `corral status`.

@@ -8,7 +8,14 @@ import (
 )
 
 // Observer feeds the gateway's events to the Prometheus metrics.
-type Observer struct{ M *metrics.Metrics }
+type Observer struct {
+	M *metrics.Metrics
+	// Tokens, when set, counts each instance's generated tokens for the
+	// overview's tokens/s.
+	Tokens interface {
+		Add(instance string, tokens int)
+	}
+}
 
 var _ gateway.Observer = Observer{}
 
@@ -18,6 +25,9 @@ func (o Observer) FilterHit(where string)                { o.M.FilterHit(where) 
 func (o Observer) Observe(u gateway.Usage) {
 	o.M.RequestDone(u.Route, u.Model, u.Instance, u.Status, u.Outcome, u.Duration, u.TTFT, u.PromptTokens, u.CompletionTokens)
 	o.M.QueueWait(u.Model, u.Key, u.Queued)
+	if o.Tokens != nil {
+		o.Tokens.Add(u.Instance, u.CompletionTokens)
+	}
 }
 
 // QueueMetrics reads the gateway's queue at scrape time, for the

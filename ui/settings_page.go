@@ -1,0 +1,83 @@
+package ui
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+)
+
+// Certificates is what the pages show of the front door's certificates.
+type Certificates interface {
+	// CertReport is false without a domain.
+	CertReport() (CertReport, bool)
+}
+
+// CertReport is the certificates' state in the pages' words.
+type CertReport struct {
+	Names     []string
+	Source    string // "acme" or "files"
+	CA        string
+	State     string
+	NotAfter  time.Time // the earliest expiry of the certificates in service; zero: none yet
+	LastError string
+	Hint      string
+}
+
+// certExpiryWarning is when the overview starts to warn: certmagic
+// renews at a third of the lifetime left (30 of 90 days), so a
+// certificate this close to its end has failed to renew for weeks.
+const certExpiryWarning = 14 * 24 * time.Hour
+
+// settingsView is the settings page.
+type settingsView struct {
+	Cert      *CertReport
+	ChatUI    any
+	Filter    []string
+	HasFilter bool
+	Backup    bool
+	Done      string
+	Error     string
+}
+
+func (a *admin) settingsView() settingsView {
+	v := settingsView{Backup: a.Backup != nil}
+	if a.Certs != nil {
+		if r, ok := a.Certs.CertReport(); ok {
+			v.Cert = &r
+		}
+	}
+	if a.ChatUI != nil {
+		v.ChatUI = a.ChatUI.Status()
+	}
+	if a.Filter != nil {
+		v.HasFilter, v.Filter = true, a.Filter.Phrases()
+	}
+	return v
+}
+
+func (a *admin) settingsPage(c *gin.Context) {
+	v := a.settingsView()
+	v.Done = c.Query("done")
+	a.pages.render(c, http.StatusOK, "settings", pageView(c, "Settings", "settings", v))
+}
+
+// filterForm takes the phrases one a line.
+func (a *admin) filterForm(c *gin.Context) {
+	var phrases []string
+	for line := range strings.SplitSeq(c.PostForm("phrases"), "\n") {
+		if line = strings.TrimSpace(line); line != "" {
+			phrases = append(phrases, line)
+		}
+	}
+	if err := a.Filter.SetPhrases(c.Request.Context(), phrases); err != nil {
+		v := a.settingsView()
+		v.Error = err.Error()
+		a.pages.render(c, http.StatusBadRequest, "settings", pageView(c, "Settings", "settings", v))
+		return
+	}
+	a.log.Info("content filter changed from the admin page", "phrases", len(phrases))
+	c.Redirect(http.StatusSeeOther, "/settings?done="+url.QueryEscape("The content filter is saved and in force"))
+}
