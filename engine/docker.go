@@ -68,6 +68,12 @@ type event struct {
 	Name   string
 }
 
+// vol is what the engine needs to know of one volume.
+type vol struct {
+	Name   string
+	Labels map[string]string
+}
+
 // docker is the narrow view of the Docker Engine the reconciler needs.
 type docker interface {
 	Ping(ctx context.Context) error
@@ -75,6 +81,12 @@ type docker interface {
 	EnsureNetwork(ctx context.Context, name string, labels map[string]string) error
 	NetworkGateway(ctx context.Context, name string) (string, error)
 	EnsureVolume(ctx context.Context, name string, labels map[string]string) error
+	// VolumeLabels and NetworkLabels answer ok false when there is none.
+	VolumeLabels(ctx context.Context, name string) (labels map[string]string, ok bool, err error)
+	NetworkLabels(ctx context.Context, name string) (labels map[string]string, ok bool, err error)
+	Volumes(ctx context.Context, namespace string) ([]vol, error)
+	RemoveVolume(ctx context.Context, name string) error
+	RemoveNetwork(ctx context.Context, name string) error
 	List(ctx context.Context, namespace string) ([]ctr, error)
 	Inspect(ctx context.Context, id string) (ctr, error)
 	HasImage(ctx context.Context, image string) (bool, error)
@@ -160,6 +172,56 @@ func (d *dockerClient) EnsureVolume(ctx context.Context, name string, labels map
 	// Volume create is idempotent for an existing name with the same driver.
 	if _, err := d.c.VolumeCreate(ctx, client.VolumeCreateOptions{Name: name, Labels: labels}); err != nil {
 		return fmt.Errorf("create volume %s: %w", name, err)
+	}
+	return nil
+}
+
+func (d *dockerClient) VolumeLabels(ctx context.Context, name string) (map[string]string, bool, error) {
+	res, err := d.c.VolumeInspect(ctx, name, client.VolumeInspectOptions{})
+	if cerrdefs.IsNotFound(err) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("inspect volume %s: %w", name, err)
+	}
+	return res.Volume.Labels, true, nil
+}
+
+func (d *dockerClient) NetworkLabels(ctx context.Context, name string) (map[string]string, bool, error) {
+	res, err := d.c.NetworkInspect(ctx, name, client.NetworkInspectOptions{})
+	if cerrdefs.IsNotFound(err) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("inspect network %s: %w", name, err)
+	}
+	return res.Network.Labels, true, nil
+}
+
+// Volumes lists the volumes labelled with namespace.
+func (d *dockerClient) Volumes(ctx context.Context, namespace string) ([]vol, error) {
+	f := make(client.Filters).Add("label", LabelNamespace+"="+namespace)
+	res, err := d.c.VolumeList(ctx, client.VolumeListOptions{Filters: f})
+	if err != nil {
+		return nil, fmt.Errorf("list volumes: %w", err)
+	}
+	out := make([]vol, 0, len(res.Items))
+	for _, v := range res.Items {
+		out = append(out, vol{Name: v.Name, Labels: v.Labels})
+	}
+	return out, nil
+}
+
+func (d *dockerClient) RemoveVolume(ctx context.Context, name string) error {
+	if _, err := d.c.VolumeRemove(ctx, name, client.VolumeRemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
+		return fmt.Errorf("remove volume %s: %w", name, err)
+	}
+	return nil
+}
+
+func (d *dockerClient) RemoveNetwork(ctx context.Context, name string) error {
+	if _, err := d.c.NetworkRemove(ctx, name, client.NetworkRemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
+		return fmt.Errorf("remove network %s: %w", name, err)
 	}
 	return nil
 }

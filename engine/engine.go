@@ -6,6 +6,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -33,9 +34,15 @@ type Config struct {
 	// SimulatedGPUs: the GPUs are corral serve --simulate-gpus's, which
 	// exist only in NVML mocks; instances get no device.
 	SimulatedGPUs bool
-	// Store, when set, keeps operator changes such as weights.
-	Store  *store.Store
-	Logger *slog.Logger
+	// Store, when set, keeps operator changes such as weights, and is the
+	// owner of the namespace (owner.go): its ID labels what the engine
+	// makes, and another store's containers are left alone. Without one
+	// nothing is claimed or labelled with an owner.
+	Store *store.Store
+	// TakeOver claims the namespace from the corral that owns it (serve
+	// --take-over); only the first claim of a run takes over.
+	TakeOver bool
+	Logger   *slog.Logger
 }
 
 func (c *Config) defaults() {
@@ -96,6 +103,9 @@ type Engine struct {
 
 	// pullFailed holds when a pull of an image last failed, for retry back-off.
 	pullFailed map[string]time.Time
+
+	own      owner // this store and those it took over from, once claimed
+	takeOver bool  // the next claim takes the namespace over
 }
 
 // instance is the engine's runtime knowledge of one desired instance.
@@ -168,6 +178,7 @@ func newEngine(cfg Config, d docker, desired []Spec) *Engine {
 		inst:    map[string]*instance{},
 
 		pullFailed: map[string]time.Time{},
+		takeOver:   cfg.TakeOver,
 	}
 	e.routes.Store(&RouteTable{})
 	e.setDesired(desired)
@@ -318,13 +329,18 @@ func (e *Engine) poke() {
 
 // Run reconciles until ctx is done. Docker being unreachable, at start or
 // later, is not fatal: it is logged once, shown in Status, and retried.
-// Containers are left running when Run returns.
+// Another corral owning the namespace, or taking it over, is: Run returns
+// *OwnerError. Containers are left running when Run returns.
 func (e *Engine) Run(ctx context.Context) error {
 	backoff := time.Second
 	for {
 		connected, err := e.session(ctx)
 		if ctx.Err() != nil {
 			return nil
+		}
+		if oe := (*OwnerError)(nil); errors.As(err, &oe) {
+			e.log.Error("namespace owned by another corral: not managing it", "namespace", e.cfg.Namespace, "owner_data_dir", oe.DataDir)
+			return err
 		}
 		if connected {
 			backoff = time.Second
@@ -365,7 +381,10 @@ func (e *Engine) session(ctx context.Context) (connected bool, err error) {
 	if err := e.docker.Ping(ctx); err != nil {
 		return false, err
 	}
-	labels := map[string]string{LabelManaged: "true", LabelNamespace: e.cfg.Namespace}
+	if err := e.claimNamespace(ctx); err != nil {
+		return true, err
+	}
+	labels := e.owner().labels(map[string]string{LabelManaged: "true", LabelNamespace: e.cfg.Namespace})
 	if err := e.docker.EnsureNetwork(ctx, e.cfg.NetworkName(), labels); err != nil {
 		return true, err
 	}
@@ -398,6 +417,9 @@ func (e *Engine) session(ctx context.Context) (connected bool, err error) {
 	defer wake.Stop()
 	for {
 		next, err := e.reconcile(sctx)
+		if oe := (*OwnerError)(nil); errors.As(err, &oe) {
+			return true, err
+		}
 		if err != nil && sctx.Err() == nil {
 			if perr := e.docker.Ping(sctx); perr != nil {
 				return true, perr

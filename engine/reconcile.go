@@ -43,6 +43,10 @@ func (e *Engine) reconcile(ctx context.Context) (time.Time, error) {
 	e.mu.Unlock()
 	publish := reach == ReachLoopback
 
+	if err := e.checkClaim(ctx); err != nil {
+		return time.Time{}, err
+	}
+	own := e.owner()
 	actual, err := e.docker.List(ctx, e.cfg.Namespace)
 	if err != nil {
 		return time.Time{}, err
@@ -53,8 +57,13 @@ func (e *Engine) reconcile(ctx context.Context) (time.Time, error) {
 	}
 	var errs []error
 	byName := map[string]ctr{}
+	foreign := map[string]ctr{} // another corral's: never removed, replaced or started
 	for _, c := range actual {
 		if c.Labels[LabelRole] == "" {
+			continue
+		}
+		if !own.mine(c.Labels[LabelOwner]) {
+			foreign[c.Name] = c
 			continue
 		}
 		if !wanted[c.Name] {
@@ -82,6 +91,10 @@ func (e *Engine) reconcile(ctx context.Context) (time.Time, error) {
 	for _, s := range desired {
 		if ctx.Err() != nil {
 			break
+		}
+		if fc, ok := foreign[s.Name]; ok {
+			e.transition(s.Name, PhaseFailed, fmt.Sprintf("container %s belongs to the corral with data dir %s; this one leaves it alone", s.Name, fc.Labels[LabelDataDir]))
+			continue
 		}
 		c, ok := byName[s.Name]
 		if stopped[s.Name] {
@@ -204,14 +217,16 @@ func (e *Engine) create(ctx context.Context, s Spec, hash string, publish bool, 
 		return err
 	}
 	e.transition(s.Name, PhaseStarting, "creating container")
-	labels := map[string]string{
+	// The owner's labels are not in the hash: see owner.go.
+	own := e.owner()
+	labels := own.labels(map[string]string{
 		LabelManaged:   "true",
 		LabelNamespace: e.cfg.Namespace,
 		LabelRole:      roleOf(s),
 		LabelGPU:       s.GPU,
 		LabelInstance:  s.Name,
 		LabelSpecHash:  hash,
-	}
+	})
 	cs := createSpec{
 		Name: s.Name, Image: s.Image, Env: s.Env, Labels: labels, Port: portOf(s),
 		Network: e.cfg.NetworkName(), Volume: e.cfg.VolumeName(), Mount: modelsPath, Publish: publish,
@@ -222,7 +237,7 @@ func (e *Engine) create(ctx context.Context, s Spec, hash string, publish bool, 
 		if s.Volume != "" {
 			// Its data outlives the container: created once, kept by
 			// recreation, upgrades and corral down without --volumes.
-			vl := map[string]string{LabelManaged: "true", LabelNamespace: e.cfg.Namespace, LabelRole: roleOf(s)}
+			vl := own.labels(map[string]string{LabelManaged: "true", LabelNamespace: e.cfg.Namespace, LabelRole: roleOf(s)})
 			if err := e.docker.EnsureVolume(ctx, s.Volume, vl); err != nil {
 				e.transition(s.Name, PhaseFailed, err.Error())
 				return err

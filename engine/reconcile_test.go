@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -26,12 +27,15 @@ type fakeDocker struct {
 	nextID   int
 	calls    []string
 	conflict map[string]bool // names taken by containers we do not manage
+	volumes  map[string]map[string]string
+	networks map[string]map[string]string
 }
 
 var _ docker = (*fakeDocker)(nil)
 
 func newFake() *fakeDocker {
-	return &fakeDocker{ctrs: map[string]*ctr{}, images: map[string]bool{}, conflict: map[string]bool{}}
+	return &fakeDocker{ctrs: map[string]*ctr{}, images: map[string]bool{}, conflict: map[string]bool{},
+		volumes: map[string]map[string]string{}, networks: map[string]map[string]string{}}
 }
 
 func (f *fakeDocker) record(s string) { f.calls = append(f.calls, s) }
@@ -40,11 +44,67 @@ func (f *fakeDocker) Ping(context.Context) error                { return nil }
 func (f *fakeDocker) DesktopLike(context.Context) bool          { return false }
 func (f *fakeDocker) ConnectSelf(context.Context, string) error { return nil }
 func (f *fakeDocker) Close() error                              { return nil }
-func (f *fakeDocker) EnsureNetwork(context.Context, string, map[string]string) error {
+func (f *fakeDocker) EnsureNetwork(_ context.Context, name string, labels map[string]string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.networks[name]; !ok {
+		f.networks[name] = labels
+	}
 	return nil
 }
-func (f *fakeDocker) EnsureVolume(context.Context, string, map[string]string) error { return nil }
-func (f *fakeDocker) NetworkGateway(context.Context, string) (string, error)        { return "10.0.0.1", nil }
+
+func (f *fakeDocker) EnsureVolume(_ context.Context, name string, labels map[string]string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.volumes[name]; !ok {
+		f.volumes[name] = labels
+	}
+	return nil
+}
+
+func (f *fakeDocker) VolumeLabels(_ context.Context, name string) (map[string]string, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	l, ok := f.volumes[name]
+	return l, ok, nil
+}
+
+func (f *fakeDocker) NetworkLabels(_ context.Context, name string) (map[string]string, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	l, ok := f.networks[name]
+	return l, ok, nil
+}
+
+func (f *fakeDocker) Volumes(_ context.Context, ns string) ([]vol, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []vol
+	for name, l := range f.volumes {
+		if l[LabelNamespace] == ns {
+			out = append(out, vol{Name: name, Labels: l})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+func (f *fakeDocker) RemoveVolume(_ context.Context, name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("rm volume " + name)
+	delete(f.volumes, name)
+	return nil
+}
+
+func (f *fakeDocker) RemoveNetwork(_ context.Context, name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("rm network " + name)
+	delete(f.networks, name)
+	return nil
+}
+func (f *fakeDocker) NetworkGateway(context.Context, string) (string, error) { return "10.0.0.1", nil }
 func (f *fakeDocker) Events(ctx context.Context, _ string) (<-chan event, <-chan error) {
 	return make(chan event), make(chan error)
 }

@@ -74,8 +74,9 @@ type Deps struct {
 	DataDisk func() (DiskReport, error)
 	// Tokens is each instance's generation rate; nil: not shown.
 	Tokens interface{ PerSecond() map[string]float64 }
-	// Backup: GET /api/v1/backup serves a snapshot of the store.
-	Backup bool
+	// Backup copies the store for GET /api/v1/backup (and the settings
+	// page's link to it); nil: no such endpoint.
+	Backup Backup
 	// SignInLink makes a one-time sign-in link for the admin pages; nil:
 	// there are none (no admin listener).
 	SignInLink func() (string, error)
@@ -181,6 +182,9 @@ func NewAPI(d Deps) http.Handler {
 	}
 	if d.Usage != nil {
 		v1.GET("/usage", h.usage)
+	}
+	if d.Backup != nil {
+		v1.GET("/backup", h.backup)
 	}
 	r.NoRoute(func(c *gin.Context) {
 		c.JSON(http.StatusNotFound, gin.H{"error": "no such endpoint: " + c.Request.Method + " " + c.Request.URL.Path})

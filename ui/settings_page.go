@@ -43,7 +43,7 @@ type settingsView struct {
 }
 
 func (a *admin) settingsView() settingsView {
-	v := settingsView{Backup: a.Backup}
+	v := settingsView{Backup: a.Backup != nil}
 	if a.Certs != nil {
 		if r, ok := a.Certs.CertReport(); ok {
 			v.Cert = &r

@@ -13,6 +13,9 @@ import (
 	"time"
 )
 
+// errNotRunning: no corral answers on the control socket.
+var errNotRunning = errors.New("corral is not running")
+
 // daemon is the CLI's client of the running corral, over the control socket.
 type daemon struct {
 	sock string
@@ -111,7 +114,7 @@ func (d *daemon) send(ctx context.Context, method, path string, in any) (*http.R
 	if err != nil {
 		var op *net.OpError
 		if errors.As(err, &op) {
-			return nil, fmt.Errorf("corral is not running (no answer on %s): start it with corral serve, or pass the same --data-dir", d.sock)
+			return nil, fmt.Errorf("%w (no answer on %s): start it with corral serve, or pass the same --data-dir", errNotRunning, d.sock)
 		}
 		return nil, err
 	}

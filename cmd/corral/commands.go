@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"corral/gpu"
@@ -20,12 +21,13 @@ type command struct {
 
 // app carries what commands share; tests swap its parts.
 type app struct {
+	stdin          io.Reader // confirmations (corral down --volumes)
 	stdout, stderr io.Writer
 	discover       func() gpu.Inventory
 }
 
 func newApp(stdout, stderr io.Writer) *app {
-	return &app{stdout: stdout, stderr: stderr, discover: gpu.Discover}
+	return &app{stdin: os.Stdin, stdout: stdout, stderr: stderr, discover: gpu.Discover}
 }
 
 func commands() []command {
@@ -42,6 +44,9 @@ func commands() []command {
 		{"filter", "show or set the content filter's phrases", (*app).filterCmd},
 		{"weight", "set an instance's share of gateway traffic", (*app).weightCmd},
 		{"chat-ui", "show the chat UI, restart it or recreate it", (*app).chatUICmd},
+		{"backup", "copy the store (keys, usage, settings, certificates) to a file, serving or not", (*app).backupCmd},
+		{"restore", "put a backup in place of the store, with corral stopped", (*app).restoreCmd},
+		{"down", "remove this corral's containers and network; its volumes with --volumes", (*app).downCmd},
 		{"admin-link", "print a one-time link that signs a browser in to the admin pages", (*app).adminLinkCmd},
 		{"admin-token", "print the admin token, or replace it with --rotate (signs every admin out)", (*app).adminTokenCmd},
 		{"version", "print the version", (*app).versionCmd},

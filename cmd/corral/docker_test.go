@@ -61,10 +61,17 @@ type daemonProc struct {
 
 func startServe(t testing.TB, dataDir string, args ...string) *daemonProc {
 	t.Helper()
+	return startServeBin(t, corralBin(t), dataDir, args...)
+}
+
+// startServeBin is startServe with another corral binary (an older
+// release, for the upgrade test).
+func startServeBin(t testing.TB, bin, dataDir string, args ...string) *daemonProc {
+	t.Helper()
 	// No chat UI unless a test asks: its real image cannot be pulled here.
 	all := append([]string{"serve", "--data-dir", dataDir, "--addr", "127.0.0.1:0", "--admin-addr", "", "--chat-ui", "none", "--chat-addr", "",
 		"--health-interval", "300ms", "--log-format", "json"}, args...)
-	cmd := exec.Command(corralBin(t), all...)
+	cmd := exec.Command(bin, all...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -51,6 +51,7 @@ type serveConfig struct {
 	HealthInterval time.Duration
 	SimulateGPUs   int    // GPUs from NVML mocks instead of the host's
 	CORSOrigins    string // browser origins allowed to call the gateway, comma-separated; stored
+	TakeOver       bool
 
 	door  doorConfig
 	queue queueConfig
@@ -135,6 +136,7 @@ func parseServe(args []string, stdout io.Writer) (serveConfig, error) {
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
 	fs.DurationVar(&c.HealthInterval, "health-interval", 3*time.Second, "how often each instance's /api/version is probed")
+	fs.BoolVar(&c.TakeOver, "take-over", false, "take the namespace over from the corral (another data dir) that owns it: its containers become this one's, and it stops managing them; give it for one start, not in a unit file (two corrals that both take over take turns)")
 	fs.IntVar(&c.SimulateGPUs, "simulate-gpus", 0, "pretend this many A100 GPUs exist (NVML mocks), to try corral and its pages on a host without any; their instances run without a GPU")
 	fs.StringVar(&c.CORSOrigins, "cors-origins", "", "web pages that may call the gateway from a browser (CORS): origins such as https://app.example.com, comma-separated, or * for any; stored, and changed live by the admin API (default: none, or the stored list)")
 	s := &c.settings
@@ -305,7 +307,18 @@ func (a *app) serve(ctx context.Context, c serveConfig, log *slog.Logger) error 
 			return err
 		}
 	}
+	// The namespace is this store's, or another corral's: refused here,
+	// before anything is written or changed on Docker.
+	claimed, err := engine.Claim(ctx, engine.Config{Namespace: c.Namespace, DockerHost: c.DockerHost, Store: st, TakeOver: c.TakeOver, Logger: log})
+	if err != nil {
+		closeAll()
+		return err
+	}
 	if err := engine.SaveSettings(st, settings); err != nil {
+		closeAll()
+		return err
+	}
+	if err := engine.RecordNamespace(st, c.Namespace); err != nil {
 		closeAll()
 		return err
 	}
@@ -325,6 +338,7 @@ func (a *app) serve(ctx context.Context, c serveConfig, log *slog.Logger) error 
 		DrainWait:      func(ctx context.Context, name string) { gw.WaitIdle(ctx, name) },
 		DrainGrace:     c.DrainGrace,
 		Store:          st,
+		TakeOver:       c.TakeOver && !claimed, // Docker did not answer at the claim above
 		Logger:         log,
 	}, specs)
 	if err != nil {
@@ -372,6 +386,7 @@ func (a *app) serve(ctx context.Context, c serveConfig, log *slog.Logger) error 
 	fd := &doorStatus{door: door, certs: cm}
 	deps := ui.Deps{Engine: eng, GPUs: gpuView{inv, sampler}, Keys: apiKeys, Models: mdl, Usage: meter, Filter: cf, CORS: cors, FrontDoor: fd}
 	deps.Scheduler = schedStatus{gw}
+	deps.Backup = st
 	deps.Settings = &instanceSettings{st: st, eng: eng, inv: inv, namespace: c.Namespace, cur: settings}
 	deps.Certs = certReport{cm}
 	deps.DataDisk = dataDisk(c.DataDir)

@@ -1,8 +1,13 @@
 package store
 
 import (
+	"crypto/rand"
 	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -10,6 +15,8 @@ import (
 var (
 	bucketMeta      = []byte("meta")
 	keySchema       = []byte("schema_version")
+	keyStoreID      = []byte("store_id")       // random hex, made once: the store's identity
+	keyAdopted      = []byte("adopted_owners") // JSON list of store IDs whose containers this store took over
 	bucketSettings  = []byte("settings")
 	bucketInstances = []byte("instances")
 	bucketKeys      = []byte("keys")       // key ID → Key (JSON)
@@ -23,6 +30,13 @@ var (
 
 // migrations bring the schema from version i to i+1; append, never edit.
 // A database newer than this binary is refused rather than guessed at.
+// Each one is tested from every earlier version (meta_test.go), and from a
+// store the last release wrote (testdata/schema4.db).
+//
+// Keys added to the meta bucket that an older binary can ignore (the store
+// ID, the adopted owners) are no schema change: they need no migration,
+// and an older corral still opens the store, so going back a release keeps
+// working.
 var migrations = []func(tx *bolt.Tx) error{
 	// 0 → 1: the first layout.
 	func(tx *bolt.Tx) error {
@@ -65,18 +79,47 @@ var migrations = []func(tx *bolt.Tx) error{
 // SchemaVersion is the schema this binary writes.
 func SchemaVersion() int { return len(migrations) }
 
+// ErrNewer matches the error of opening a database that a newer corral
+// wrote (a *NewerError).
+var ErrNewer = errors.New("written by a newer corral")
+
+// NewerError is a database whose schema is newer than this binary's.
+type NewerError struct {
+	Path      string
+	Version   int // the database's
+	Supported int // the newest this binary reads
+}
+
+func (e *NewerError) Error() string {
+	return fmt.Sprintf("store: %s was written by a newer corral (schema version %d; this corral reads up to version %d): upgrade corral to that release or a later one", e.Path, e.Version, e.Supported)
+}
+
+func (e *NewerError) Is(target error) bool { return target == ErrNewer }
+
+func newerError(path string, v int) error {
+	return &NewerError{Path: path, Version: v, Supported: len(migrations)}
+}
+
+// schemaOf reads the schema version in meta; 0 when there is none.
+func schemaOf(meta *bolt.Bucket) int {
+	if meta == nil {
+		return 0
+	}
+	if raw := meta.Get(keySchema); len(raw) == 8 {
+		return int(binary.BigEndian.Uint64(raw))
+	}
+	return 0
+}
+
 func (s *Store) migrate() error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
 		if err != nil {
 			return fmt.Errorf("store: create meta: %w", err)
 		}
-		v := 0
-		if raw := meta.Get(keySchema); len(raw) == 8 {
-			v = int(binary.BigEndian.Uint64(raw))
-		}
+		v := schemaOf(meta)
 		if v > len(migrations) {
-			return fmt.Errorf("store: schema version %d is newer than this corral understands (%d): upgrade corral", v, len(migrations))
+			return newerError(s.db.Path(), v)
 		}
 		for ; v < len(migrations); v++ {
 			if err := migrations[v](tx); err != nil {
@@ -85,7 +128,17 @@ func (s *Store) migrate() error {
 		}
 		var buf [8]byte
 		binary.BigEndian.PutUint64(buf[:], uint64(v))
-		return meta.Put(keySchema, buf[:])
+		if err := meta.Put(keySchema, buf[:]); err != nil {
+			return err
+		}
+		if id := meta.Get(keyStoreID); len(id) > 0 {
+			s.id = string(id)
+			return nil
+		}
+		b := make([]byte, 16)
+		rand.Read(b)
+		s.id = hex.EncodeToString(b)
+		return meta.Put(keyStoreID, []byte(s.id))
 	})
 }
 
@@ -93,10 +146,62 @@ func (s *Store) migrate() error {
 func (s *Store) Schema() (int, error) {
 	v := 0
 	err := s.db.View(func(tx *bolt.Tx) error {
-		if raw := tx.Bucket(bucketMeta).Get(keySchema); len(raw) == 8 {
-			v = int(binary.BigEndian.Uint64(raw))
-		}
+		v = schemaOf(tx.Bucket(bucketMeta))
 		return nil
 	})
 	return v, err
+}
+
+// ID is the store's identity: random, made when the store was first
+// opened, kept by restores into the same data dir. It marks what this
+// corral owns on the Docker engine. Empty for a store opened read-only
+// before any corral gave it one.
+func (s *Store) ID() string { return s.id }
+
+// AdoptedOwners are the store IDs whose containers this store took over
+// (corral serve --take-over): they are its own now.
+func (s *Store) AdoptedOwners() ([]string, error) {
+	var out []string
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		out, err = adoptedOf(tx.Bucket(bucketMeta))
+		return err
+	})
+	return out, err
+}
+
+// AdoptOwners adds store IDs to AdoptedOwners.
+func (s *Store) AdoptOwners(ids ...string) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		return addAdopted(tx.Bucket(bucketMeta), ids)
+	})
+}
+
+func adoptedOf(meta *bolt.Bucket) ([]string, error) {
+	raw := meta.Get(keyAdopted)
+	if raw == nil {
+		return nil, nil
+	}
+	var out []string
+	if err := json.Unmarshal(raw, &out); err != nil {
+		return nil, fmt.Errorf("store: decode adopted owners: %w", err)
+	}
+	return out, nil
+}
+
+func addAdopted(meta *bolt.Bucket, ids []string) error {
+	have, err := adoptedOf(meta)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if id != "" && !slices.Contains(have, id) {
+			have = append(have, id)
+		}
+	}
+	raw, err := json.Marshal(have)
+	if err != nil {
+		return err
+	}
+	return meta.Put(keyAdopted, raw)
 }

@@ -29,6 +29,7 @@ var ErrNotFound = errors.New("not found")
 // Store is the open database.
 type Store struct {
 	db *bolt.DB
+	id string
 }
 
 // Open opens (creating if needed) the database in dir and migrates it to
@@ -48,6 +49,31 @@ func Open(dir string) (*Store, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// OpenReadOnly opens the database in dir without changing it: no
+// migration, no lock against other readers. It fails with ErrLocked while
+// a corral has it open for writing.
+func OpenReadOnly(dir string) (*Store, error) {
+	path := filepath.Join(dir, FileName)
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("store: no corral store in %s: %w", dir, err)
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout, ReadOnly: true})
+	if errors.Is(err, bolt.ErrTimeout) {
+		return nil, fmt.Errorf("store: open %s: %w", path, ErrLocked)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	s := &Store{db: db}
+	err = db.View(func(tx *bolt.Tx) error {
+		if meta := tx.Bucket(bucketMeta); meta != nil {
+			s.id = string(meta.Get(keyStoreID))
+		}
+		return nil
+	})
+	return s, err
 }
 
 // Close releases the database and its lock.

@@ -6,8 +6,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"testing"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 func TestOpenMigratesAndReopens(t *testing.T) {
@@ -49,25 +47,6 @@ func TestSecondOpenFailsFast(t *testing.T) {
 	defer s.Close()
 	if _, err := Open(dir); !errors.Is(err, ErrLocked) {
 		t.Fatalf("second open: %v, want ErrLocked", err)
-	}
-}
-
-func TestNewerSchemaRefused(t *testing.T) {
-	dir := t.TempDir()
-	db, err := bolt.Open(filepath.Join(dir, FileName), 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = db.Update(func(tx *bolt.Tx) error {
-		b, _ := tx.CreateBucketIfNotExists(bucketMeta)
-		return b.Put(keySchema, []byte{0, 0, 0, 0, 0, 0, 0, 99})
-	})
-	db.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := Open(dir); err == nil {
-		t.Fatal("open of a newer schema succeeded")
 	}
 }
 
