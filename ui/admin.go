@@ -94,7 +94,10 @@ func NewAdmin(cfg AdminConfig, d Deps) (*Admin, error) {
 	}))
 	pg.GET("/settings", a.settingsPage)
 	if d.Filter != nil {
-		pg.POST("/settings/filter", a.filterForm)
+		pg.POST("/settings/filter", a.listForm("phrases", "content filter", d.Filter.SetPhrases))
+	}
+	if d.CORS != nil {
+		pg.POST("/settings/cors", a.listForm("origins", "list of browser origins", d.CORS.SetOrigins))
 	}
 	pg.GET("/instances", a.instancesPage)
 	pg.GET("/live/instances", a.livePart("instances", "instances_body", func(c *gin.Context) any {

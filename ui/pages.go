@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"html/template"
 	"io"
@@ -63,7 +62,7 @@ func loadPages(fsys fs.FS, log *slog.Logger) (*pages, error) {
 		sum := sha256.Sum256(body)
 		p.static[path.Base(f)] = staticFile{body: body, ctype: mime.TypeByExtension(path.Ext(f)), hash: hex.EncodeToString(sum[:6])}
 	}
-	funcs := template.FuncMap{"static": p.staticURL, "dict": dict, "json": indentJSON}
+	funcs := template.FuncMap{"static": p.staticURL, "dict": dict}
 	base, err := template.New("").Funcs(funcs).ParseFS(fsys, "templates/layout/*.html", "templates/partials/*.html")
 	if err != nil {
 		return nil, fmt.Errorf("ui: parse layout and partials: %w", err)
@@ -180,10 +179,4 @@ func dict(kv ...any) (map[string]any, error) {
 		m[k] = kv[i+1]
 	}
 	return m, nil
-}
-
-// indentJSON shows a status object as it is, for people.
-func indentJSON(v any) (string, error) {
-	b, err := json.MarshalIndent(v, "", "  ")
-	return string(b), err
 }

@@ -388,3 +388,57 @@ func BenchmarkOverview8GPUs(b *testing.B) {
 		io.Discard.Write(rec.Body.Bytes())
 	}
 }
+
+type memList struct{ items []string }
+
+func (m *memList) Phrases() []string { return m.items }
+func (m *memList) Origins() []string { return m.items }
+func (m *memList) SetPhrases(_ context.Context, p []string) error {
+	m.items = p
+	return nil
+}
+func (m *memList) SetOrigins(_ context.Context, o []string) error {
+	for _, x := range o {
+		if !strings.HasPrefix(x, "http") && x != "*" {
+			return fmt.Errorf("origin %q: use scheme://host[:port]", x)
+		}
+	}
+	m.items = o
+	return nil
+}
+
+type chatInfo struct{}
+
+func (chatInfo) Status() any {
+	return struct {
+		Mode       string `json:"mode"`
+		URL        string `json:"url"`
+		AccessCode string `json:"access_code"`
+	}{"lobechat", "https://chat.example.com/", "c0de"}
+}
+
+// The settings page: the chat UI as it runs, and the filter and CORS
+// lists saved from their forms (a bad origin says why and keeps the old).
+func TestSettingsPage(t *testing.T) {
+	filter, cors := &memList{}, &memList{items: []string{"https://a.example"}}
+	ta := adminWith(t, Deps{Engine: fakeEngine{twoInstances()}, GPUs: figuresGPUs{}, Filter: filter, CORS: cors, ChatUI: chatInfo{}}, time.Now())
+	cookie, _ := ta.signIn(t)
+	code, body := ta.get(t, cookie, "/settings")
+	csrf := csrfMeta.FindStringSubmatch(body)[1]
+	for _, want := range []string{"lobechat", "https://chat.example.com/", "c0de", "https://a.example", "No domain"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("settings page lacks %q", want)
+		}
+	}
+	if code != 200 || t.Failed() {
+		t.Fatalf("settings %d:\n%s", code, body)
+	}
+	if rec := ta.post(t, cookie, csrf, "/settings/filter", url.Values{"phrases": {"secret plan\r\n\r\n  launch codes \n"}}); rec.Code != http.StatusSeeOther ||
+		strings.Join(filter.items, "|") != "secret plan|launch codes" {
+		t.Fatalf("filter form: %d %q", rec.Code, filter.items)
+	}
+	rec := ta.post(t, cookie, csrf, "/settings/cors", url.Values{"origins": {"ftp://x"}})
+	if rec.Code != 400 || !strings.Contains(htmlUnescape(rec.Body.String()), `origin "ftp://x"`) || cors.items[0] != "https://a.example" {
+		t.Fatalf("bad origin: %d %q", rec.Code, cors.items)
+	}
+}

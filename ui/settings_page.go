@@ -1,6 +1,8 @@
 package ui
 
 import (
+	"context"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
@@ -34,7 +36,9 @@ const certExpiryWarning = 14 * 24 * time.Hour
 // settingsView is the settings page.
 type settingsView struct {
 	Cert      *CertReport
-	ChatUI    any
+	ChatUI    map[string]any // the chat UI's status, by its JSON names
+	CORS      []string
+	HasCORS   bool
 	Filter    []string
 	HasFilter bool
 	Backup    bool
@@ -50,7 +54,13 @@ func (a *admin) settingsView() settingsView {
 		}
 	}
 	if a.ChatUI != nil {
-		v.ChatUI = a.ChatUI.Status()
+		// By its JSON names: the status is the chat UI's own type.
+		if raw, err := json.Marshal(a.ChatUI.Status()); err == nil {
+			json.Unmarshal(raw, &v.ChatUI)
+		}
+	}
+	if a.CORS != nil {
+		v.HasCORS, v.CORS = true, a.CORS.Origins()
 	}
 	if a.Filter != nil {
 		v.HasFilter, v.Filter = true, a.Filter.Phrases()
@@ -64,20 +74,22 @@ func (a *admin) settingsPage(c *gin.Context) {
 	a.pages.render(c, http.StatusOK, "settings", pageView(c, "Settings", "settings", v))
 }
 
-// filterForm takes the phrases one a line.
-func (a *admin) filterForm(c *gin.Context) {
-	var phrases []string
-	for line := range strings.SplitSeq(c.PostForm("phrases"), "\n") {
-		if line = strings.TrimSpace(line); line != "" {
-			phrases = append(phrases, line)
+// listForm saves a list typed one item a line with set.
+func (a *admin) listForm(field, what string, set func(context.Context, []string) error) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		var items []string
+		for line := range strings.SplitSeq(c.PostForm(field), "\n") {
+			if line = strings.TrimSpace(line); line != "" {
+				items = append(items, line)
+			}
 		}
+		if err := set(c.Request.Context(), items); err != nil {
+			v := a.settingsView()
+			v.Error = err.Error()
+			a.pages.render(c, http.StatusBadRequest, "settings", pageView(c, "Settings", "settings", v))
+			return
+		}
+		a.log.Info(what+" changed from the admin page", "entries", len(items))
+		c.Redirect(http.StatusSeeOther, "/settings?done="+url.QueryEscape("The "+what+" is saved and in force"))
 	}
-	if err := a.Filter.SetPhrases(c.Request.Context(), phrases); err != nil {
-		v := a.settingsView()
-		v.Error = err.Error()
-		a.pages.render(c, http.StatusBadRequest, "settings", pageView(c, "Settings", "settings", v))
-		return
-	}
-	a.log.Info("content filter changed from the admin page", "phrases", len(phrases))
-	c.Redirect(http.StatusSeeOther, "/settings?done="+url.QueryEscape("The content filter is saved and in force"))
 }
