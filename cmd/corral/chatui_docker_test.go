@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -202,10 +204,14 @@ func TestChatUIOverHTTPSInBrowser(t *testing.T) {
 	ca, domainArgs := pebbleDomain(t, domain)
 	dataDir := t.TempDir()
 	p := startServe(t, dataDir, append([]string{"--namespace", enginetest.Namespace(t), "--cpu-instances", "1", "--ollama-image", simimage.Image(t),
-		"--chat-ui", "open-webui", "--chat-ui-image", img}, domainArgs...)...)
+		"--chat-ui", "open-webui", "--chat-ui-image", img, "--admin-addr", "127.0.0.1:0"}, domainArgs...)...)
 	p.waitStatus(t, "the instance and the chat UI healthy", 90*time.Second, func(st engine.Status) bool { return allHealthy(1)(st) && appsHealthy(1)(st) })
 	waitCertificate(t, dataDir)
 	site := fmt.Sprintf("https://%s:%d", domain, ca.TLSPort)
+	adminToken, err := os.ReadFile(filepath.Join(dataDir, "admin-token"))
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	hc := ca.Client(t)
 	var env map[string]string
@@ -225,6 +231,27 @@ func TestChatUIOverHTTPSInBrowser(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("/v1 on the chat UI's site without a key: %d, want the gateway's 401", resp.StatusCode)
+	}
+
+	// The admin pages and API are on their own origin only: the chat
+	// UI's host does not answer them, even with the admin token.
+	for _, path := range []string{"/api/v1/status", "/login", "/metrics", "/api/v1/backup", "/instances"} {
+		req, _ := http.NewRequest("GET", site+path, nil)
+		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(adminToken)))
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.Contains(string(body), `"namespace"`) || strings.Contains(string(body), "admin token") || strings.Contains(string(body), "corral_") ||
+			resp.Header.Get("Content-Disposition") != "" {
+			t.Fatalf("the chat UI's host answered the admin's %s: %d %.300s", path, resp.StatusCode, body)
+		}
+	}
+	adminURL := p.logAttr(t, "admin API listening", "url")
+	if !strings.HasPrefix(adminURL, fmt.Sprintf("https://%s:", domain)) || strings.HasSuffix(adminURL, fmt.Sprintf(":%d/", ca.TLSPort)) {
+		t.Fatalf("the admin's URL %s is not its own origin", adminURL)
 	}
 
 	// A chat the chat UI makes through the gateway, asked over HTTPS.
