@@ -116,6 +116,8 @@ func NewAdmin(cfg AdminConfig, d Deps) (*Admin, error) {
 		pg.POST("/keys", a.createKeyForm)
 		pg.GET("/keys/:name/revoke", a.revokeKeyConfirm)
 		pg.POST("/keys/:name/revoke", a.revokeKeyForm)
+		pg.GET("/keys/:name/limits", a.limitsEdit)
+		pg.POST("/keys/:name/limits", a.limitsForm)
 	}
 	if d.Usage != nil {
 		pg.GET("/usage", a.usagePage)

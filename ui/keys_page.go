@@ -18,6 +18,8 @@ type keysView struct {
 	Keys    []keyRow
 	Created *CreatedKey
 	Revoke  string // a key whose revocation waits for confirmation
+	Limits  *keyRow // a key whose limits are being edited
+	Changed string  // a key whose limits were just changed
 	Revoked string // a key just revoked
 	Error   string
 	Form    keyForm // what was typed, kept after an error
@@ -50,7 +52,7 @@ func (a *admin) keysView() keysView {
 
 func (a *admin) keysPage(c *gin.Context) {
 	v := a.keysView()
-	v.Revoked = c.Query("revoked")
+	v.Revoked, v.Changed = c.Query("revoked"), c.Query("changed")
 	a.pages.render(c, http.StatusOK, "keys", pageView(c, "API keys", "keys", v))
 }
 
@@ -107,4 +109,73 @@ func (a *admin) revokeKeyForm(c *gin.Context) {
 	}
 	a.log.Info("API key revoked from the admin page", "name", name)
 	c.Redirect(http.StatusSeeOther, "/keys?revoked="+url.QueryEscape(name))
+}
+
+// limitFields are the limits the page edits, by form field.
+func limitFields(l *keys.Limits) []struct {
+	field string
+	to    *int64
+} {
+	return []struct {
+		field string
+		to    *int64
+	}{
+		{"requests_per_minute", &l.RequestsPerMinute},
+		{"tokens_per_minute", &l.TokensPerMinute},
+		{"tokens_per_day", &l.TokensPerDay},
+		{"tokens_per_month", &l.TokensPerMonth},
+		{"weight", &l.Weight},
+	}
+}
+
+// limitsEdit shows a key's limits in a form.
+func (a *admin) limitsEdit(c *gin.Context) {
+	v := a.keysView()
+	for i := range v.Keys {
+		if v.Keys[i].Name == c.Param("name") {
+			v.Limits = &v.Keys[i]
+		}
+	}
+	if v.Limits == nil {
+		v.Error = "There is no key called " + c.Param("name") + "."
+		a.pages.render(c, http.StatusNotFound, "keys", pageView(c, "API keys", "keys", v))
+		return
+	}
+	a.pages.render(c, http.StatusOK, "keys", pageView(c, "API keys", "keys", v))
+}
+
+// limitsForm sets every limit the form shows: empty or 0 is none.
+func (a *admin) limitsForm(c *gin.Context) {
+	name := c.Param("name")
+	var l keys.Limits
+	for _, k := range a.Keys.List() {
+		if k.Name == name {
+			l = k.Limits
+		}
+	}
+	fail := func(msg string) {
+		v := a.keysView()
+		v.Error = msg
+		a.pages.render(c, http.StatusBadRequest, "keys", pageView(c, "API keys", "keys", v))
+	}
+	for _, f := range limitFields(&l) {
+		raw := strings.TrimSpace(c.PostForm(f.field))
+		if raw == "" {
+			*f.to = 0
+			continue
+		}
+		n, err := strconv.ParseInt(raw, 10, 64)
+		if err != nil || n < 0 {
+			fail(strings.ReplaceAll(f.field, "_", " ") + ": give a whole number, 0 or empty for no limit.")
+			return
+		}
+		*f.to = n
+	}
+	l.Batch = c.PostForm("batch") == "on"
+	if _, err := a.Keys.SetLimits(c.Request.Context(), name, l); err != nil {
+		fail(err.Error())
+		return
+	}
+	a.log.Info("API key limits changed from the admin page", "name", name)
+	c.Redirect(http.StatusSeeOther, "/keys?changed="+url.QueryEscape(name))
 }

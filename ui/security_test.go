@@ -248,6 +248,25 @@ func TestKeysPage(t *testing.T) {
 	if rec.Code != 400 || !strings.Contains(rec.Body.String(), `class="alert error"`) || !strings.Contains(rec.Body.String(), `value="kept"`) {
 		t.Fatalf("bad name: %d\n%s", rec.Code, rec.Body)
 	}
+	// Limits: the form shows what is set, a bad number says why, a good
+	// change is in force.
+	if body := get("/keys/alice/limits").Body.String(); !strings.Contains(body, "Limits of alice") || !strings.Contains(body, `name="tokens_per_day"`) {
+		t.Fatalf("limits form:\n%s", body)
+	}
+	if rec := post("/keys/alice/limits", url.Values{"tokens_per_day": {"lots"}}); rec.Code != 400 || !strings.Contains(rec.Body.String(), "tokens per day: give a whole number") {
+		t.Fatalf("bad limit: %d %s", rec.Code, rec.Body)
+	}
+	if rec := post("/keys/alice/limits", url.Values{"tokens_per_day": {"50000"}, "requests_per_minute": {"60"}, "batch": {"on"}}); rec.Code != http.StatusSeeOther {
+		t.Fatalf("limits: %d %s", rec.Code, rec.Body)
+	}
+	for _, k := range m.List() {
+		if k.Name == "alice" && (k.Limits.TokensPerDay != 50000 || k.Limits.RequestsPerMinute != 60 || !k.Limits.Batch) {
+			t.Fatalf("limits kept: %+v", k.Limits)
+		}
+	}
+	if body := get("/keys?changed=alice").Body.String(); !strings.Contains(body, "rpm=60 tpd=50000 batch") || !strings.Contains(body, "limits of alice are saved") {
+		t.Fatalf("keys list after limits:\n%s", body)
+	}
 	if body := get("/keys/alice/revoke").Body.String(); !strings.Contains(body, "Revoke alice?") {
 		t.Fatalf("revoke asks first:\n%s", body)
 	}
