@@ -27,11 +27,19 @@ func (a *admin) loginPage(c *gin.Context) {
 	a.pages.render(c, http.StatusOK, "login", view{Title: "Sign in", Data: loginView{Next: next, TokenFile: a.tokenFile}})
 }
 
-// login trades the admin token for a session cookie. The form's own
-// origin is checked as for any change: a sign-in forced from another
-// site would put the browser into that site's choice of session.
+// login trades the admin token for a session cookie.
 func (a *admin) login(c *gin.Context) {
-	next := safeNext(c.PostForm("next"))
+	token := strings.TrimSpace(c.PostForm("token")) // pasted with a newline, often
+	a.signInWith(c, safeNext(c.PostForm("next")), "admin token", "That is not this corral's admin token.", func() bool {
+		return subtle.ConstantTimeCompare([]byte(token), *a.token.Load()) == 1
+	})
+}
+
+// signInWith runs a sign-in by any credential: the form's own origin is
+// checked as for any change (a sign-in forced from another site would put
+// the browser into that site's choice of session), then the address's
+// wrong guesses, then valid; refusal is what the page says when it fails.
+func (a *admin) signInWith(c *gin.Context, next, what, refusal string, valid func() bool) {
 	if err := a.cop.Check(c.Request); err != nil {
 		c.String(http.StatusForbidden, "%s\n", errCrossSite.Error())
 		return
@@ -44,13 +52,10 @@ func (a *admin) login(c *gin.Context) {
 		}})
 		return
 	}
-	token := strings.TrimSpace(c.PostForm("token")) // pasted with a newline, often
-	if subtle.ConstantTimeCompare([]byte(token), *a.token.Load()) != 1 {
+	if !valid() {
 		a.guesses.failed(addr)
-		a.log.Warn("admin sign-in refused: wrong token", "remote", c.Request.RemoteAddr)
-		a.pages.render(c, http.StatusUnauthorized, "login", view{Title: "Sign in", Data: loginView{
-			Next: next, TokenFile: a.tokenFile, Error: "That is not this corral's admin token.",
-		}})
+		a.log.Warn("admin sign-in refused: wrong "+what, "remote", c.Request.RemoteAddr)
+		a.pages.render(c, http.StatusUnauthorized, "login", view{Title: "Sign in", Data: loginView{Next: next, TokenFile: a.tokenFile, Error: refusal}})
 		return
 	}
 	a.guesses.succeeded(addr)
@@ -59,7 +64,7 @@ func (a *admin) login(c *gin.Context) {
 		c.String(http.StatusInternalServerError, "could not start a session; corral's log has the reason\n")
 		return
 	}
-	a.log.Info("admin signed in", "remote", c.Request.RemoteAddr)
+	a.log.Info("admin signed in", "with", what, "remote", c.Request.RemoteAddr)
 	c.Redirect(http.StatusSeeOther, next)
 }
 

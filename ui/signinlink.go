@@ -106,32 +106,8 @@ func (a *admin) linkPage(c *gin.Context) {
 }
 
 func (a *admin) linkSignIn(c *gin.Context) {
-	if err := a.cop.Check(c.Request); err != nil {
-		c.String(http.StatusForbidden, "%s\n", errCrossSite.Error())
-		return
-	}
-	addr := clientAddr(c.Request)
-	if wait := a.guesses.wait(addr); wait > 0 {
-		c.Header("Retry-After", fmt.Sprint(int(wait.Seconds()+0.999)))
-		a.pages.render(c, http.StatusTooManyRequests, "login", view{Title: "Sign in", Data: loginView{
-			Next: "/", TokenFile: a.tokenFile, Error: fmt.Sprintf("Too many wrong tokens from your address: try again in %s.", wait.Round(time.Second)),
-		}})
-		return
-	}
-	if !a.links.check(c.PostForm("code"), true) {
-		a.guesses.failed(addr)
-		a.log.Warn("admin sign-in link refused: used, expired or unknown", "remote", c.Request.RemoteAddr)
-		a.pages.render(c, http.StatusUnauthorized, "login", view{Title: "Sign in", Data: loginView{Next: "/", TokenFile: a.tokenFile, Error: linkUsed}})
-		return
-	}
-	a.guesses.succeeded(addr)
-	if err := a.startSession(c); err != nil {
-		a.log.Error("admin sign-in failed", "err", err)
-		c.String(http.StatusInternalServerError, "could not start a session; corral's log has the reason\n")
-		return
-	}
-	a.log.Info("admin signed in with a sign-in link", "remote", c.Request.RemoteAddr)
-	c.Redirect(http.StatusSeeOther, "/")
+	code := c.PostForm("code")
+	a.signInWith(c, "/", "sign-in link", linkUsed, func() bool { return a.links.check(code, true) })
 }
 
 var errNoLinks = errors.New("sign-in links need the admin listener (--admin-addr)")

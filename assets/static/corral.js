@@ -169,19 +169,11 @@ function setupImport(form, csrf) {
     let ended = false;
     function drain() {
       const text = xhr.responseText;
-      let end;
-      while (!ended && (end = text.indexOf("\n\n", seen)) >= 0) {
-        const chunk = text.slice(seen, end);
-        seen = end + 2;
-        const data = chunk.split("\n").filter((l) => l.startsWith("data: ")).map((l) => l.slice(6)).join("\n");
-        if (data === "") {
-          continue;
-        }
-        let ev;
-        try {
-          ev = JSON.parse(data);
-        } catch (err) {
-          continue;
+      const got = sseSplit(text.slice(seen));
+      seen = text.length - got.rest.length;
+      for (const ev of got.events) {
+        if (ended) {
+          break;
         }
         if (ev.error) {
           ended = true;
@@ -327,16 +319,9 @@ function setupPull(form, csrf) {
             }
             return;
           }
-          buf += dec.decode(r.value, { stream: true });
-          let end;
-          while ((end = buf.indexOf("\n\n")) >= 0) {
-            const chunk = buf.slice(0, end);
-            buf = buf.slice(end + 2);
-            const data = chunk.split("\n").filter((l) => l.startsWith("data: ")).map((l) => l.slice(6)).join("\n");
-            if (data !== "") {
-              try { onEvent(JSON.parse(data)); } catch (err) { /* not ours */ }
-            }
-          }
+          const got = sseSplit(buf + dec.decode(r.value, { stream: true }));
+          buf = got.rest;
+          got.events.forEach(onEvent);
           return read();
         });
       }
@@ -345,4 +330,26 @@ function setupPull(form, csrf) {
       finish("error", "the connection to corral was lost");
     });
   });
+}
+
+// sseSplit takes the whole events off the front of text (Server-Sent
+// Events whose data is JSON): the parsed events, and the rest, which waits
+// for more.
+function sseSplit(text) {
+  const events = [];
+  let end;
+  while ((end = text.indexOf("\n\n")) >= 0) {
+    const chunk = text.slice(0, end);
+    text = text.slice(end + 2);
+    const data = chunk.split("\n").filter((l) => l.startsWith("data: ")).map((l) => l.slice(6)).join("\n");
+    if (data === "") {
+      continue;
+    }
+    try {
+      events.push(JSON.parse(data));
+    } catch (err) {
+      // not an event of ours
+    }
+  }
+  return { events: events, rest: text };
 }
