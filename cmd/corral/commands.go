@@ -43,7 +43,8 @@ func commands() []command {
 		{"weight", "set an instance's share of gateway traffic", (*app).weightCmd},
 		{"chat-ui", "show the chat UI, restart it or recreate it", (*app).chatUICmd},
 		{"admin-token", "print the admin token, or replace it with --rotate (signs every admin out)", (*app).adminTokenCmd},
-		{"version", "print the version", (*app).versionCmd},
+		{"doctor", "check what serve needs: Docker, GPUs and their runtime, ports, domain, clock, disk, images", (*app).doctorCmd},
+		{"version", "print the version, commit, build date and whether NVML is compiled in", (*app).versionCmd},
 		{"help", "show this help", nil},
 	}
 }
