@@ -128,7 +128,10 @@ func TestComposeExample(t *testing.T) {
 	if err != nil || id == "" {
 		t.Fatalf("compose ps: %q %v", id, err)
 	}
-	logs := func() string { out, _ := exec.Command("docker", "logs", "--tail", "40", id).CombinedOutput(); return string(out) }
+	logs := func() string {
+		out, _ := exec.Command("docker", "logs", "--tail", "40", id).CombinedOutput()
+		return string(out)
+	}
 
 	// corral healthy: the image's health check (corral status) passes.
 	waitFor(t, "corral's container healthy", 90*time.Second, logs, func() bool {
