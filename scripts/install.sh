@@ -168,8 +168,10 @@ else
 fi
 
 # Wait for the daemon to answer on its control socket.
+answered=0
 for _ in $(seq 1 60); do
 	if CORRAL_DATA_DIR=/var/lib/corral "$dest" status >/dev/null 2>&1; then
+		answered=1
 		break
 	fi
 	if ! systemctl is-active --quiet corral.service; then
@@ -192,9 +194,13 @@ else
 	link="http://$host:$port/"
 fi
 token=$(CORRAL_DATA_DIR=/var/lib/corral "$dest" admin-token 2>/dev/null || echo "(none yet: sudo corral admin-token)")
+state="corral is running."
+if [ "$answered" = 0 ]; then
+	state="corral started but did not answer within 30 s: systemctl status corral and journalctl -u corral say why."
+fi
 cat <<EOF
 
-corral is running.
+$state
   admin page  $link   (from another machine: ssh -L $port:127.0.0.1:$port THIS-HOST, then open http://127.0.0.1:$port/)
   admin token $token   (sudo corral admin-token prints it again)
   API key     sudo corral keys create NAME

@@ -4,8 +4,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+
+	"corral/cmd/ollama-sim/simimage"
+	"corral/engine/enginetest"
 )
 
 // TestInstallScript runs scripts/install.sh into a throwaway root, as a
@@ -138,4 +142,153 @@ func TestInstallScript(t *testing.T) {
 			})
 		}
 	})
+}
+
+// fakeSystemctl stands in for systemctl where systemd is not PID 1 (as on
+// the build machines): it records each call and runs the unit's
+// ExecStart with its EnvironmentFile as systemd would, in the background.
+const fakeSystemctl = `#!/usr/bin/env bash
+state=${FAKE_SYSTEMD_STATE:?}
+echo "systemctl $*" >>"$state/calls"
+running() { [ -f "$state/pid" ] && kill -0 "$(cat "$state/pid")" 2>/dev/null; }
+stop() {
+	if running; then
+		pid=$(cat "$state/pid")
+		kill -TERM "$pid"
+		for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+	fi
+	rm -f "$state/pid"
+}
+start() {
+	(
+		set -a
+		. /etc/corral/corral.env
+		set +a
+		export CORRAL_DATA_DIR=/var/lib/corral
+		exec /usr/local/bin/corral serve >>"$state/corral.log" 2>&1
+	) &
+	echo $! >"$state/pid"
+}
+case $1 in
+daemon-reload) ;;
+enable) mkdir -p /etc/systemd/system/multi-user.target.wants && ln -sf /etc/systemd/system/corral.service /etc/systemd/system/multi-user.target.wants/corral.service ;;
+is-active) running ;;
+start) start ;;
+restart) stop; start ;;
+stop) stop ;;
+*) echo "fake systemctl: $* not handled" >&2; exit 1 ;;
+esac
+`
+
+// TestInstallScriptLive runs install.sh on this machine's own / as on a
+// server, in a mount namespace where /etc, /usr/local/bin and /var/lib
+// are overlays (nothing reaches the real ones) and a stand-in systemctl
+// runs the service: it starts corral, prints the admin link and token
+// and corral doctor; run again, it upgrades and restarts corral, which
+// adopts its instances.
+func TestInstallScriptLive(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: install.sh on / runs as root (in a mount namespace of its own)")
+	}
+	unshare, err := exec.LookPath("unshare")
+	if err != nil {
+		t.Skip("needs unshare (util-linux) for a mount namespace")
+	}
+	sim := simimage.Image(t) // skips when no Docker daemon answers
+	t.Parallel()
+	bin := corralBin(t)
+	ns := enginetest.Namespace(t)
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state")
+	fakeBin := filepath.Join(dir, "bin")
+	for _, d := range []string{state, fakeBin} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(fakeBin, "systemctl"), []byte(fakeSystemctl), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(fakeBin, "journalctl"), []byte("#!/bin/sh\ncat \"$FAKE_SYSTEMD_STATE/corral.log\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	gateway, admin := freePort(t), freePort(t)
+	settings := strings.Join([]string{
+		"CORRAL_NAMESPACE=" + ns, "CORRAL_OLLAMA_IMAGE=" + sim, "CORRAL_ADDR=" + gateway, "CORRAL_ADMIN_ADDR=" + admin,
+		"CORRAL_CHAT_UI=none", "CORRAL_CHAT_ADDR=", "CORRAL_HEALTH_INTERVAL=300ms", "CORRAL_LOG_FORMAT=json", ""}, "\n")
+	script, err := filepath.Abs(filepath.Join("..", "..", "scripts", "install.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Everything happens inside one namespace: the overlays end with it.
+	// corral is stopped there too, whatever happened before.
+	inside := `set -u
+d=$1 script=$2 bin=$3
+for m in /etc /usr/local/bin /var/lib; do
+	n=$(echo "$m" | tr / _)
+	mkdir -p "$d/upper$n" "$d/work$n"
+	mount -t overlay overlay -o "lowerdir=$m,upperdir=$d/upper$n,workdir=$d/work$n" "$m" || exit 3
+done
+mount -t tmpfs tmpfs /run/systemd || exit 3
+mkdir -p /run/systemd/system /etc/corral
+cat "$d/settings" >/etc/corral/corral.env
+trap 'systemctl stop' EXIT
+echo "=== install"
+bash "$script" --binary "$bin" || exit 1
+echo "=== upgrade"
+bash "$script" --binary "$bin" || exit 1
+echo "=== status"
+/usr/local/bin/corral status --data-dir /var/lib/corral
+`
+	if err := os.WriteFile(filepath.Join(dir, "settings"), []byte(settings), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(unshare, "--mount", "--propagation", "private", "bash", "-c", inside, "inside", dir, script, bin)
+	cmd.Env = append(os.Environ(), "PATH="+fakeBin+":"+os.Getenv("PATH"), "FAKE_SYSTEMD_STATE="+state)
+	t.Cleanup(func() {
+		// The stand-in's corral, should the trap not have run.
+		if raw, err := os.ReadFile(filepath.Join(state, "pid")); err == nil {
+			exec.Command("kill", strings.TrimSpace(string(raw))).Run()
+		}
+	})
+	out, err := cmd.CombinedOutput()
+	if exit, ok := err.(*exec.ExitError); ok && exit.ExitCode() == 3 {
+		t.Skipf("no overlay or tmpfs mounts here: %s", out)
+	}
+	if err != nil {
+		logText, _ := os.ReadFile(filepath.Join(state, "corral.log"))
+		t.Fatalf("install.sh on /: %v\n%s\ncorral's log:\n%s", err, out, logText)
+	}
+	text := string(out)
+	t.Logf("install.sh:\n%s", text)
+	first, rest, _ := strings.Cut(text, "=== upgrade")
+	upgrade, status, _ := strings.Cut(rest, "=== status")
+	for _, c := range []struct {
+		part, name string
+		want       []string
+	}{
+		{first, "install", []string{"installed /usr/local/bin/corral", "settings /etc/corral/corral.env (kept)", "starting corral", "corral is running.",
+			"admin page  http://127.0.0.1:" + strings.Split(admin, ":")[1] + "/", "  corral  running on /var/lib/corral: namespace " + ns, // OK or WARN while the instance starts
+			"OK    port    --admin-addr " + admin + " is in use by the corral running on /var/lib/corral"}},
+		{upgrade, "upgrade", []string{"upgraded /usr/local/bin/corral", "restarting corral (the Ollama containers keep running and are adopted)", "corral is running."}},
+		{status, "status", []string{ns + "-ollama-0"}},
+	} {
+		for _, w := range c.want {
+			if !strings.Contains(c.part, w) {
+				t.Errorf("%s output lacks %q", c.name, w)
+			}
+		}
+	}
+	// The token printed is the one the admin listener takes.
+	m := regexp.MustCompile(`admin token ([0-9a-f]{48})\b`).FindAllStringSubmatch(text, -1)
+	if len(m) != 2 || m[0][1] != m[1][1] {
+		t.Fatalf("admin token lines: %v", m)
+	}
+	calls, _ := os.ReadFile(filepath.Join(state, "calls"))
+	if want := "systemctl daemon-reload\nsystemctl enable corral.service\nsystemctl is-active --quiet corral.service\nsystemctl start corral.service\n"; !strings.HasPrefix(string(calls), want) {
+		t.Errorf("systemctl calls:\n%s\nwant them to start:\n%s", calls, want)
+	}
+	if !strings.Contains(string(calls), "systemctl restart corral.service") {
+		t.Errorf("the upgrade did not restart corral:\n%s", calls)
+	}
 }
