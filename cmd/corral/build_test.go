@@ -20,6 +20,7 @@ func TestBuildScript(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("scripts/build makes linux binaries on linux")
 	}
+	t.Parallel()
 	other := map[string]string{"amd64": "arm64", "arm64": "amd64"}[runtime.GOARCH]
 	out := t.TempDir()
 	cmd := exec.Command("bash", filepath.Join("..", "..", "scripts", "build"), "--version", "v0.0.0-test", "--arch", runtime.GOARCH+","+other, "--out", out)
