@@ -91,10 +91,9 @@ type doctor struct {
 	now      func() time.Time
 	lookup   func(ctx context.Context, host string) ([]net.IPAddr, error)
 
-	docker    *engine.DockerInfo // nil when Docker did not answer
-	dockerErr error
-	probe     *engine.Probe
-	running   *statusReport // the corral running on the data dir, if it answers
+	docker  *engine.DockerInfo // nil when Docker did not answer
+	probe   *engine.Probe
+	running *statusReport // the corral running on the data dir, if it answers
 }
 
 func (d *doctor) run(ctx context.Context, configErr error) []finding {
@@ -126,7 +125,6 @@ func configFinding(err error) finding {
 func (d *doctor) checkDocker(ctx context.Context) finding {
 	p, err := engine.NewProbe(d.cfg.DockerHost)
 	if err != nil {
-		d.dockerErr = err
 		return finding{level: levelFail, check: "docker", msg: err.Error(), fix: "check --docker-host / DOCKER_HOST"}
 	}
 	d.probe = p
@@ -134,7 +132,6 @@ func (d *doctor) checkDocker(ctx context.Context) finding {
 	defer cancel()
 	info, err := p.Info(ctx)
 	if err != nil {
-		d.dockerErr = err
 		return finding{level: levelFail, check: "docker", msg: fmt.Sprintf("Docker is not reachable at %s: %v", info.Host, unwrapOp(err)), fix: dockerFix(info.Host, err)}
 	}
 	d.docker = &info
