@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -128,6 +129,37 @@ func (d *dockerClient) Close() error { return d.c.Close() }
 func (d *dockerClient) Ping(ctx context.Context) error {
 	_, err := d.c.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true, ForceNegotiate: true})
 	return err
+}
+
+// Info pings the engine, negotiating the API version, and reads what
+// corral doctor reports of it.
+func (d *dockerClient) Info(ctx context.Context) (DockerInfo, error) {
+	ping, err := d.c.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true, ForceNegotiate: true})
+	if err != nil {
+		return DockerInfo{Host: d.c.DaemonHost()}, err
+	}
+	res, err := d.c.Info(ctx, client.InfoOptions{})
+	if err != nil {
+		return DockerInfo{Host: d.c.DaemonHost()}, fmt.Errorf("docker info: %w", err)
+	}
+	in := res.Info
+	out := DockerInfo{
+		Host:            d.c.DaemonHost(),
+		ServerVersion:   in.ServerVersion,
+		APIVersion:      ping.APIVersion,
+		ClientVersion:   d.c.ClientVersion(),
+		OperatingSystem: in.OperatingSystem,
+		RootDir:         in.DockerRootDir,
+		DefaultRuntime:  in.DefaultRuntime,
+	}
+	for name := range in.Runtimes {
+		out.Runtimes = append(out.Runtimes, name)
+	}
+	slices.Sort(out.Runtimes)
+	if t, err := time.Parse(time.RFC3339Nano, in.SystemTime); err == nil {
+		out.SystemTime = t
+	}
+	return out, nil
 }
 
 // DesktopLike reports engines whose container IPs the host cannot route to

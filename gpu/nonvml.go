@@ -4,6 +4,10 @@ package gpu
 
 import "time"
 
+// NVML reports whether this binary can use GPUs: built without cgo, it
+// cannot load NVML and runs CPU instances only.
+const NVML = false
+
 // noNVMLReason is the Inventory.Reason of a binary built without cgo:
 // go-nvml needs cgo to load libnvidia-ml.so.1.
 const noNVMLReason = "built without NVML (CGO_ENABLED=0)"

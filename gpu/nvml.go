@@ -10,6 +10,10 @@ import (
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
 )
 
+// NVML reports whether this binary can use GPUs: built with cgo, it loads
+// NVML from the driver at run time.
+const NVML = true
+
 // Discover finds the GPUs through NVML: it initializes NVML, reads every
 // device once and shuts NVML down again. It never panics. When NVML cannot
 // start, it calls nothing else and returns no devices and a Reason.

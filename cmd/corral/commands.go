@@ -49,7 +49,8 @@ func commands() []command {
 		{"down", "remove this corral's containers and network; its volumes with --volumes", (*app).downCmd},
 		{"admin-link", "print a one-time link that signs a browser in to the admin pages", (*app).adminLinkCmd},
 		{"admin-token", "print the admin token, or replace it with --rotate (signs every admin out)", (*app).adminTokenCmd},
-		{"version", "print the version", (*app).versionCmd},
+		{"doctor", "check what serve needs: Docker, GPUs and their runtime, ports, domain, clock, disk, images", (*app).doctorCmd},
+		{"version", "print the version, commit, build date and whether NVML is compiled in", (*app).versionCmd},
 		{"help", "show this help", nil},
 	}
 }

@@ -119,8 +119,14 @@ func parseLevel(s string) (slog.Level, error) {
 }
 
 func parseServe(args []string, stdout io.Writer) (serveConfig, error) {
+	return parseServeAs("serve", args, stdout)
+}
+
+// parseServeAs parses serve's flags for the command name: corral doctor
+// takes the same flags, to check what serve with them would need.
+func parseServeAs(name string, args []string, stdout io.Writer) (serveConfig, error) {
 	c := serveConfig{settings: engine.DefaultSettings()}
-	fs := newFlagSet("serve", stdout)
+	fs := newFlagSet(name, stdout)
 	fs.StringVar(&c.DataDir, "data-dir", defaultDataDir(), "where corral keeps its state (corral.db, control socket)")
 	fs.StringVar(&c.Namespace, "namespace", "corral", "prefix of every container, network and volume corral creates; separate installs on one Docker engine use different ones")
 	fs.StringVar(&c.DockerHost, "docker-host", "", "Docker Engine address (default: DOCKER_HOST or the local socket)")
