@@ -194,6 +194,8 @@ else
 	link="http://$host:$port/"
 fi
 token=$(CORRAL_DATA_DIR=/var/lib/corral "$dest" admin-token 2>/dev/null || echo "(none yet: sudo corral admin-token)")
+# A one-time sign-in link from the running corral (it knows its own URL).
+signin=$(CORRAL_DATA_DIR=/var/lib/corral "$dest" admin-link 2>/dev/null || echo "(sudo corral admin-link makes one once corral answers)")
 state="corral is running."
 if [ "$answered" = 0 ]; then
 	state="corral started but did not answer within 30 s: systemctl status corral and journalctl -u corral say why."
@@ -202,6 +204,7 @@ cat <<EOF
 
 $state
   admin page  $link   (from another machine: ssh -L $port:127.0.0.1:$port THIS-HOST, then open http://127.0.0.1:$port/)
+  sign in     $signin   (works once, for 15 minutes; sudo corral admin-link makes another)
   admin token $token   (sudo corral admin-token prints it again)
   API key     sudo corral keys create NAME
   logs        journalctl -u corral -f

@@ -268,7 +268,7 @@ echo "=== status"
 		want       []string
 	}{
 		{first, "install", []string{"installed /usr/local/bin/corral", "settings /etc/corral/corral.env (kept)", "starting corral", "corral is running.",
-			"admin page  http://127.0.0.1:" + strings.Split(admin, ":")[1] + "/", "  corral  running on /var/lib/corral: namespace " + ns, // OK or WARN while the instance starts
+			"admin page  http://127.0.0.1:" + strings.Split(admin, ":")[1] + "/", "sign in     http://127.0.0.1:" + strings.Split(admin, ":")[1] + "/login/link?code=", "  corral  running on /var/lib/corral: namespace " + ns, // OK or WARN while the instance starts
 			"OK    port    --admin-addr " + admin + " is in use by the corral running on /var/lib/corral"}},
 		{upgrade, "upgrade", []string{"upgraded /usr/local/bin/corral", "restarting corral (the Ollama containers keep running and are adopted)", "corral is running."}},
 		{status, "status", []string{ns + "-ollama-0"}},
