@@ -96,6 +96,10 @@ func NewAdmin(cfg AdminConfig, d Deps) (*Admin, error) {
 	if d.Filter != nil {
 		pg.POST("/settings/filter", a.listForm("phrases", "content filter", d.Filter.SetPhrases))
 	}
+	if d.Door != nil {
+		pg.POST("/settings/door", a.doorForm)
+		pg.POST("/settings/restart", a.restartForm)
+	}
 	if d.CORS != nil {
 		pg.POST("/settings/cors", a.listForm("origins", "list of browser origins", d.CORS.SetOrigins))
 	}

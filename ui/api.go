@@ -67,6 +67,8 @@ type Deps struct {
 	// Settings changes the instances' image, keep-alive and parallel
 	// slots; nil: not offered.
 	Settings InstanceSettings
+	// Door keeps the domain and chat UI choices; nil: not offered.
+	Door FrontDoorSettings
 	// Certs reports the front door's certificates; nil: not shown.
 	Certs Certificates
 	// DataDisk reports the disk that holds the data directory; nil: not
@@ -146,6 +148,15 @@ func NewAPI(d Deps) http.Handler {
 		v1.POST("/admin-token/rotate", h.rotateToken)
 	}
 	v1.POST("/admin-link", h.signInLink)
+	if d.Door != nil {
+		v1.GET("/settings/frontdoor", func(c *gin.Context) { c.JSON(http.StatusOK, d.Door.FrontDoorChoice()) })
+		v1.PUT("/settings/frontdoor", h.setFrontDoor)
+		v1.POST("/restart", func(c *gin.Context) {
+			c.JSON(http.StatusAccepted, gin.H{"restarting": true})
+			c.Writer.Flush()
+			d.Door.Restart()
+		})
+	}
 	v1.POST("/instances/:name/restart", h.containerAction(Engine.Restart))
 	v1.POST("/instances/:name/recreate", h.containerAction(Engine.Recreate))
 	v1.POST("/instances/:name/stop", h.containerAction(Engine.Stop))
@@ -223,6 +234,20 @@ func (h handler) rotateToken(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"token": token})
+}
+
+// setFrontDoor stores new choices (fields left out stay as stored).
+func (h handler) setFrontDoor(c *gin.Context) {
+	ch := h.Door.FrontDoorChoice()
+	if err := decodeBody(c, &ch); err != nil {
+		c.JSON(http.StatusBadRequest, gin.H{"error": err.Error()})
+		return
+	}
+	if err := h.Door.SetFrontDoorChoice(ch); err != nil {
+		c.JSON(http.StatusBadRequest, gin.H{"error": err.Error()})
+		return
+	}
+	c.JSON(http.StatusOK, h.Door.FrontDoorChoice())
 }
 
 // signInLink answers {"link": URL}, a one-time way into the admin pages.

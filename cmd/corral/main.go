@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -17,6 +18,14 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := newApp(os.Stdout, os.Stderr).run(ctx, os.Args[1:])
 	stop()
+	if errors.Is(err, errRestart) {
+		// Same process (a service manager sees no exit), new start.
+		exe, xerr := os.Executable()
+		if xerr == nil {
+			xerr = syscall.Exec(exe, os.Args, os.Environ())
+		}
+		err = fmt.Errorf("start again in place: %w", xerr)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "corral: "+err.Error())
 		os.Exit(exitCode(err))

@@ -221,6 +221,11 @@ func (a *app) serve(ctx context.Context, c serveConfig, log *slog.Logger) error 
 		return err
 	}
 	defer st.Close()
+	if err := applyStoredFrontDoor(&c, st); err != nil {
+		return err
+	}
+	// The settings page asks for a start in place with its choices.
+	restartReq := make(chan struct{}, 1)
 
 	inv, sampler := a.discover(), gpu.NewSampler(5*time.Second)
 	if c.SimulateGPUs > 0 {
@@ -396,6 +401,12 @@ func (a *app) serve(ctx context.Context, c serveConfig, log *slog.Logger) error 
 	deps.Settings = &instanceSettings{st: st, eng: eng, inv: inv, namespace: c.Namespace, cur: settings}
 	deps.Certs = certReport{cm}
 	deps.DataDisk = dataDisk(c.DataDir)
+	deps.Door = &frontDoorSettings{st: st, running: c, restart: func() {
+		select {
+		case restartReq <- struct{}{}:
+		default:
+		}
+	}}
 	deps.Tokens = rates
 	cu := &chatUI{cfg: c.chat, namespace: c.Namespace, publicURL: publicURL(doorCfg), listener: door.Addr("chat"), eng: eng, st: st, keys: apiKeys, gateway: gw, log: log}
 	if c.chat.Mode != chatui.None {
@@ -513,6 +524,9 @@ func (a *app) serve(ctx context.Context, c serveConfig, log *slog.Logger) error 
 	case <-ctx.Done():
 		log.Info("shutting down; Ollama containers keep running")
 	case runErr = <-serveErr:
+	case <-restartReq:
+		log.Info("starting again in place with the saved settings; the containers keep running")
+		runErr = errRestart
 	}
 	cancel()
 	shutCtx, done := context.WithTimeout(context.Background(), 10*time.Second)
@@ -577,3 +591,7 @@ func loadOrCreateToken(path string) (token string, created bool, err error) {
 
 // signInLinkMsg is the first start's log line with a sign-in link.
 const signInLinkMsg = "sign in to the admin pages with this link (it works once, for 15 minutes; corral admin-link makes another)"
+
+// errRestart asks main to start corral again in place (the same binary,
+// arguments and environment), once everything is closed.
+var errRestart = errors.New("restart in place")
