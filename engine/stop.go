@@ -40,7 +40,7 @@ func (e *Engine) keepStopped(names []string) {
 // setStopped records the change in the store first, so what the page
 // shows is what a restart of corral will do.
 func (e *Engine) setStopped(name string, stopped bool) error {
-	if _, _, err := e.lookup(name); err != nil {
+	if err := e.known(name); err != nil {
 		return err
 	}
 	names, err := loadStopped(e.cfg.Store)
@@ -62,15 +62,14 @@ func (e *Engine) setStopped(name string, stopped bool) error {
 	return nil
 }
 
-// lookup is the desired instance or companion called name.
-func (e *Engine) lookup(name string) (*instance, Spec, error) {
+// known says whether name is a desired instance or companion.
+func (e *Engine) known(name string) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	in, ok := e.inst[name]
-	if !ok {
-		return nil, Spec{}, e.noSuch(name)
+	if _, ok := e.inst[name]; !ok {
+		return e.noSuch(name)
 	}
-	return in, in.spec, nil
+	return nil
 }
 
 // Stop takes an instance or companion down and keeps it down: its
