@@ -57,8 +57,12 @@ func (e *Engine) setStopped(name string, stopped bool) error {
 		}
 	}
 	e.mu.Lock()
-	e.inst[name].stopped = stopped
-	e.mu.Unlock()
+	defer e.mu.Unlock()
+	in, ok := e.inst[name]
+	if !ok { // replaced by new settings meanwhile
+		return e.noSuch(name)
+	}
+	in.stopped = stopped
 	return nil
 }
 
@@ -80,7 +84,11 @@ func (e *Engine) Stop(ctx context.Context, name string) error {
 		return err
 	}
 	e.mu.Lock()
-	in := e.inst[name]
+	in, ok := e.inst[name]
+	if !ok {
+		defer e.mu.Unlock()
+		return e.noSuch(name)
+	}
 	id := in.containerID
 	in.removing = id
 	e.setPhase(in, PhaseDraining, "stopping on request")
