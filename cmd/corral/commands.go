@@ -55,7 +55,7 @@ func commands() []command {
 		{name: "models", summary: "list the models on the instances", run: (*app).modelsCmd, subs: []command{
 			{name: "import", args: "FILE.gguf", summary: "create a model from a local GGUF file, with no registry", run: (*app).importCmd},
 		}},
-		{name: "pull", args: "MODEL", summary: "pull a model once for every instance; --cancel stops a pull under way", run: (*app).pullCmd},
+		{name: "pull", args: "MODEL", summary: "pull a model once for every instance; --cancel stops a pull under way", long: pullLong, run: (*app).pullCmd},
 		{name: "rm", args: "MODEL", summary: "delete a model from every instance", run: (*app).rmCmd},
 		{name: "place", args: "MODEL", summary: "keep a model loaded on N instances or on chosen GPUs", run: (*app).placeCmd},
 		{name: "filter", args: "[list|set|clear]", summary: "show or set the content filter's phrases", run: (*app).filterCmd, subs: []command{
@@ -217,7 +217,9 @@ func printHelp(w io.Writer) {
 	}
 	b.WriteString("\nRun corral help <command> (or corral <command> --help) for its flags.\n" +
 		"serve's flags can also be set as CORRAL_* environment variables (--domain is\n" +
-		"CORRAL_DOMAIN); every command reads CORRAL_DATA_DIR, and no other of them.\n")
+		"CORRAL_DOMAIN), and doctor reads them as serve does. The other commands read\n" +
+		"CORRAL_DATA_DIR, and down where serve's containers are; their --help marks\n" +
+		"each flag that has a variable.\n")
 	io.WriteString(w, b.String())
 }
 

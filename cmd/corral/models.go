@@ -57,6 +57,11 @@ func (a *app) modelsCmd(ctx context.Context, args []string) error {
 	return tw.Flush()
 }
 
+// pullLong is the rest of corral pull's help.
+const pullLong = "Ctrl-C stops the pull in corral as well, not only the progress here: it asks\n" +
+	"corral to cancel it, which ends it for whoever else watches it too. corral\n" +
+	"pull --cancel MODEL does the same for a pull begun elsewhere.\n"
+
 // pullCmd pulls a model once for every instance and shows its progress.
 // Ctrl-C asks the daemon to cancel the pull, and waits a moment for it to
 // say the pull ended; --cancel cancels a pull begun elsewhere.
