@@ -96,13 +96,16 @@ type Engine struct {
 	desired   []Spec
 	inst      map[string]*instance
 	dockerErr string // empty when Docker answers
-	reach     Reach  // resolved once Docker answers
-	netGW     string // the host's address on the network, once known
-	routes    atomic.Pointer[RouteTable]
-	events    []Event // recent phase changes, oldest first
+	// dockerFails counts the tries that failed since Docker last answered.
+	dockerFails failureRun
+	reach       Reach  // resolved once Docker answers
+	netGW       string // the host's address on the network, once known
+	routes      atomic.Pointer[RouteTable]
+	events      []Event // recent phase changes, oldest first
 
-	// pullFailed holds when a pull of an image last failed, for retry back-off.
-	pullFailed map[string]time.Time
+	// pullFailed holds the failed pulls of an image since it last
+	// pulled, for the retry back-off and the log.
+	pullFailed map[string]failureRun
 
 	own      owner // this store and those it took over from, once claimed
 	takeOver bool  // the next claim takes the namespace over
@@ -177,7 +180,7 @@ func newEngine(cfg Config, d docker, desired []Spec) *Engine {
 		checks:  checkCount{end: make(chan struct{})},
 		inst:    map[string]*instance{},
 
-		pullFailed: map[string]time.Time{},
+		pullFailed: map[string]failureRun{},
 		takeOver:   cfg.TakeOver,
 	}
 	e.routes.Store(&RouteTable{})
@@ -355,13 +358,22 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 }
 
+// dockerDown records a failed try: logged the first time and when the
+// error changes, not at every retry.
 func (e *Engine) dockerDown(err error) {
 	msg := fmt.Sprintf("docker unreachable: %v", err)
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.dockerErr == "" {
+	now := e.now()
+	switch {
+	case e.dockerErr == "":
+		e.dockerFails = failureRun{first: now}
 		e.log.Error("docker unreachable; serving what is known and retrying", "err", err)
+	case e.dockerErr != msg:
+		e.log.Error("docker still unreachable, now with another error; retrying", "err", err, "failures", e.dockerFails.n, "since", e.dockerFails.first)
 	}
+	e.dockerFails.n++
+	e.dockerFails.last = now
 	e.dockerErr = msg
 }
 
@@ -369,7 +381,7 @@ func (e *Engine) dockerUp(reach Reach) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.dockerErr != "" {
-		e.log.Info("docker reachable again")
+		e.log.Info("docker reachable again", "failures", e.dockerFails.n, "since", e.dockerFails.first)
 	}
 	e.dockerErr = ""
 	e.reach = reach

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -229,7 +230,7 @@ func (e *Engine) probeApp(ctx context.Context, endpoint, health string) probeRes
 		}
 		c, err := (&net.Dialer{Timeout: 2 * time.Second}).DialContext(ctx, "tcp", u.Host)
 		if err != nil {
-			r.err = err
+			r.err = netReason(err)
 			return r
 		}
 		c.Close()
@@ -242,7 +243,7 @@ func (e *Engine) probeApp(ctx context.Context, endpoint, health string) probeRes
 	}
 	resp, err := e.appClient.Do(req)
 	if err != nil {
-		r.err = err
+		r.err = netReason(err)
 		return r
 	}
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
@@ -251,4 +252,29 @@ func (e *Engine) probeApp(ctx context.Context, endpoint, health string) probeRes
 		r.err = fmt.Errorf("status %s", resp.Status)
 	}
 	return r
+}
+
+// netReason is a failed probe's error without the address it went to:
+// the reason an instance shows (corral status, the pages, the gateway's
+// 503s, the chat UI's waiting page) names the instance and the check, and
+// its endpoint is shown apart, to admins only. "connect: connection
+// refused", not `Get "http://172.18.0.3:11434/api/version": dial tcp
+// 172.18.0.3:11434: connect: connection refused`.
+func netReason(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	var dns *net.DNSError
+	var op *net.OpError
+	var ne net.Error
+	switch {
+	case errors.As(err, &dns):
+		return fmt.Errorf("lookup %s: %s", dns.Name, dns.Err)
+	case errors.As(err, &ne) && ne.Timeout():
+		return errors.New("no answer in time")
+	case errors.As(err, &op) && op.Err != nil:
+		return op.Err
+	}
+	return err
 }

@@ -422,9 +422,20 @@ func signalName(code int) string {
 	return ""
 }
 
+// failureRun counts failed tries in a row: the pulls of an image, or
+// Docker's answers.
+type failureRun struct {
+	first, last time.Time
+	n           int
+}
+
 // ensureImage pulls image when Docker lacks it. When showPhase is set the
 // instance shows pulling with progress; otherwise (an old container still
-// serves) only the reason changes. A failed pull is retried after pullRetry.
+// serves) only the reason changes. A failed pull is retried every
+// pullRetry; a retry changes nothing shown or logged until bytes move, so
+// a server without registry access shows one failure, not a pulling and
+// failed pair every pullRetry (the daemon's log also holds back the same
+// error said again).
 func (e *Engine) ensureImage(ctx context.Context, name, image string, showPhase bool) error {
 	ok, err := e.docker.HasImage(ctx, image)
 	if err != nil {
@@ -434,16 +445,23 @@ func (e *Engine) ensureImage(ctx context.Context, name, image string, showPhase 
 		return nil
 	}
 	e.mu.Lock()
-	failedAt, failed := e.pullFailed[image]
+	failed, retry := e.pullFailed[image]
 	e.mu.Unlock()
-	if failed && e.now().Sub(failedAt) < pullRetry {
+	if retry && e.now().Sub(failed.last) < pullRetry {
 		return errPullBackoff // the failure is shown; a later pass retries
 	}
-	e.log.Info("pulling image", "image", image, "for", name)
+	if retry {
+		e.log.Debug("retrying image pull", "image", image, "for", name, "failures", failed.n)
+	} else {
+		e.log.Info("pulling image", "image", image, "for", name)
+	}
 	report := func(p pullProgress) {
+		if retry && p.Size == 0 {
+			return // nothing moves yet: the failure stays shown
+		}
 		msg := "pulling " + image
 		if p.Size > 0 {
-			msg = fmt.Sprintf("pulling %s: %d%% of %s", image, p.Done*100/p.Size, humanBytes(p.Size))
+			msg = fmt.Sprintf("pulling %s: %d%% of %s", image, p.Done*100/p.Size, IECBytes(p.Size))
 		}
 		if showPhase {
 			e.transition(name, PhasePulling, msg)
@@ -464,7 +482,13 @@ func (e *Engine) ensureImage(ctx context.Context, name, image string, showPhase 
 		err = fmt.Errorf("%w (retried every %s; without registry access, docker load the image or pick a local one with %s)", err, pullRetry, flag)
 		e.log.Error("image pull failed", "image", image, "err", err)
 		e.mu.Lock()
-		e.pullFailed[image] = e.now()
+		now := e.now()
+		if !retry {
+			failed.first = now
+		}
+		failed.last = now
+		failed.n++
+		e.pullFailed[image] = failed
 		e.mu.Unlock()
 		e.transition(name, PhaseFailed, err.Error())
 		return err
@@ -472,20 +496,10 @@ func (e *Engine) ensureImage(ctx context.Context, name, image string, showPhase 
 	e.mu.Lock()
 	delete(e.pullFailed, image)
 	e.mu.Unlock()
+	if retry {
+		e.log.Info("image pulled", "image", image, "failures", failed.n, "failing_since", failed.first)
+	}
 	return nil
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 func shortID(id string) string {

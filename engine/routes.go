@@ -72,6 +72,10 @@ type RouteTable struct {
 	// Apps are the companion containers by name (the chat UI for the
 	// front door); only Name, URL, Healthy, Status and Since are set.
 	Apps map[string]Route
+	// Waiting are the instances without an address yet (pending, pulling
+	// their image, failed before they ran), so the gateway can say why
+	// none serves; only Name, GPU, GPUIndex, Status and Since are set.
+	Waiting []Route
 }
 
 // Routes returns the current table. It never blocks on the engine.
@@ -97,6 +101,8 @@ func (e *Engine) publish() {
 			continue
 		}
 		if in.endpoint == "" {
+			t.Waiting = append(t.Waiting, Route{Name: s.Name, GPU: s.GPU, GPUIndex: s.GPUIndex,
+				Status: string(in.phase) + ": " + in.reason, Since: in.since})
 			continue
 		}
 		t.Routes = append(t.Routes, Route{
@@ -157,14 +163,14 @@ func (e *Engine) getJSON(ctx context.Context, url string, v any) error {
 	}
 	resp, err := e.probeClient.Do(req)
 	if err != nil {
-		return err
+		return netReason(err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("status %s", resp.Status)
 	}
 	if err := json.NewDecoder(http.MaxBytesReader(nil, resp.Body, 4<<20)).Decode(v); err != nil {
-		return fmt.Errorf("decode %s: %w", url, err)
+		return fmt.Errorf("decode %s: %w", req.URL.Path, err)
 	}
 	return nil
 }

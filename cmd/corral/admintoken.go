@@ -13,7 +13,7 @@ import (
 // adminTokenCmd prints the admin token, or with --rotate makes the
 // running corral replace it and end every admin session.
 func (a *app) adminTokenCmd(ctx context.Context, args []string) error {
-	fs := newFlagSet("admin-token [--rotate]", a.stdout)
+	fs := newFlagSet("admin-token", a.stdout)
 	dataDir := fs.String("data-dir", defaultDataDir(), "data dir of the running corral")
 	rotate := fs.Bool("rotate", false, "replace the token with a new one; every signed-in admin is signed out")
 	if _, err := fs.parseArgs(args, 0); err != nil {

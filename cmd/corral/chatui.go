@@ -163,7 +163,6 @@ func (c *chatUI) run(ctx context.Context) error {
 		return err
 	}
 	bucketMade := c.cfg.Mode != chatui.LobeChatDB
-	failures := 0
 	var pending []string // a changed model list, applied once it holds for a tick
 	t := time.NewTicker(2 * time.Second)
 	defer t.Stop()
@@ -176,7 +175,7 @@ func (c *chatUI) run(ctx context.Context) error {
 		case <-t.C:
 		}
 		if !bucketMade {
-			bucketMade = c.ensureBucket(ctx, secrets, &failures)
+			bucketMade = c.ensureBucket(ctx, secrets)
 		}
 		if !lobe {
 			continue
@@ -233,16 +232,16 @@ func (c *chatUI) waitModels(ctx context.Context, d time.Duration) []string {
 }
 
 // ensureBucket makes LobeChat's bucket once its object store is up, and
-// reports whether it is made; failures counts the tries that failed.
-func (c *chatUI) ensureBucket(ctx context.Context, s chatui.Secrets, failures *int) bool {
+// reports whether it is made. It is tried every tick until it is: each
+// failure is logged, and the daemon's log writes the same one once per
+// repeatEvery (repeatHandler).
+func (c *chatUI) ensureBucket(ctx context.Context, s chatui.Secrets) bool {
 	r, ok := c.eng.Routes().Apps[chatui.Name(c.namespace)+"-s3"]
 	if !ok || !r.Healthy {
 		return false
 	}
 	if err := chatui.EnsureBucket(ctx, r.URL, s.S3Access, s.S3Secret); err != nil {
-		if *failures++; *failures == 1 || *failures%30 == 0 {
-			c.log.Warn("the chat UI's bucket is not made yet; trying again", "err", err, "tries", *failures)
-		}
+		c.log.Warn("the chat UI's bucket is not made yet; trying again", "err", err)
 		return false
 	}
 	c.log.Info("object store ready", "bucket", chatui.Bucket)

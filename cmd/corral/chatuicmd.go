@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strings"
 	"text/tabwriter"
 
 	"corral/engine"
@@ -38,12 +39,21 @@ func (c *chatUI) Status() any {
 const chatUIUsage = "usage: corral chat-ui [status|restart|recreate]: show the chat UI, restart its container, or replace it with a new one (its data volume stays)"
 
 func (a *app) chatUICmd(ctx context.Context, args []string) error {
-	fs := newFlagSet("chat-ui [status|restart|recreate]", a.stdout)
+	// The action may come first (its help is then its own) or among the
+	// flags: corral chat-ui --data-dir D restart.
+	path := "chat-ui"
+	var pos []string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		path += " " + args[0]
+		pos, args = args[:1], args[1:]
+	}
+	fs := newFlagSet(path, a.stdout)
 	dataDir := fs.String("data-dir", defaultDataDir(), "data dir of the running corral")
-	pos, err := fs.parseArgs(args, 1)
+	rest, err := fs.parseArgs(args, 1-len(pos))
 	if err != nil {
 		return helpOK(err)
 	}
+	pos = append(pos, rest...)
 	action := "status"
 	if len(pos) > 0 && pos[0] != "" {
 		action = pos[0]

@@ -6,6 +6,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -304,5 +306,22 @@ func TestServeMissingImageFails(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "failed") || !strings.Contains(out.String(), missing) {
 		t.Fatalf("status table:\n%s", out.String())
+	}
+	// The gateway's 503 says why no instance serves: the failed pull.
+	key, _, err := runApp(t, "keys", "create", "ci", "--data-dir", p.dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("POST", "http://"+p.logAttr(t, "gateway listening", "addr")+"/api/chat", strings.NewReader(`{"model":"llama3.2:1b"}`))
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(key))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if want := "model llama3.2:1b is unavailable: no Ollama instance is running yet: " + st.Instances[0].Name + " is failed: "; resp.StatusCode != http.StatusServiceUnavailable ||
+		!strings.Contains(string(body), want) || !strings.Contains(string(body), missing) {
+		t.Fatalf("gateway: %d %s, want 503 with %q", resp.StatusCode, body, want)
 	}
 }

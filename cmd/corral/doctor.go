@@ -506,12 +506,12 @@ func (d *doctor) checkDisk() []finding {
 			seen[uint64(st.Dev)] = true
 		}
 		free := fs.Bavail * uint64(fs.Bsize)
-		msg := fmt.Sprintf("%s free in %s (%s)", gib(free), p.path, p.what)
+		msg := fmt.Sprintf("%s free in %s (%s)", engine.IECBytes(int64(free)), p.path, p.what)
 		switch {
 		case free < diskFailBytes:
 			out = append(out, finding{level: levelFail, check: "disk", msg: msg, fix: "free space there: corral's store and every model need room"})
 		case free < diskWarnBytes:
-			out = append(out, finding{level: levelWarn, check: "disk", msg: msg + ", under " + gib(diskWarnBytes), fix: "models take 1-50 GiB each: free space, or move Docker's data-root to a bigger disk"})
+			out = append(out, finding{level: levelWarn, check: "disk", msg: msg + ", under " + engine.IECBytes(diskWarnBytes), fix: "models take 1-50 GiB each: free space, or move Docker's data-root to a bigger disk"})
 		default:
 			out = append(out, finding{level: levelOK, check: "disk", msg: msg})
 		}

@@ -28,6 +28,11 @@ func (a *app) downCmd(ctx context.Context, args []string) error {
 	dockerHost := fs.String("docker-host", "", "Docker Engine address (default: DOCKER_HOST or the local socket)")
 	volumes := fs.Bool("volumes", false, "also delete the volumes: the models and the chat UI's data (asks first, unless --yes)")
 	yes := fs.Bool("yes", false, "delete the volumes without asking (with --volumes)")
+	// The namespace and the Docker host are serve's settings, where its
+	// containers are: down reads them as serve does. CORRAL_YES is down's
+	// own (the confirmation for scripts); --volumes never comes from the
+	// environment, so nothing set for serve deletes data.
+	fs.fromEnv("namespace", "docker-host", "yes")
 	if err := fs.parse(args); err != nil {
 		return helpOK(err)
 	}

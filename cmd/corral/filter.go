@@ -12,11 +12,12 @@ import (
 // filterCmd shows or sets the content filter's phrase list.
 func (a *app) filterCmd(ctx context.Context, args []string) error {
 	const use = "usage: corral filter [list] | set PHRASE... | clear"
-	sub := "list"
+	path, sub := "filter", "list"
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		sub, args = args[0], args[1:]
+		path += " " + sub
 	}
-	fs := newFlagSet("filter "+sub, a.stdout)
+	fs := newFlagSet(path, a.stdout)
 	dataDir := fs.String("data-dir", defaultDataDir(), "data dir of the running corral")
 	// Phrases come before the flags: "corral filter set 'a b' c --data-dir D".
 	var phrases []string

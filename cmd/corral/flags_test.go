@@ -20,6 +20,7 @@ func TestParseArgs(t *testing.T) {
 		note    string
 		force   bool
 		env     map[string]string
+		fromEnv bool // --note reads CORRAL_NOTE
 		wantErr string
 	}{
 		{name: "flags after", args: []string{"alice", "--note", "n", "--force"}, want: 1, pos: []string{"alice"}, note: "n", force: true},
@@ -30,8 +31,9 @@ func TestParseArgs(t *testing.T) {
 		{name: "one too many", args: []string{"alice", "--force", "bob"}, want: 1, wantErr: `unexpected argument "bob"`},
 		{name: "none wanted", args: []string{"--note", "n", "alice"}, want: 0, wantErr: `unexpected argument "alice"`},
 		{name: "unknown flag", args: []string{"alice", "--nope"}, want: 1, wantErr: "flag provided but not defined: -nope"},
-		{name: "environment fills what the line leaves", args: []string{"alice"}, want: 1, pos: []string{"alice"}, note: "from env", env: map[string]string{"CORRAL_NOTE": "from env"}},
-		{name: "the line beats the environment", args: []string{"--note", "line", "alice"}, want: 1, pos: []string{"alice"}, note: "line", env: map[string]string{"CORRAL_NOTE": "from env"}},
+		{name: "environment fills what the line leaves", args: []string{"alice"}, want: 1, pos: []string{"alice"}, note: "from env", env: map[string]string{"CORRAL_NOTE": "from env"}, fromEnv: true},
+		{name: "the line beats the environment", args: []string{"--note", "line", "alice"}, want: 1, pos: []string{"alice"}, note: "line", env: map[string]string{"CORRAL_NOTE": "from env"}, fromEnv: true},
+		{name: "a flag not from the environment ignores it", args: []string{"alice"}, want: 1, pos: []string{"alice"}, env: map[string]string{"CORRAL_NOTE": "from env", "CORRAL_FORCE": "nonsense"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for k, v := range tc.env {
@@ -40,6 +42,9 @@ func TestParseArgs(t *testing.T) {
 			fs := newFlagSet("test", io.Discard)
 			note := fs.String("note", "", "")
 			force := fs.Bool("force", false, "")
+			if tc.fromEnv {
+				fs.fromEnv("note")
+			}
 			pos, err := fs.parseArgs(tc.args, tc.want)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {

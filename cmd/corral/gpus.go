@@ -7,6 +7,7 @@ import (
 	"io"
 	"text/tabwriter"
 
+	"corral/engine"
 	"corral/gpu"
 )
 
@@ -37,11 +38,7 @@ func printGPUs(w io.Writer, inv gpu.Inventory) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "INDEX\tNAME\tUUID\tMEMORY USED\tMEMORY TOTAL\tPCI BUS")
 	for _, d := range inv.Devices {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", d.Index, d.Name, d.UUID, gib(d.MemoryUsed), gib(d.MemoryTotal), dash(d.PCIBusID))
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", d.Index, d.Name, d.UUID, engine.IECBytes(int64(d.MemoryUsed)), engine.IECBytes(int64(d.MemoryTotal)), dash(d.PCIBusID))
 	}
 	tw.Flush()
-}
-
-func gib(b uint64) string {
-	return fmt.Sprintf("%.1f GiB", float64(b)/(1<<30))
 }

@@ -17,41 +17,13 @@ import (
 	"corral/ui"
 )
 
-const keysUsage = "Usage: corral keys create NAME [--note TEXT] [--expires 720h|30d] [--models a,b]\n" +
-	"       corral keys list [--json]\n" +
-	"       corral keys revoke NAME\n" +
-	"       corral keys limit NAME [--rpm N] [--tpm N] [--tpd N] [--tpmo N]\n" +
-	"                  [--weight N] [--class interactive|batch] [--max-queue N] [--max-wait 30s]\n" +
-	"       corral keys rotate-internal\n" +
-	"\nlimit sets requests per minute, tokens per minute, tokens per UTC day and\n" +
+// keysLimitLong is the rest of corral keys limit's help.
+const keysLimitLong = "It sets requests per minute, tokens per minute, tokens per UTC day and\n" +
 	"tokens per UTC month, and the key's place in corral's queue when the GPUs\n" +
 	"are busy: its weight against other keys (default 1), its class (batch\n" +
 	"waits behind every interactive request), how many requests it may have\n" +
 	"waiting and for how long. Only the flags given change; 0 lifts a limit or\n" +
-	"restores the default.\n" +
-	"rotate-internal gives the chat UI's own key (" + keys.InternalName + ") a new secret.\n"
-
-func (a *app) keysCmd(ctx context.Context, args []string) error {
-	if len(args) == 0 {
-		return usageError{"keys: missing subcommand: use corral keys create, list, revoke, limit or rotate-internal (run corral keys help)"}
-	}
-	switch args[0] {
-	case "create":
-		return a.keysCreate(ctx, args[1:])
-	case "list":
-		return a.keysList(ctx, args[1:])
-	case "revoke":
-		return a.keysRevoke(ctx, args[1:])
-	case "limit":
-		return a.keysLimit(ctx, args[1:])
-	case "rotate-internal":
-		return a.keysRotateInternal(ctx, args[1:])
-	case "help", "-h", "--help", "-help":
-		io.WriteString(a.stdout, keysUsage)
-		return nil
-	}
-	return usageError{fmt.Sprintf("keys: unknown subcommand %q: use create, list, revoke, limit or rotate-internal (run corral keys help)", args[0])}
-}
+	"restores the default.\n"
 
 // parseNamed parses `NAME [flags]`.
 func parseNamed(fs *flagSet, args []string) (string, error) {
@@ -59,7 +31,7 @@ func parseNamed(fs *flagSet, args []string) (string, error) {
 }
 
 func (a *app) keysCreate(ctx context.Context, args []string) error {
-	fs := newFlagSet("keys create NAME", a.stdout)
+	fs := newFlagSet("keys create", a.stdout)
 	dataDir := fs.String("data-dir", defaultDataDir(), "data dir of the running corral")
 	note := fs.String("note", "", "note for admins: who has the key, what for")
 	var expires lifetime
@@ -124,7 +96,7 @@ func printKeys(w io.Writer, list []keys.Key) {
 }
 
 func (a *app) keysRevoke(ctx context.Context, args []string) error {
-	fs := newFlagSet("keys revoke NAME", a.stdout)
+	fs := newFlagSet("keys revoke", a.stdout)
 	dataDir := fs.String("data-dir", defaultDataDir(), "data dir of the running corral")
 	name, err := parseNamed(fs, args)
 	if err != nil {
@@ -139,7 +111,7 @@ func (a *app) keysRevoke(ctx context.Context, args []string) error {
 }
 
 func (a *app) keysLimit(ctx context.Context, args []string) error {
-	fs := newFlagSet("keys limit NAME", a.stdout)
+	fs := newFlagSet("keys limit", a.stdout)
 	dataDir := fs.String("data-dir", defaultDataDir(), "data dir of the running corral")
 	var req ui.KeyLimits
 	var rpm, tpm, tpd, tpmo limitFlag

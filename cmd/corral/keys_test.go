@@ -275,7 +275,7 @@ func TestKeysLimitCommand(t *testing.T) {
 		afterwards func(t *testing.T, stdout string)
 	}{
 		{name: "help", args: []string{"keys", "limit", "--help"}, out: "--max-wait"},
-		{name: "usage", args: []string{"keys", "help"}, out: "[--weight N] [--class interactive|batch] [--max-queue N] [--max-wait 30s]"},
+		{name: "usage", args: []string{"help", "keys", "limit"}, out: "the key's place in corral's queue"},
 		{name: "no name", args: append([]string{"keys", "limit"}, dd...), code: 2, err: "missing NAME"},
 		{name: "no flags", args: append([]string{"keys", "limit", "alice"}, dd...), code: 2, err: "give one or more of --rpm, --tpm, --tpd, --tpmo, --weight, --class, --max-queue and --max-wait"},
 		{name: "negative", args: append([]string{"keys", "limit", "alice", "--tpd", "-1"}, dd...), code: 2, err: "whole number from 0"},

@@ -11,16 +11,15 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
+	"corral/engine"
 	"corral/engine/models"
 )
 
 func (a *app) modelsCmd(ctx context.Context, args []string) error {
-	if len(args) > 0 && args[0] == "import" {
-		return a.importCmd(ctx, args[1:])
-	}
 	fs := newFlagSet("models", a.stdout)
 	dataDir := fs.String("data-dir", defaultDataDir(), "data dir of the running corral")
 	asJSON := fs.Bool("json", false, "print JSON")
@@ -46,28 +45,51 @@ func (a *app) modelsCmd(ctx context.Context, args []string) error {
 		for _, p := range m.Instances {
 			on = append(on, p.Instance)
 			if p.Loaded {
-				loaded = append(loaded, fmt.Sprintf("%s (%s)", p.Instance, gib(uint64(p.SizeVRAM))))
+				loaded = append(loaded, fmt.Sprintf("%s (%s)", p.Instance, engine.IECBytes(p.SizeVRAM)))
 			}
 		}
 		place := "-"
 		if m.Placement != nil {
 			place = m.Placement.String()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", m.Name, gib(uint64(m.Size)), dash(m.ParameterSize), dash(m.Quantization), len(on), dash(strings.Join(loaded, ", ")), place)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", m.Name, engine.IECBytes(m.Size), dash(m.ParameterSize), dash(m.Quantization), len(on), dash(strings.Join(loaded, ", ")), place)
 	}
 	return tw.Flush()
 }
 
+// pullLong is the rest of corral pull's help.
+const pullLong = "Ctrl-C stops the pull in corral as well, not only the progress here: it asks\n" +
+	"corral to cancel it, which ends it for whoever else watches it too. corral\n" +
+	"pull --cancel MODEL does the same for a pull begun elsewhere.\n"
+
 // pullCmd pulls a model once for every instance and shows its progress.
+// Ctrl-C asks the daemon to cancel the pull, and waits a moment for it to
+// say the pull ended; --cancel cancels a pull begun elsewhere.
 func (a *app) pullCmd(ctx context.Context, args []string) error {
 	fs := newFlagSet("pull", a.stdout)
 	dataDir := fs.String("data-dir", defaultDataDir(), "data dir of the running corral")
 	quiet := fs.Bool("quiet", false, "print only the result")
-	model, err := oneArg(fs, args, "usage: corral pull MODEL (a name from ollama.com/library, such as llama3.2:1b)")
+	cancel := fs.Bool("cancel", false, "cancel the pull of MODEL under way instead, wherever it began (another corral pull, the admin pages); everyone watching it sees it end")
+	model, err := oneArg(fs, args, "usage: corral pull MODEL (a name from ollama.com/library, such as llama3.2:1b), or corral pull --cancel MODEL")
 	if err != nil {
 		return helpOK(err)
 	}
-	last, err := a.follow(ctx, *dataDir, "/api/v1/models/pull", map[string]string{"model": model}, *quiet, "pull "+model)
+	if *cancel {
+		name, err := cancelPull(ctx, *dataDir, model)
+		if err != nil {
+			return fmt.Errorf("pull --cancel %s: %w", model, err)
+		}
+		fmt.Fprintf(a.stdout, "cancelled the pull of %s\n", name)
+		return nil
+	}
+	stop := func(ctx context.Context) error {
+		_, err := cancelPull(ctx, *dataDir, model)
+		return err
+	}
+	last, err := a.follow(ctx, *dataDir, "/api/v1/models/pull", map[string]string{"model": model}, *quiet, "pull "+model, stop)
+	if err != nil && ctx.Err() != nil && last.Error == "" {
+		return fmt.Errorf("pull %s: interrupted, and corral did not say the pull ended: corral pull --cancel %s stops it", model, model)
+	}
 	if err != nil {
 		return err
 	}
@@ -75,20 +97,85 @@ func (a *app) pullCmd(ctx context.Context, args []string) error {
 	return nil
 }
 
+// cancelPull asks the daemon to stop the pull of model; it returns the
+// model's full name.
+func cancelPull(ctx context.Context, dataDir, model string) (string, error) {
+	var out struct {
+		Cancelled string `json:"cancelled"`
+	}
+	if err := newDaemon(dataDir).postJSON(ctx, "/api/v1/models/pull/cancel", map[string]string{"model": model}, &out); err != nil {
+		return "", err
+	}
+	return out.Cancelled, nil
+}
+
+// How long an interrupted pull waits: for the daemon to take the cancel,
+// then for the stream to bring the pull's end.
+const (
+	cancelAskTimeout = 10 * time.Second
+	cancelEndTimeout = 15 * time.Second
+)
+
 // follow posts body to a daemon endpoint that streams model events (a
 // pull or an import), draws them, and returns the last one; a failure the
 // daemon reports, or a stream that stops early, is an error.
-func (a *app) follow(ctx context.Context, dataDir, path string, body any, quiet bool, what string) (models.Event, error) {
+//
+// With stop set, the stream outlives ctx: when ctx ends (Ctrl-C) follow
+// says so, calls stop to have the daemon end the work, and reads on until
+// the daemon's last event, for at most cancelEndTimeout. Without it, the
+// stream ends with ctx.
+func (a *app) follow(ctx context.Context, dataDir, path string, body any, quiet bool, what string, stop func(context.Context) error) (models.Event, error) {
 	bar := newProgress(a.stdout, quiet)
+	var mu sync.Mutex // the drawing and the interruption's message
+	streamCtx := ctx
+	if stop != nil {
+		var endStream context.CancelFunc
+		streamCtx, endStream = context.WithCancel(context.WithoutCancel(ctx))
+		defer endStream()
+		done := make(chan struct{})
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		defer close(done) // before the Wait: the watcher below ends on it
+		wg.Go(func() {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+			}
+			mu.Lock()
+			bar.end()
+			fmt.Fprintf(a.stderr, "interrupted: asking corral to cancel %s\n", what)
+			mu.Unlock()
+			askCtx, cancel := context.WithTimeout(context.Background(), cancelAskTimeout)
+			err := stop(askCtx)
+			cancel()
+			if err != nil {
+				mu.Lock()
+				fmt.Fprintf(a.stderr, "corral did not take the cancel: %v\n", err)
+				mu.Unlock()
+				endStream()
+				return
+			}
+			select {
+			case <-done:
+			case <-time.After(cancelEndTimeout):
+				endStream()
+			}
+		})
+	}
 	var last models.Event
-	err := newDaemon(dataDir).events(ctx, http.MethodPost, path, body, func(data []byte) error {
+	err := newDaemon(dataDir).events(streamCtx, http.MethodPost, path, body, func(data []byte) error {
 		if err := json.Unmarshal(data, &last); err != nil {
 			return fmt.Errorf("bad progress event: %w", err)
 		}
+		mu.Lock()
 		bar.show(last)
+		mu.Unlock()
 		return nil
 	})
+	mu.Lock()
 	bar.end()
+	mu.Unlock()
 	switch {
 	case err != nil:
 		return last, err
@@ -139,7 +226,7 @@ func (p *progress) show(ev models.Event) {
 	pct := ev.Completed * 100 / ev.Total
 	const width = 30
 	fill := int(pct) * width / 100
-	line := fmt.Sprintf("%-28s [%s%s] %3d%% %s/%s", ev.Status, strings.Repeat("=", fill), strings.Repeat(" ", width-fill), pct, gib(uint64(ev.Completed)), gib(uint64(ev.Total)))
+	line := fmt.Sprintf("%-28s [%s%s] %3d%% %s/%s", ev.Status, strings.Repeat("=", fill), strings.Repeat(" ", width-fill), pct, engine.IECBytes(ev.Completed), engine.IECBytes(ev.Total))
 	if p.tty {
 		fmt.Fprintf(p.w, "\r%s", line)
 	} else {
@@ -244,7 +331,7 @@ func (a *app) importCmd(ctx context.Context, args []string) error {
 	if *system != "" {
 		q.Set("system", *system)
 	}
-	last, err := a.follow(ctx, *dataDir, "/api/v1/models/import?"+q.Encode(), f, false, "import "+*name)
+	last, err := a.follow(ctx, *dataDir, "/api/v1/models/import?"+q.Encode(), f, false, "import "+*name, nil)
 	if err != nil {
 		return err
 	}

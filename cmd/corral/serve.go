@@ -127,6 +127,7 @@ func parseServe(args []string, stdout io.Writer) (serveConfig, error) {
 func parseServeAs(name string, args []string, stdout io.Writer) (serveConfig, error) {
 	c := serveConfig{settings: engine.DefaultSettings()}
 	fs := newFlagSet(name, stdout)
+	fs.envAll = true // CORRAL_* variables are serve's configuration
 	fs.StringVar(&c.DataDir, "data-dir", defaultDataDir(), "where corral keeps its state (corral.db, control socket)")
 	fs.StringVar(&c.Namespace, "namespace", "corral", "prefix of every container, network and volume corral creates; separate installs on one Docker engine use different ones")
 	fs.StringVar(&c.DockerHost, "docker-host", "", "Docker Engine address (default: DOCKER_HOST or the local socket)")
@@ -192,13 +193,12 @@ func (a *app) serveCmd(ctx context.Context, args []string) error {
 	}
 	level, _ := parseLevel(c.LogLevel)
 	opts := &slog.HandlerOptions{Level: level}
-	var logger *slog.Logger
+	var h slog.Handler = slog.NewTextHandler(a.stderr, opts)
 	if c.LogFormat == "json" {
-		logger = slog.New(slog.NewJSONHandler(a.stderr, opts))
-	} else {
-		logger = slog.New(slog.NewTextHandler(a.stderr, opts))
+		h = slog.NewJSONHandler(a.stderr, opts)
 	}
-	return a.serve(ctx, c, logger)
+	// Retries that fail the same way are logged once, then with a count.
+	return a.serve(ctx, c, slog.New(newRepeatHandler(h, repeatEvery, time.Now)))
 }
 
 // gpuView pairs the discovery result with the live sampler for the API.
@@ -535,6 +535,10 @@ func (a *app) serve(ctx context.Context, c serveConfig, log *slog.Logger) error 
 		srv.Shutdown(shutCtx)
 	}
 	wg.Wait()
+	// Requests the front door drained after Run's last write used keys too.
+	if err := apiKeys.Flush(); err != nil {
+		log.Warn("API key last-use times not saved", "err", err)
+	}
 	return runErr
 }
 

@@ -78,6 +78,9 @@ func (u *upstreams) Snapshot() *gateway.Snapshot {
 		}
 		s.Upstreams = append(s.Upstreams, up)
 	}
+	for _, r := range t.Waiting {
+		s.Waiting = append(s.Waiting, gateway.Upstream{Name: r.Name, Status: r.Status, Since: r.Since})
+	}
 	u.cache.Store(&cachedSnapshot{routes: t.Version, targets: targets.Version, snap: s})
 	return s
 }

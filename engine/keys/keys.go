@@ -113,7 +113,12 @@ func WithClock(now func() time.Time) Option { return func(m *Manager) { m.now = 
 // WithLogger sets the logger (default: none).
 func WithLogger(l *slog.Logger) Option { return func(m *Manager) { m.log = l } }
 
-// WithFlushInterval sets how often Run writes last-use times (default 30s).
+// DefaultFlushInterval is how often Run writes last-use times: a crash
+// loses at most this much of them.
+const DefaultFlushInterval = 10 * time.Second
+
+// WithFlushInterval sets how often Run writes last-use times (default
+// DefaultFlushInterval).
 func WithFlushInterval(d time.Duration) Option { return func(m *Manager) { m.every = d } }
 
 // New loads every key from st.
@@ -122,7 +127,7 @@ func New(st *store.Store, opts ...Option) (*Manager, error) {
 		st:     st,
 		now:    time.Now,
 		log:    slog.New(slog.DiscardHandler),
-		every:  30 * time.Second,
+		every:  DefaultFlushInterval,
 		byHash: map[string]*entry{},
 		byName: map[string]*entry{},
 	}

@@ -25,6 +25,11 @@ func (m *Manager) Run(ctx context.Context) error {
 	}
 }
 
+// Flush writes the last-use times that changed since the last write. The
+// daemon calls it once more after its listeners have drained, for the
+// requests that came after Run's last write.
+func (m *Manager) Flush() error { return m.flush() }
+
 // flush writes the last-use times that changed since the last flush.
 func (m *Manager) flush() error {
 	m.write.Lock()

@@ -221,10 +221,8 @@ func (m *Manager) fit(r engine.Route, model string, size int64) error {
 	if !ok || uint64(size) <= free {
 		return nil
 	}
-	return fmt.Errorf("needs %s, GPU %d has %s free", gib(uint64(size)), r.GPUIndex, gib(free))
+	return fmt.Errorf("needs %s, GPU %d has %s free", engine.IECBytes(size), r.GPUIndex, engine.IECBytes(int64(free)))
 }
-
-func gib(b uint64) string { return fmt.Sprintf("%.1f GiB", float64(b)/(1<<30)) }
 
 // Unplace removes a model's placement; it stays loaded until its
 // keep-alive runs out.

@@ -2,6 +2,7 @@ package usage
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -26,7 +27,10 @@ func (m *Meter) Run(ctx context.Context) error {
 			return m.flush()
 		case <-t.C:
 			if err := m.flush(); err != nil {
-				m.log.Warn("usage: records not saved; will retry", "err", err)
+				// The cause alone: the count of records held grows at every
+				// try, and the daemon's log writes a cause said again only
+				// now and then, with a count.
+				m.log.Warn("usage: records not saved; will retry", "err", cause(err))
 			}
 			if now := m.now(); now.Sub(pruned) >= pruneEvery || now.Before(pruned) {
 				pruned = now
@@ -36,6 +40,14 @@ func (m *Meter) Run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// cause is what a failed flush's error wraps.
+func cause(err error) error {
+	if inner := errors.Unwrap(err); inner != nil {
+		return inner
+	}
+	return err
 }
 
 // flush moves the buffered records to the store in one transaction. When

@@ -179,11 +179,11 @@ func (g *Gateway) modelInfo(w http.ResponseWriter, r *http.Request, rt route, ke
 
 func noneHealthy(s *Snapshot) string {
 	if len(s.Upstreams) == 0 {
-		return "no Ollama instance is running yet: see corral status"
+		return noneRunning(s)
 	}
 	var why []string
 	for _, u := range s.Upstreams {
-		why = append(why, fmt.Sprintf("%s is %s", u.Name, u.Status))
+		why = append(why, u.Name+" is "+public(u.Status))
 	}
 	return fmt.Sprintf("all %d instances are unavailable: %s", len(s.Upstreams), strings.Join(why, "; "))
 }

@@ -104,7 +104,7 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, fr forwardReq)
 		}
 	}
 	if last == nil {
-		last = &apiError{Status: http.StatusServiceUnavailable, Message: "no instance could take the request", RetryAfter: 5 * time.Second}
+		last = &apiError{Status: http.StatusServiceUnavailable, Message: fmt.Sprintf("model %s is unavailable: no instance could take the request", fr.model), RetryAfter: 5 * time.Second}
 	}
 	res.outcome = "failed: " + last.Message
 	if c.committed {
@@ -204,7 +204,7 @@ func (g *Gateway) attempt(r *http.Request, fr forwardReq, u *Upstream, st *upstr
 	ureq, err := upstreamRequest(ctx, r, u, fr)
 	if err != nil {
 		g.log.Warn("instance request", "id", fr.rid, "instance", u.Name, "err", err)
-		return true, &apiError{Status: http.StatusBadGateway, Message: fmt.Sprintf("instance %s could not be asked", u.Name)}, out
+		return true, instanceError(http.StatusBadGateway, fr, u, "it could not be asked"), out
 	}
 	sent := time.Now()
 	resp, err := g.roundTrip(ureq, ka)
@@ -215,7 +215,7 @@ func (g *Gateway) attempt(r *http.Request, fr forwardReq, u *Upstream, st *upstr
 		}
 		g.failed(st)
 		g.log.Warn("instance failed", "id", fr.rid, "instance", u.Name, "err", err)
-		return true, &apiError{Status: http.StatusBadGateway, Message: fmt.Sprintf("instance %s: %s", u.Name, failureText(err, g.cfg.HeaderTimeout))}, out
+		return true, instanceError(http.StatusBadGateway, fr, u, failureText(err, g.cfg.HeaderTimeout)), out
 	}
 	defer resp.Body.Close()
 	out.TTFB, out.OK = time.Since(sent), resp.StatusCode < 400
@@ -228,7 +228,7 @@ func (g *Gateway) attempt(r *http.Request, fr forwardReq, u *Upstream, st *upstr
 		reused.Close()
 		g.failed(st)
 		g.log.Warn("instance answered before it was asked", "id", fr.rid, "instance", u.Name)
-		return true, &apiError{Status: http.StatusBadGateway, Message: fmt.Sprintf("instance %s answered before it was asked", u.Name)}, out
+		return true, instanceError(http.StatusBadGateway, fr, u, "it answered before it was asked"), out
 	}
 
 	if resp.StatusCode == http.StatusBadGateway || resp.StatusCode == http.StatusServiceUnavailable {
@@ -237,7 +237,9 @@ func (g *Gateway) attempt(r *http.Request, fr forwardReq, u *Upstream, st *upstr
 			g.failed(st)
 		}
 		g.log.Warn("instance refused", "id", fr.rid, "instance", u.Name, "status", resp.StatusCode, "msg", msg)
-		return true, &apiError{Status: resp.StatusCode, Message: fmt.Sprintf("instance %s: %s", u.Name, msg), RetryAfter: time.Second}, out
+		aerr := instanceError(resp.StatusCode, fr, u, msg)
+		aerr.RetryAfter = time.Second
+		return true, aerr, out
 	}
 
 	if !fr.stream {
@@ -247,7 +249,7 @@ func (g *Gateway) attempt(r *http.Request, fr forwardReq, u *Upstream, st *upstr
 		if err != nil {
 			g.failed(st)
 			g.log.Warn("instance answer cut", "id", fr.rid, "instance", u.Name, "err", err)
-			return true, &apiError{Status: http.StatusBadGateway, Message: fmt.Sprintf("instance %s: its answer was cut off", u.Name)}, out
+			return true, instanceError(http.StatusBadGateway, fr, u, "its answer was cut off"), out
 		}
 		if resp.StatusCode == http.StatusOK {
 			c.res.counts = answerCounts(fr.route, body)
@@ -266,6 +268,13 @@ func (g *Gateway) attempt(r *http.Request, fr forwardReq, u *Upstream, st *upstr
 
 // maxAnswer bounds a whole (non-streamed) answer held in memory.
 const maxAnswer = 64 << 20
+
+// instanceError is a failed attempt as the client sees it, if no other
+// instance does better: the model, the instance and why, which says
+// nothing of the instance's address.
+func instanceError(status int, fr forwardReq, u *Upstream, why string) *apiError {
+	return &apiError{Status: status, Message: fmt.Sprintf("model %s on instance %s: %s", fr.model, u.Name, public(why))}
+}
 
 // failureText says why an instance could not answer, in words that name
 // no address: the client sees it, the log has the error itself.

@@ -147,7 +147,7 @@ func (g *Gateway) acquire(ctx context.Context, fr forwardReq, tried map[string]b
 	}
 	// Removed since the scheduler last heard: let the caller try again.
 	grant.Done(scheduler.Outcome{})
-	return nil, nil, nil, &apiError{Status: http.StatusServiceUnavailable, Message: fmt.Sprintf("instance %s went away", grant.Instance), RetryAfter: time.Second}
+	return nil, nil, nil, &apiError{Status: http.StatusServiceUnavailable, Message: fmt.Sprintf("model %s is unavailable: instance %s went away", fr.model, grant.Instance), RetryAfter: time.Second}
 }
 
 // avoid is where a request must not go: instances it tried, and those
@@ -197,12 +197,12 @@ func unavailable(s *Snapshot, model string, allowed func(string) bool) *apiError
 		}
 		has++
 		if !u.Healthy || u.Draining {
-			down = append(down, fmt.Sprintf("%s is %s", u.Name, u.Status))
+			down = append(down, u.Name+" is "+public(u.Status))
 		}
 	}
 	switch {
 	case len(s.Upstreams) == 0:
-		return &apiError{Status: http.StatusServiceUnavailable, Message: "no Ollama instance is running yet: see corral status", RetryAfter: 5 * time.Second}
+		return &apiError{Status: http.StatusServiceUnavailable, Message: fmt.Sprintf("model %s is unavailable: %s", model, noneRunning(s)), RetryAfter: 5 * time.Second}
 	case has == 0:
 		avail := modelsAvailable(s, allowed)
 		list := "none yet: pull one with corral pull MODEL"
@@ -214,6 +214,20 @@ func unavailable(s *Snapshot, model string, allowed func(string) bool) *apiError
 		return &apiError{Status: http.StatusServiceUnavailable, Message: fmt.Sprintf("all %d instances with %s are unavailable: %s", has, model, strings.Join(down, "; ")), RetryAfter: 5 * time.Second}
 	}
 	return nil
+}
+
+// noneRunning says why no instance takes requests: what those without an
+// address yet are doing (pulling their image, failed to start), as the
+// engine says it.
+func noneRunning(s *Snapshot) string {
+	if len(s.Waiting) == 0 {
+		return "no Ollama instance is running yet: see corral status"
+	}
+	why := make([]string, len(s.Waiting))
+	for i, u := range s.Waiting {
+		why[i] = u.Name + " is " + public(u.Status)
+	}
+	return "no Ollama instance is running yet: " + strings.Join(why, "; ")
 }
 
 // Refresher, when the Upstreams has it, re-reads every instance at once:

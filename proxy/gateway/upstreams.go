@@ -15,9 +15,13 @@ type Upstream struct {
 	URL      *url.URL
 	Healthy  bool
 	Draining bool
-	Status   string // why it is (not) healthy, for error messages
-	Weight   int    // relative capacity; 0 counts as 1
-	Parallel int    // requests one loaded model serves at once
+	// Status says why it is (not) healthy, such as "unhealthy: GET
+	// /api/version: connect: connection refused". Error messages show it
+	// to clients: it must not hold the addresses corral reaches the
+	// instance at.
+	Status   string
+	Weight   int // relative capacity; 0 counts as 1
+	Parallel int // requests one loaded model serves at once
 	// Models and Loaded hold canonical model names (see CanonicalModel).
 	Models map[string]bool
 	Loaded map[string]bool
@@ -48,6 +52,10 @@ type Listed struct {
 type Snapshot struct {
 	Version   uint64
 	Upstreams []Upstream
+	// Waiting are instances that cannot take requests yet (no address:
+	// pulling their image, failed to start): only Name and Status are
+	// set, for the 503 that says why nothing serves.
+	Waiting []Upstream
 }
 
 // Upstreams supplies the current snapshot; the engine satisfies it.
