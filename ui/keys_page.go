@@ -17,10 +17,10 @@ import (
 type keysView struct {
 	Keys    []keyRow
 	Created *CreatedKey
-	Revoke  string // a key whose revocation waits for confirmation
+	Revoke  string  // a key whose revocation waits for confirmation
 	Limits  *keyRow // a key whose limits are being edited
 	Changed string  // a key whose limits were just changed
-	Revoked string // a key just revoked
+	Revoked string  // a key just revoked
 	Error   string
 	Form    keyForm // what was typed, kept after an error
 }
