@@ -22,7 +22,7 @@
 # and runs corral doctor. Running it again upgrades in place.
 #
 # Needs Docker Engine; on a GPU server also the NVIDIA driver and the
-# NVIDIA Container Toolkit (see README.md).
+# NVIDIA Container Toolkit (see docs/operations.md).
 set -euo pipefail
 
 prog=scripts/install.sh

@@ -11,9 +11,9 @@ import (
 	"testing"
 )
 
-// TestDependencyDirection keeps the package map of DESIGN.md true: heavy
-// dependencies stay behind the one package that owns them, and our own
-// imports point one way. Test files are exempt.
+// TestDependencyDirection keeps the package map of docs/architecture.md
+// true: heavy dependencies stay behind the one package that owns them, and
+// our own imports point one way. Test files are exempt.
 func TestDependencyDirection(t *testing.T) {
 	// For each import prefix, the only packages (dirs) that may use it.
 	owners := map[string][]string{

@@ -5,7 +5,8 @@
 // status codes and error messages, but with deterministic text, token
 // counts and timing, and faults on demand.
 // Its image (see package simimage) replaces ollama/ollama in integration
-// tests; `ollama-sim serve` is accepted like the real binary.
+// tests, and in README.md's quick start (scripts/sim-image); `ollama-sim
+// serve` is accepted like the real binary.
 //
 // # Environment
 //

@@ -85,7 +85,7 @@ func Specs(c Config) ([]engine.Spec, error) {
 		return nil, nil
 	case OpenWebUI:
 		// Open WebUI keeps most settings in its own database after its
-		// first start; these are read at every start (see README).
+		// first start; these are read at every start (see docs/chat-ui.md).
 		env := map[string]string{
 			"OPENAI_API_BASE_URL": v1,
 			"OPENAI_API_KEY":      c.Key,

@@ -23,8 +23,9 @@ const Label = "corral.test"
 
 // GoImage is a FROM scratch Docker image of one command of this module,
 // for tests that need a container standing in for a real image without a
-// registry. Its tag is the first 12 hex digits of the binary's sha256, so
-// an unchanged command reuses its image.
+// registry. Its tag is the first 12 hex digits of the sha256 of the binary
+// and the Dockerfile, so an unchanged command reuses its image and a
+// changed Dockerfile makes another.
 type GoImage struct {
 	Repository string // the image name, such as corral-ollama-sim
 	Package    string // the command, such as ./cmd/ollama-sim
@@ -61,7 +62,7 @@ func (g *GoImage) Build(ctx context.Context) (string, error) {
 	if _, err := Output(ctx, root, env, "go", "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w", "-o", bin, g.Package); err != nil {
 		return "", fmt.Errorf("%s: build %s: %w", g.Repository, g.Package, err)
 	}
-	sum, err := fileSHA256(bin)
+	sum, err := imageSHA256(bin, g.Dockerfile)
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", g.Repository, err)
 	}
@@ -120,7 +121,8 @@ func Output(ctx context.Context, dir string, env []string, name string, args ...
 	return stdout.String(), nil
 }
 
-func fileSHA256(path string) (string, error) {
+// imageSHA256 hashes the binary at path and then the Dockerfile.
+func imageSHA256(path, dockerfile string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", err
@@ -130,6 +132,7 @@ func fileSHA256(path string) (string, error) {
 	if _, err := io.Copy(h, f); err != nil {
 		return "", err
 	}
+	io.WriteString(h, dockerfile)
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 

@@ -14,7 +14,8 @@ import (
 )
 
 // Repository is the image name; the tag is the first 12 hex digits of the
-// binary's sha256, so an unchanged simulator reuses its image.
+// sha256 of the binary and its Dockerfile, so an unchanged simulator reuses
+// its image.
 const Repository = "corral-chatui-sim"
 
 // Label marks everything tests create, for cleanup.
