@@ -535,9 +535,13 @@ func (a *app) serve(ctx context.Context, c serveConfig, log *slog.Logger) error 
 		srv.Shutdown(shutCtx)
 	}
 	wg.Wait()
-	// Requests the front door drained after Run's last write used keys too.
+	// Requests the front door drained after Run's last write used keys
+	// and settled usage too.
 	if err := apiKeys.Flush(); err != nil {
 		log.Warn("API key last-use times not saved", "err", err)
+	}
+	if err := meter.Flush(); err != nil {
+		log.Warn("usage of the last requests not saved", "err", err)
 	}
 	return runErr
 }

@@ -50,6 +50,11 @@ func cause(err error) error {
 	return err
 }
 
+// Flush saves the records settled since the last save. The daemon calls
+// it once more after its listeners have drained: requests that finish
+// while corral shuts down settle after Run's last write.
+func (m *Meter) Flush() error { return m.flush() }
+
 // flush moves the buffered records to the store in one transaction. When
 // the store refuses them they go back to the buffer for the next try.
 func (m *Meter) flush() error {

@@ -498,6 +498,16 @@ func TestBatching(t *testing.T) {
 	}
 	want = []Row{{Group: "alice", Requests: 4, PromptTokens: 31, CompletionTokens: 3, Errors: 1, Queued: 300 * time.Millisecond}}
 	check("after Run")
+
+	// A request that ends after Run stopped (drained at shutdown) is
+	// saved by the daemon's last Flush.
+	reserve(t, m, "alice", 100).Settle(Record{PromptTokens: 2, CompletionTokens: 5, Status: 200, Outcome: OutcomeOK})
+	if err := m.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if got := storedRecords(t, st); len(got) != 5 || got[4].CompletionTokens != 5 {
+		t.Fatalf("after the last Flush: %+v", got)
+	}
 }
 
 // TestRunFlushesEveryInterval lets Run's ticker do the writing.
