@@ -53,7 +53,8 @@ func (a *admin) livePart(page, partial string, data func(*gin.Context) any) gin.
 	}
 }
 
-// logsLive streams a container's new log lines, one event each.
+// logsLive streams a container's last log lines and then its new ones,
+// one event each.
 func (a *admin) logsLive(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), liveFor)
 	defer cancel()
@@ -61,7 +62,9 @@ func (a *admin) logsLive(c *gin.Context) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		pw.CloseWithError(a.Engine.Logs(ctx, c.Param("name"), 0, true, pw))
+		// The page's tail again, then what comes: no line written between
+		// the page and this stream is lost, and a reconnect starts whole.
+		pw.CloseWithError(a.Engine.Logs(ctx, c.Param("name"), logTailLines, true, pw))
 	}()
 	defer func() { cancel(); pr.Close(); <-done }()
 	startSSE(c)

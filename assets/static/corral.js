@@ -21,6 +21,8 @@
   document.querySelectorAll("[data-follow]").forEach(function (el) {
     el.scrollTop = el.scrollHeight;
     const es = new EventSource(el.dataset.follow);
+    // The stream starts with the same last lines the page shows.
+    es.onopen = function () { el.textContent = ""; };
     es.onmessage = function (ev) {
       const atEnd = el.scrollHeight - el.scrollTop - el.clientHeight < 30;
       el.append(ev.data + "\n");

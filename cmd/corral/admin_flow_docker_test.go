@@ -174,6 +174,22 @@ func TestAdminFlowInBrowser(t *testing.T) {
 	if ev := text(t, ctx, "#events-h + div"); !strings.Contains(ev, "exit code 137") {
 		t.Fatalf("the events lack the kill:\n%s", ev)
 	}
+	// Its log follows: lines the simulator writes after the page loaded
+	// (one per health probe) appear without a reload.
+	lastLine := `(() => { const l = document.getElementById("log").textContent.trim().split("\n"); return l[l.length - 1]; })()`
+	first, err := chromedp.Run(ctx, chromedp.Evaluate[string](lastLine))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		now, err := chromedp.Run(ctx, chromedp.Evaluate[string](lastLine))
+		if err == nil && now != first && now != "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the log did not follow: last line still %q", first)
+		}
+	}
 	both("instance")
 	do(t, ctx, "instances page", chromedp.Navigate(base+"instances"), chromedp.WaitVisible(chromedp.CSS("#list-h")))
 	both("instances")
