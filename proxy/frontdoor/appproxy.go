@@ -7,9 +7,10 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
-	"regexp"
 	"strings"
 	"sync"
+
+	"corral/proxy/redact"
 )
 
 // AppState is the chat UI container as the front door needs it at one
@@ -71,9 +72,6 @@ func (a *appProxy) handler(target string) http.Handler {
 	return a.proxy
 }
 
-// addrRE matches an IPv4 address with its port, if any.
-var addrRE = regexp.MustCompile(`\b\d{1,3}(\.\d{1,3}){3}(:\d+)?\b`)
-
 var waitingTmpl = template.Must(template.New("waiting").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <meta http-equiv="refresh" content="5"><title>{{.Title}}</title>
@@ -97,7 +95,7 @@ func waitingPage(w http.ResponseWriter, r *http.Request, st AppState) {
 		title, text = "The chat is restarting", "The chat UI stopped answering; corral is bringing it back."
 	}
 	// The page is public: the reason goes without internal addresses.
-	st.Reason = addrRE.ReplaceAllString(st.Reason, "…")
+	st.Reason = redact.Addresses(st.Reason)
 	w.Header().Set("Retry-After", "5")
 	w.Header().Set("Cache-Control", "no-store")
 	if !strings.Contains(r.Header.Get("Accept"), "text/html") {

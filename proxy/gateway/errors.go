@@ -3,9 +3,10 @@ package gateway
 import (
 	"encoding/json"
 	"net/http"
-	"regexp"
 	"strconv"
 	"time"
+
+	"corral/proxy/redact"
 )
 
 // dialect is which API a request speaks; errors answer in its shape.
@@ -154,16 +155,10 @@ func sseEvent(name string, data []byte) []byte {
 	return append(append(out, data...), "\n\n"...)
 }
 
-// addrRE matches what gives away where corral reaches its instances: a
-// URL, an IPv4 address or a bracketed IPv6 one with its port, a name
-// with a port.
-var addrRE = regexp.MustCompile(`[a-z][a-z0-9+.-]*://[^\s"';,)]+|\[[0-9A-Fa-f.%]*:[0-9A-Fa-f:.%]*\](?::\d+)?|\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b|\b[A-Za-z0-9._-]*[A-Za-z][A-Za-z0-9._-]*:\d{2,5}\b`)
-
 // public is text from an instance or about one (its status, its error
 // message) as a client may read it: without internal addresses. The
 // engine's statuses hold none (Upstream.Status); this keeps an
 // instance's own words, or a status from another source, from adding one.
-// The front door's waiting page does the same for the chat UI.
 func public(s string) string {
-	return addrRE.ReplaceAllString(s, "…")
+	return redact.Addresses(s)
 }

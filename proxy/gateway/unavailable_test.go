@@ -80,22 +80,3 @@ func TestUnavailableSaysModelAndWhy(t *testing.T) {
 		})
 	}
 }
-
-// TestPublic: what public hides and what it leaves.
-func TestPublic(t *testing.T) {
-	for in, want := range map[string]string{
-		`Get "http://172.18.0.3:11434/api/version": EOF`:          `Get "…": EOF`,
-		"dial tcp 172.18.0.3:11434: connect: connection refused":  "dial tcp …: connect: connection refused",
-		"dial tcp [fd00::2]:11434: i/o timeout":                   "dial tcp …: i/o timeout",
-		"dial tcp corral-ollama-0:11434: no route":                "dial tcp …: no route",
-		"pulling ollama/ollama:0.17.4: 40% of 1.2 GiB":            "pulling ollama/ollama:0.17.4: 40% of 1.2 GiB",
-		"model qwen3:8b, gemma3:27b and llama3.2:1b":              "model qwen3:8b, gemma3:27b and llama3.2:1b",
-		"crash loop: 3 deaths in 10m0s; next start at 12:30:45":   "crash loop: 3 deaths in 10m0s; next start at 12:30:45",
-		"container is paused: docker unpause corral-ollama-0":     "container is paused: docker unpause corral-ollama-0",
-		"GET /api/version: connect: connection refused [reached]": "GET /api/version: connect: connection refused [reached]",
-	} {
-		if got := public(in); got != want {
-			t.Errorf("public(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
