@@ -330,6 +330,22 @@ func TestGatewayClientAPIs(t *testing.T) {
 	if code, acao := preflight("https://other.example.com"); code != 204 || acao != "https://other.example.com" {
 		t.Fatalf("origin added live: %d %q", code, acao)
 	}
+	// The same from the CLI: corral cors set, then clear.
+	if out, err := f.cli(t, "cors", "set", "https://third.example.com"); err != nil || !strings.Contains(out, "on, 1 origins") {
+		t.Fatalf("cors set: %v %s", err, out)
+	}
+	if code, acao := preflight("https://third.example.com"); code != 204 || acao != "https://third.example.com" {
+		t.Fatalf("origin set by the CLI: %d %q", code, acao)
+	}
+	if out, err := f.cli(t, "cors", "set", "ftp://nope"); err == nil || !strings.Contains(err.Error(), "ftp://nope") {
+		t.Fatalf("a bad origin from the CLI: %v %s", err, out)
+	}
+	if out, err := f.cli(t, "cors", "clear"); err != nil || !strings.Contains(out, "off (no origins)") {
+		t.Fatalf("cors clear: %v %s", err, out)
+	}
+	if code, _ := preflight("https://third.example.com"); code != 403 {
+		t.Fatalf("after cors clear: %d", code)
+	}
 
 	// GET / without a key says what this is and names no address.
 	resp, err := http.Get(f.gateway + "/")

@@ -63,6 +63,11 @@ func commands() []command {
 			{name: "set", args: "PHRASE...", summary: "refuse requests and answers with any of these phrases"},
 			{name: "clear", summary: "remove every phrase: the filter is off"},
 		}},
+		{name: "cors", args: "[list|set|clear]", summary: "show or set the web pages (origins) that may call the gateway from a browser", run: (*app).corsCmd, subs: []command{
+			{name: "list", summary: "show the allowed origins (the default)"},
+			{name: "set", args: "ORIGIN...", summary: "allow these origins, such as https://app.example.com, or * for any"},
+			{name: "clear", summary: "allow none: browsers may not call the gateway (the default)"},
+		}},
 		{name: "weight", args: "INSTANCE N", summary: "set an instance's share of gateway traffic", run: (*app).weightCmd},
 		{name: "chat-ui", args: "[status|restart|recreate]", summary: "show the chat UI, restart it or recreate it", run: (*app).chatUICmd, subs: []command{
 			{name: "status", summary: "show the chat UI, its address and its containers (the default)"},
