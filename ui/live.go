@@ -26,7 +26,7 @@ const (
 // whenever it changes.
 func (a *admin) livePart(page, partial string, data func(*gin.Context) any) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		ctx, cancel := context.WithTimeout(c.Request.Context(), liveFor)
+		ctx, cancel := a.liveContext(c)
 		defer cancel()
 		startSSE(c)
 		var last []byte
@@ -53,10 +53,43 @@ func (a *admin) livePart(page, partial string, data func(*gin.Context) any) gin.
 	}
 }
 
+// liveContext bounds a live stream: liveFor at most, and it ends as soon
+// as its session does (signed out, or the admin token rotated). The
+// watcher stops with the stream.
+func (a *admin) liveContext(c *gin.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), liveFor)
+	go func() {
+		tick := time.NewTicker(liveEvery)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				if !a.stillSignedIn(c.Request) {
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+	return ctx, cancel
+}
+
+// stillSignedIn says whether the request's session is still live; a
+// bearer token (no cookie) is checked against the current token.
+func (a *admin) stillSignedIn(r *http.Request) bool {
+	if ck, err := r.Cookie(sessionCookie); err == nil {
+		_, ok := a.sessions.get(ck.Value)
+		return ok
+	}
+	return bearerOK(r, *a.token.Load())
+}
+
 // logsLive streams a container's last log lines and then its new ones,
 // one event each.
 func (a *admin) logsLive(c *gin.Context) {
-	ctx, cancel := context.WithTimeout(c.Request.Context(), liveFor)
+	ctx, cancel := a.liveContext(c)
 	defer cancel()
 	pr, pw := io.Pipe()
 	done := make(chan struct{})

@@ -269,7 +269,7 @@ func TestOverviewCertAndDiskAlerts(t *testing.T) {
 // The overview's live part comes as SSE: the rendered part at once.
 func TestLiveOverview(t *testing.T) {
 	ta := adminWith(t, Deps{Engine: fakeEngine{twoInstances()}, GPUs: figuresGPUs{}}, time.Now())
-	cookie, _ := ta.signIn(t)
+	cookie, csrf := ta.signIn(t)
 	srv := httptest.NewServer(ta.h)
 	defer srv.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -295,6 +295,21 @@ func TestLiveOverview(t *testing.T) {
 	}
 	if s := event.String(); !strings.Contains(s, "1 of 2 instances healthy") || strings.Contains(s, "<html") {
 		t.Fatalf("the live part:\n%s", s)
+	}
+	// Signing out ends the stream (within one tick), not liveFor later.
+	if rec := ta.post(t, cookie, csrf, "/logout", url.Values{}); rec.Code != http.StatusSeeOther {
+		t.Fatalf("logout: %d", rec.Code)
+	}
+	ended := make(chan struct{})
+	go func() {
+		for sc.Scan() {
+		}
+		close(ended)
+	}()
+	select {
+	case <-ended:
+	case <-time.After(3 * liveEvery):
+		t.Fatal("the live stream outlived its session")
 	}
 	// Not signed in: no stream.
 	resp2, err := http.Get(srv.URL + "/live/overview")
