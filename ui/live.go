@@ -110,6 +110,8 @@ func (a *admin) logsLive(c *gin.Context) {
 	}
 }
 
+// startSSE begins an answer of Server-Sent Events: the live parts, and
+// the API's pull and import progress.
 func startSSE(c *gin.Context) {
 	h := c.Writer.Header()
 	h.Set("Content-Type", "text/event-stream")

@@ -59,17 +59,12 @@ func (h handler) pullModel(c *gin.Context) {
 		modelError(c, err)
 		return
 	}
-	w := c.Writer
-	w.Header().Set("Content-Type", "text/event-stream")
-	w.Header().Set("Cache-Control", "no-cache")
-	w.Header().Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
+	startSSE(c)
 	for ev := range p.Watch(c.Request.Context()) {
 		raw, _ := json.Marshal(ev)
-		if _, err := w.Write(append(append([]byte("data: "), raw...), '\n', '\n')); err != nil {
+		if err := sseData(c.Writer, raw); err != nil {
 			return
 		}
-		w.Flush()
 	}
 }
 
@@ -142,14 +137,10 @@ func (h handler) importModel(c *gin.Context) {
 		c.JSON(http.StatusInternalServerError, gin.H{"error": "upload needs a full-duplex connection: " + err.Error()})
 		return
 	}
-	w := c.Writer
-	w.Header().Set("Content-Type", "text/event-stream")
-	w.Header().Set("Cache-Control", "no-cache")
-	w.WriteHeader(http.StatusOK)
+	startSSE(c)
 	send := func(ev models.Event) {
 		raw, _ := json.Marshal(ev)
-		w.Write(append(append([]byte("data: "), raw...), '\n', '\n'))
-		w.Flush()
+		sseData(c.Writer, raw) // a client gone shows in the upload's read
 	}
 	if err := h.Models.ImportFile(c.Request.Context(), in, c.Request.Body, send); err != nil {
 		send(models.Event{Model: models.Canonical(in.Name), Status: "error", Error: err.Error(), Done: true})
