@@ -46,6 +46,13 @@
   });
 })();
 
+// showResult shows an outcome ("ok" or "error") in the form's result box.
+function showResult(el, kind, text) {
+  el.className = "alert " + kind;
+  el.textContent = text;
+  el.hidden = false;
+}
+
 function mb(n) {
   if (n < 1e4) {
     return n + " bytes";
@@ -89,12 +96,6 @@ function setupImport(form, csrf) {
   const result = document.getElementById("import-result");
   const submit = document.getElementById("import-submit");
 
-  function show(kind, text) {
-    result.className = "alert " + kind;
-    result.textContent = text;
-    result.hidden = false;
-  }
-
   function step(text) {
     const last = steps.lastElementChild;
     if (last && last.dataset.text === text) {
@@ -115,7 +116,7 @@ function setupImport(form, csrf) {
     if (last) {
       last.className = ok ? "done" : "failed";
     }
-    show(ok ? "ok" : "error", text);
+    showResult(result, ok ? "ok" : "error", text);
     submit.disabled = false;
     submit.textContent = "Import";
   }
@@ -129,7 +130,7 @@ function setupImport(form, csrf) {
     const problem = checkName(form, name) || (file ? "" : "choose a GGUF file to import") || p.error || "";
     if (problem) {
       box.hidden = true;
-      show("error", problem);
+      showResult(result, "error", problem);
       return;
     }
     const q = new URLSearchParams({ name: name, file: file.name });
@@ -251,9 +252,7 @@ function setupPull(form, csrf) {
   const result = document.getElementById("pull-result");
   const submit = document.getElementById("pull-submit");
   function finish(kind, text) {
-    result.className = "alert " + kind;
-    result.textContent = text;
-    result.hidden = false;
+    showResult(result, kind, text);
     submit.disabled = false;
   }
   form.addEventListener("submit", function (e) {
