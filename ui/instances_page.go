@@ -77,11 +77,15 @@ func (a *admin) instancesView() instancesView {
 	return v
 }
 
+// whenLayout is how the instance pages write a moment: recent, so the
+// day and the second, not the year.
+const whenLayout = "Jan 2 15:04:05"
+
 func sinceText(t time.Time) string {
 	if t.IsZero() {
 		return ""
 	}
-	return "since " + t.Local().Format("Jan 2 15:04:05")
+	return "since " + t.Local().Format(whenLayout)
 }
 
 func (a *admin) instancesPage(c *gin.Context) {
@@ -192,7 +196,7 @@ func (a *admin) instancePage(c *gin.Context) {
 	}
 	d := instanceDetail{Row: v.Rows[i], Done: c.Query("done")}
 	for _, ev := range a.Engine.Events(name) {
-		d.Events = append(d.Events, eventRow{At: ev.At.Local().Format("Jan 2 15:04:05"), Change: string(ev.From) + " → " + string(ev.To), Reason: ev.Reason})
+		d.Events = append(d.Events, eventRow{At: ev.At.Local().Format(whenLayout), Change: string(ev.From) + " → " + string(ev.To), Reason: ev.Reason})
 	}
 	ctx, cancel := context.WithTimeout(c.Request.Context(), 5*time.Second)
 	defer cancel()
